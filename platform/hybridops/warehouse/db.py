@@ -27,10 +27,11 @@ def connect(db_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute(
+    # fetchall, not fetchone: an unfinished result blocks a later register() on the same connection.
+    rows = con.execute(
         "select count(*) from information_schema.tables where table_name = ?", [table]
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def replace_rows(
