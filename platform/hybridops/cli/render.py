@@ -1,0 +1,87 @@
+"""Terminal output of the CLI: progress while the pipeline runs and the summary tables after."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hybridops.orchestration.summary import RunSummary
+
+console = Console()
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task = progress.add_task("starting", total=None)
+
+    def start(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def step(self, label: str) -> None:
+        self._progress.update(self._task, description=f"running {label}")
+
+    def done(self, label: str) -> None:
+        self._progress.advance(self._task)
+        self._progress.console.log(f"[green]✓[/] {label}")
+
+
+@contextmanager
+def progress_reporter() -> Iterator[_RichProgress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield _RichProgress(progress)
+
+
+def print_summary(summary: RunSummary) -> None:
+    colour = {"success": "green", "blocked": "yellow", "failed": "red"}[summary.status]
+    months = f"{summary.months[0]}..{summary.months[-1]}" if summary.months else "-"
+    table = Table(title=f"hybridops run {months}: [{colour}]{summary.status}[/]", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("rows ingested", f"{summary.rows_ingested:,}")
+    table.add_row("rows quarantined", f"{summary.rows_quarantined:,}")
+    for name, count in sorted(summary.quarantined_by_table.items()):
+        table.add_row(f"  {name}", f"{count:,}")
+    table.add_row("warehouse rows (fct_flights)", f"{summary.warehouse_rows:,}")
+    failed = [c for c in summary.checks if not c.passed]
+    table.add_row("asset checks", f"{len(summary.checks) - len(failed)} passed / {len(failed)} failed")
+    rules = Counter(f"{v.rule} ({v.severity})" for v in summary.spc_violations)
+    table.add_row("SPC violations", ", ".join(f"{r}: {n}" for r, n in sorted(rules.items())) or "none")
+    table.add_row("features materialized (online rows)", f"{summary.features_materialized:,}")
+    if summary.report_path:
+        table.add_row("report", summary.report_path)
+    table.add_row("total seconds", f"{summary.total_seconds:.1f}")
+    console.print(table)
+
+    stages = Table(title="seconds per stage")
+    stages.add_column("stage")
+    stages.add_column("seconds", justify="right")
+    for stage, seconds in sorted(summary.stage_seconds.items(), key=lambda item: -item[1]):
+        stages.add_row(stage, f"{seconds:.2f}")
+    console.print(stages)
+
+    if failed:
+        checks = Table(title="failed checks")
+        for column in ("asset", "partition", "check", "severity", "message"):
+            checks.add_column(column)
+        for check in failed[:30]:
+            checks.add_row(
+                check.asset, check.partition or "-", check.name, check.severity, check.message[:120]
+            )
+        if len(failed) > 30:
+            checks.caption = f"{len(failed) - 30} more in --json output"
+        console.print(checks)
+    for problem in summary.problems:
+        console.print(f"[{colour}]{summary.status}:[/] {problem}")

@@ -1,0 +1,46 @@
+"""The run summary: what ``hybridops run`` prints and writes with ``--json``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class CheckSummary(BaseModel):
+    asset: str
+    name: str
+    passed: bool
+    severity: Literal["ERROR", "WARN"]
+    partition: str | None = None
+    blocking: bool = False
+    message: str = ""
+
+
+class SpcViolationSummary(BaseModel):
+    month_key: str
+    day: str
+    metric: str
+    rule: str
+    severity: str
+    value: float
+    detail: str
+
+
+class RunSummary(BaseModel):
+    """Outcome of one ``hybridops run`` over a range of monthly partitions."""
+
+    status: Literal["success", "failed", "blocked"]
+    months: list[str]
+    run_ids: list[str] = Field(default_factory=list)
+    rows_ingested: int = 0
+    rows_quarantined: int = 0
+    quarantined_by_table: dict[str, int] = Field(default_factory=dict)
+    checks: list[CheckSummary] = Field(default_factory=list)
+    spc_violations: list[SpcViolationSummary] = Field(default_factory=list)
+    features_materialized: int = 0
+    warehouse_rows: int = 0
+    report_path: str | None = None
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    total_seconds: float = 0.0
+    problems: list[str] = Field(default_factory=list, description="What blocked or failed, in plain words.")
