@@ -56,8 +56,21 @@ class SpcSettings(_Section):
     baseline_days: int = Field(
         31, ge=8, description="Days in the baseline window that fixes centre lines and limits."
     )
-    sigma: float = Field(3.0, gt=0, description="Control limits at centre ± sigma × σ̂ (σ̂ = MR̄/1.128).")
+    sigma: float = Field(3.0, gt=0, description="Control limits at centre +/- sigma * sigma_hat (sigma_hat = mean moving range / 1.128).")
     ewma_lambda: float = Field(0.2, gt=0, le=1, description="Smoothing weight of the EWMA chart.")
+    ewma_width: float = Field(
+        3.0,
+        gt=0,
+        description="L of the EWMA limits: centre +/- L * sigma_hat * sqrt(lam/(2-lam) * (1-(1-lam)^(2i))).",
+    )
+    min_baseline_points: int = Field(
+        8,
+        ge=2,
+        description=(
+            "A metric with fewer points in the baseline window is charted against its own month "
+            "(a provisional baseline)."
+        ),
+    )
     rule_severity: dict[str, Severity] = Field(
         default_factory=lambda: {
             "rule1": "ERROR",
@@ -99,6 +112,13 @@ class FeastSettings(_Section):
     )
     online_store: OnlineStore = Field(default_factory=SqliteOnlineStore)
     online_write_batch_size: int = Field(10_000, gt=0, description="Rows per online-store write batch.")
+    offline_store: Literal["duckdb", "dask"] = Field(
+        "duckdb",
+        description=(
+            "Feast offline store over the Parquet feature tables: duckdb (needs feast's duckdb extra, "
+            "ibis-framework) or dask (Feast's file store; hybridops queries it one view at a time)."
+        ),
+    )
 
 
 class MlflowSettings(_Section):
