@@ -56,7 +56,11 @@ class SpcSettings(_Section):
     baseline_days: int = Field(
         31, ge=8, description="Days in the baseline window that fixes centre lines and limits."
     )
-    sigma: float = Field(3.0, gt=0, description="Control limits at centre +/- sigma * sigma_hat (sigma_hat = mean moving range / 1.128).")
+    sigma: float = Field(
+        3.0,
+        gt=0,
+        description="Limits at centre +/- sigma * sigma_hat, sigma_hat = mean moving range / 1.128.",
+    )
     ewma_lambda: float = Field(0.2, gt=0, le=1, description="Smoothing weight of the EWMA chart.")
     ewma_width: float = Field(
         3.0,
@@ -72,7 +76,7 @@ class SpcSettings(_Section):
         ),
     )
     rule_severity: dict[str, Severity] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: {  # type: ignore[arg-type]
             "rule1": "ERROR",
             "rule2": "WARN",
             "rule3": "WARN",

@@ -6,6 +6,7 @@ import itertools
 import math
 
 import pytest
+
 from hybridops.spc.charts import D2, ewma_chart, individuals_limits, limits_from
 
 

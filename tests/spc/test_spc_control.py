@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+
 from hybridops.settings import SpcSettings
 from hybridops.spc.charts import individuals_limits
 from hybridops.spc.control import POINT_COLUMNS, VIOLATION_COLUMNS, control_chart_markdown, evaluate

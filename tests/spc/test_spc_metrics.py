@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from hybridops.settings import SpcSettings
 from hybridops.spc.control import evaluate
 from hybridops.spc.metrics import METRIC_DESCRIPTIONS, METRIC_NAMES, METRICS, daily_metrics
