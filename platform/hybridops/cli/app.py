@@ -67,10 +67,10 @@ def ui(
     port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
 ) -> None:
     """Open the Dagster UI on the same instance that ``hybridops run`` uses."""
+    import os
+
     from hybridops.orchestration.instance import webserver_command
     from hybridops.settings import load_settings
-
-    import os
 
     settings = load_settings()
     command, env = webserver_command(settings, host=host, port=port)

@@ -73,7 +73,11 @@ def run_config_for(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {"home": str(settings.home_dir)}
     if settings.source_dir:
         config["source_dir"] = str(settings.source_dir.expanduser().resolve())
-    return {"resources": {"hybridops": {"config": config}}}
+    # Dagster's console logger defaults to DEBUG; the CLI shows its own progress instead.
+    return {
+        "resources": {"hybridops": {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
 
 
 def run_pipeline(settings: Settings, months: list[str], progress: Progress | None = None) -> RunSummary:
@@ -89,6 +93,7 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     started = time.perf_counter()
     defs = load_definitions()
     stage_of = _stage_by_step(defs)
+    blocking = _blocking_checks(defs)
     summary = RunSummary(status="success", months=months)
     plan = plan_runs(months)
     progress.start(len(plan))
@@ -103,7 +108,7 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
                 raise_on_error=False,
                 tags={"hybridops/launched_by": "hybridops run"},
             )
-            _collect(summary, result, planned, instance, stage_of)
+            _collect(summary, result, planned, instance, stage_of, blocking)
             progress.done(planned.label)
             if summary.status != "success":
                 break
@@ -130,12 +135,11 @@ def _collect(
     planned: PlannedRun,
     instance: dg.DagsterInstance,
     stage_of: dict[str, str],
+    blocking: set[tuple[dg.AssetKey, str]],
 ) -> None:
     summary.run_ids.append(result.run_id)
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        if materialization is None:
-            continue
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         summary.rows_ingested += int(metadata.get("rows_read", 0) or 0)
         quarantined = int(metadata.get("rows_quarantined", 0) or 0)
@@ -148,7 +152,6 @@ def _collect(
         if "report_html" in metadata:
             summary.report_path = str(metadata["report_html"])
 
-    blocking = _blocking_checks(result)
     for evaluation in result.get_asset_check_evaluations():
         check = CheckSummary(
             asset=evaluation.asset_key.to_user_string(),
@@ -182,13 +185,13 @@ def _collect(
         summary.stage_seconds[stage] = round(summary.stage_seconds.get(stage, 0.0) + value, 3)
 
 
-def _blocking_checks(result: dg.ExecuteInProcessResult) -> set[tuple[dg.AssetKey, str]]:
-    specs = set()
-    for assets_def in result.job_def.asset_layer.assets_defs_by_key.values():
-        for spec in assets_def.check_specs:
-            if spec.blocking:
-                specs.add((spec.asset_key, spec.name))
-    return specs
+def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:
+    return {
+        (spec.asset_key, spec.name)
+        for assets_def in defs.assets or ()
+        for spec in getattr(assets_def, "check_specs", ())
+        if spec.blocking
+    }
 
 
 def _add_spc_violations(summary: RunSummary, settings: Settings, months: list[str]) -> None:

@@ -1,0 +1,22 @@
+"""The hybridops code location: one graph for the data team's and the ML team's assets."""
+
+import dagster as dg
+
+from dagster_project import features, ingest, quality, spc, warehouse
+from dagster_project.jobs import dimensions_job, monthly_job, report_job
+from dagster_project.resources import HybridopsResource
+
+defs = dg.Definitions(
+    assets=[
+        *ingest.raw_assets,
+        *quality.validated_assets,
+        spc.spc_daily_metrics,
+        warehouse.fct_flights,
+        warehouse.on_time_report,
+        features.feature_tables,
+        features.feast_registry,
+        features.online_features,
+    ],
+    jobs=[dimensions_job, monthly_job, report_job],
+    resources={"hybridops": HybridopsResource()},
+)
