@@ -1,0 +1,133 @@
+"""Feast definitions of the shared flight features (entities, sources, views and the feature service).
+
+The Parquet sources live under the warehouse's Parquet root
+(``<parquet_root>/features/<view>/month_key=<YYYY-MM|static>/data.parquet``, written by
+``hybridops.features.compute.build_feature_tables``). Nothing here reads the environment: the platform calls
+``definitions(settings.parquet_dir)`` (see ``hybridops.features.store.apply_definitions``), so every path
+follows the configured ``HYBRIDOPS_HOME``.
+
+The module-level objects exist only for the Feast CLI (``feast apply`` in this folder collects module
+globals); they point at the default state directory of a source checkout, ``<repo>/.hybridops``, which
+matches ``feature_store.yaml`` here. With another home, apply through hybridops instead of the CLI.
+
+Every timestamp is naive UTC (the warehouse's one clock). Views and their event timestamps:
+
+* ``origin_weather`` (entity ``origin``): hourly weather observed at ``time_hour``; ttl 3 h.
+* ``carrier_delay_stats`` (entity ``carrier``): one row per carrier and local day D at D 00:00
+  America/New_York (in UTC), over flights whose delay was known before that instant; ttl 2 days.
+* ``route_delay_stats`` (entity ``route``, e.g. ``EWR-IAH``): the same over 28 days; ttl 2 days.
+* ``plane_profile`` (entity ``tailnum``): static reference data from the planes table, stamped with the
+  fixed 2013-01-01 00:00 UTC (before every flight of the data) and no ttl (never expires).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
+from feast.types import Float64, Int64
+
+FEATURE_SERVICE = "flight_delay_v1"
+TIMESTAMP_FIELD = "event_timestamp"
+
+# Feature names per view, in a fixed order (also the column order of hybridops' feature frames).
+VIEW_FEATURES: dict[str, dict[str, Any]] = {
+    "origin_weather": {
+        "temp": Float64,
+        "dewp": Float64,
+        "humid": Float64,
+        "wind_speed": Float64,
+        "wind_gust": Float64,
+        "precip": Float64,
+        "pressure": Float64,
+        "visib": Float64,
+    },
+    "carrier_delay_stats": {
+        "carrier_flights_7d": Int64,
+        "carrier_dep_delay_mean_7d": Float64,
+        "carrier_delay_rate_7d": Float64,
+        "carrier_cancel_rate_7d": Float64,
+        "carrier_delay_rate_28d": Float64,
+    },
+    "route_delay_stats": {
+        "route_flights_28d": Int64,
+        "route_dep_delay_mean_28d": Float64,
+        "route_delay_rate_28d": Float64,
+    },
+    "plane_profile": {
+        "plane_year": Int64,
+        "plane_seats": Int64,
+        "plane_engines": Int64,
+        "plane_age_years": Int64,
+    },
+}
+VIEW_ENTITY: dict[str, str] = {
+    "origin_weather": "origin",
+    "carrier_delay_stats": "carrier",
+    "route_delay_stats": "route",
+    "plane_profile": "tailnum",
+}
+VIEW_TTL: dict[str, timedelta] = {
+    "origin_weather": timedelta(hours=3),
+    "carrier_delay_stats": timedelta(days=2),
+    "route_delay_stats": timedelta(days=2),
+    "plane_profile": timedelta(0),  # Feast: a ttl of 0 never expires (static reference data)
+}
+ENTITY_DESCRIPTIONS: dict[str, str] = {
+    "origin": "Origin airport FAA code (EWR, JFK, LGA).",
+    "carrier": "Two-letter carrier code.",
+    "route": "Origin and destination airport codes, 'ORIGIN-DEST'.",
+    "tailnum": "Plane tail number.",
+}
+
+
+def source_path(parquet_root: Path, view: str) -> str:
+    """Glob over every monthly (and the ``static``) partition of one feature table."""
+    return str(Path(parquet_root) / "features" / view / "*" / "data.parquet")
+
+
+def definitions(parquet_root: Path) -> list[Any]:
+    """All Feast objects, with sources under ``parquet_root`` (entities, views, then the service)."""
+    entities = {
+        name: Entity(name=name, join_keys=[name], value_type=ValueType.STRING, description=text)
+        for name, text in ENTITY_DESCRIPTIONS.items()
+    }
+    views = []
+    for view, features in VIEW_FEATURES.items():
+        entity = VIEW_ENTITY[view]
+        source = FileSource(
+            name=f"{view}_source",
+            path=source_path(parquet_root, view),
+            file_format=ParquetFormat(),
+            timestamp_field=TIMESTAMP_FIELD,
+        )
+        views.append(
+            FeatureView(
+                name=view,
+                entities=[entities[entity]],
+                ttl=VIEW_TTL[view],
+                schema=[Field(name=name, dtype=dtype) for name, dtype in features.items()],
+                source=source,
+                online=True,
+            )
+        )
+    service = FeatureService(name=FEATURE_SERVICE, features=views)
+    return [*entities.values(), *views, service]
+
+
+# --- module-level objects for the Feast CLI only (default home of a source checkout) ---------------
+_DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "warehouse" / "parquet"
+(
+    origin,
+    carrier,
+    route,
+    tailnum,
+    origin_weather,
+    carrier_delay_stats,
+    route_delay_stats,
+    plane_profile,
+    flight_delay_v1,
+) = definitions(_DEFAULT_PARQUET_ROOT)

@@ -1,0 +1,228 @@
+"""Feature tables computed from the warehouse with DuckDB SQL, written as Parquet for Feast.
+
+One clock: every timestamp is naive UTC. A month's feature rows are those whose ``event_timestamp`` falls in
+the *local* (America/New_York) month, i.e. ``[M-01 00:00 NY, (M+1)-01 00:00 NY)`` converted to UTC, which
+matches the warehouse's local ``month_key`` partitions of flights and weather.
+
+Point-in-time rules (no feature uses anything not known before the flight's scheduled departure):
+
+* ``origin_weather``: the hourly observation, stamped with ``weather.time_hour`` (the hour it describes).
+* ``carrier_delay_stats`` / ``route_delay_stats``: one row per entity and local day D, stamped
+  ``T = D 00:00 America/New_York`` in UTC. A flight's outcome is *known* at
+  ``known_at = sched_dep_utc + dep_delay minutes`` (cancelled or without a departure delay:
+  ``sched_dep_utc``); the stats at T use flights with ``known_at`` in ``[T - N days, T)``. Delay means and
+  rates are over departed flights (``delayed_15`` not null), the cancel rate over all flights. A row exists
+  for an entity and day when at least one flight is known in the longest (28-day) window.
+  Windows that reach into earlier months read whatever earlier months ``fct_flights`` holds, so the first
+  loaded month's first weeks see shorter histories; for the same loaded data the result is deterministic.
+* ``plane_profile``: static reference data from ``planes`` stamped with the fixed ``STATIC_EVENT_TIMESTAMP``
+  (2013-01-01 00:00 UTC, before every flight of the data set), written once as partition ``static``;
+  ``plane_age_years = 2013 - year``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+
+from hybridops.warehouse.db import write_parquet_partition
+
+LOCAL_TZ = ZoneInfo("America/New_York")
+UTC = ZoneInfo("UTC")
+STATIC_PARTITION = "static"
+STATIC_EVENT_TIMESTAMP = datetime(2013, 1, 1, 0, 0)
+REFERENCE_YEAR = STATIC_EVENT_TIMESTAMP.year
+
+MONTHLY_VIEWS = ("origin_weather", "carrier_delay_stats", "route_delay_stats")
+STATIC_VIEWS = ("plane_profile",)
+
+
+def local_midnight_utc(day: date) -> datetime:
+    """``day`` 00:00 in New York as a naive UTC timestamp."""
+    local = datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ)
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def _month_days(month_key: str) -> list[date]:
+    year, month = (int(part) for part in month_key.split("-"))
+    first = date(year, month, 1)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return [first + timedelta(days=i) for i in range((following - first).days)]
+
+
+def month_window(month_key: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` of a local month in naive UTC."""
+    days = _month_days(month_key)
+    return local_midnight_utc(days[0]), local_midnight_utc(days[-1] + timedelta(days=1))
+
+
+def _day_grid(month_key: str) -> pd.DataFrame:
+    days = _month_days(month_key)
+    return pd.DataFrame(
+        {
+            "day": days,
+            "event_timestamp": pd.to_datetime([local_midnight_utc(d) for d in days]),
+        }
+    )
+
+
+_KNOWN_FLIGHTS = """
+    select {key} as entity,
+           case when cancelled or dep_delay is null then sched_dep_utc
+                else sched_dep_utc + to_microseconds(cast(round(dep_delay * 60000000) as bigint))
+           end as known_at,
+           cancelled,
+           dep_delay,
+           delayed_15
+    from fct_flights
+    where {key} is not null
+"""
+
+
+def _window_stats_sql(key: str, long_days: int) -> str:
+    """Per entity and day: every flight known in ``[T - long_days, T)`` with its age flags."""
+    return f"""
+        with known as ({_KNOWN_FLIGHTS.format(key=key)}),
+        joined as (
+            select k.entity, g.event_timestamp, k.cancelled, k.dep_delay, k.delayed_15,
+                   k.known_at >= g.event_timestamp - interval {{short_days}} day as in_short
+            from _day_grid g
+            join known k
+              on k.known_at >= g.event_timestamp - interval {long_days} day
+             and k.known_at < g.event_timestamp
+        )
+    """
+
+
+def _carrier_sql() -> str:
+    base = _window_stats_sql("carrier", 28).format(short_days=7)
+    return (
+        base
+        + """
+        select entity as carrier,
+               event_timestamp,
+               cast(count(*) filter (where in_short) as bigint) as carrier_flights_7d,
+               avg(dep_delay) filter (where in_short and delayed_15 is not null)
+                   as carrier_dep_delay_mean_7d,
+               avg(cast(delayed_15 as double)) filter (where in_short) as carrier_delay_rate_7d,
+               avg(cast(cancelled as double)) filter (where in_short) as carrier_cancel_rate_7d,
+               avg(cast(delayed_15 as double)) as carrier_delay_rate_28d
+        from joined
+        group by entity, event_timestamp
+        order by carrier, event_timestamp
+    """
+    )
+
+
+def _route_sql() -> str:
+    base = _window_stats_sql("route", 28).format(short_days=28)
+    return (
+        base
+        + """
+        select entity as route,
+               event_timestamp,
+               cast(count(*) as bigint) as route_flights_28d,
+               avg(dep_delay) filter (where delayed_15 is not null) as route_dep_delay_mean_28d,
+               avg(cast(delayed_15 as double)) as route_delay_rate_28d
+        from joined
+        group by entity, event_timestamp
+        order by route, event_timestamp
+    """
+    )
+
+
+_WEATHER_SQL = """
+    select origin,
+           time_hour as event_timestamp,
+           cast(temp as double) as temp,
+           cast(dewp as double) as dewp,
+           cast(humid as double) as humid,
+           cast(wind_speed as double) as wind_speed,
+           cast(wind_gust as double) as wind_gust,
+           cast(precip as double) as precip,
+           cast(pressure as double) as pressure,
+           cast(visib as double) as visib
+    from weather
+    where time_hour >= ? and time_hour < ? and origin is not null
+    order by origin, event_timestamp
+"""
+
+_PLANES_SQL = f"""
+    select tailnum,
+           cast(? as timestamp) as event_timestamp,
+           cast(year as bigint) as plane_year,
+           cast(seats as bigint) as plane_seats,
+           cast(engines as bigint) as plane_engines,
+           cast({REFERENCE_YEAR} - year as bigint) as plane_age_years
+    from planes
+    where tailnum is not null
+    order by tailnum
+"""
+
+_INT_COLUMNS = {
+    "carrier_flights_7d",
+    "route_flights_28d",
+    "plane_year",
+    "plane_seats",
+    "plane_engines",
+    "plane_age_years",
+}
+
+
+def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stable Parquet types: nullable int64 counts, naive microsecond timestamps."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if column in _INT_COLUMNS:
+            frame[column] = frame[column].astype("Int64")
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"]).astype("datetime64[us]")
+    return frame
+
+
+def compute_view(con: duckdb.DuckDBPyConnection, view: str, month_key: str) -> pd.DataFrame:
+    """The rows of one feature view (``month_key`` is ignored for the static ``plane_profile``)."""
+    start, end = month_window(month_key)
+    if view == "origin_weather":
+        frame = con.execute(_WEATHER_SQL, [start, end]).df()
+    elif view == "plane_profile":
+        frame = con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df()
+    else:
+        sql = {"carrier_delay_stats": _carrier_sql, "route_delay_stats": _route_sql}[view]()
+        con.register("_day_grid", _day_grid(month_key))
+        try:
+            frame = con.execute(sql).df()
+        finally:
+            con.unregister("_day_grid")
+    return _normalise(frame)
+
+
+def _write(frame: pd.DataFrame, root: Path, view: str, partition: str) -> None:
+    if len(frame):
+        write_parquet_partition(frame, root, view, partition)
+    else:  # an empty month leaves no (stale or schema-less) file behind
+        (root / view / f"month_key={partition}" / "data.parquet").unlink(missing_ok=True)
+
+
+def build_feature_tables(
+    con: duckdb.DuckDBPyConnection, parquet_root: Path, month_key: str
+) -> dict[str, int]:
+    """Compute every feature view's rows of ``month_key`` and write them as Parquet partitions.
+
+    Writes ``<parquet_root>/features/<view>/month_key=<month_key>/data.parquet`` for the monthly views and
+    ``month_key=static`` for ``plane_profile``; re-running overwrites (idempotent). Returns rows per view.
+    """
+    root = Path(parquet_root) / "features"
+    counts: dict[str, int] = {}
+    for view in MONTHLY_VIEWS:
+        frame = compute_view(con, view, month_key)
+        _write(frame, root, view, month_key)
+        counts[view] = len(frame)
+    for view in STATIC_VIEWS:
+        frame = compute_view(con, view, month_key)
+        _write(frame, root, view, STATIC_PARTITION)
+        counts[view] = len(frame)
+    return counts

@@ -1,0 +1,231 @@
+"""The shared Feast feature store: configuration from settings, apply, materialize and retrieval.
+
+hybridops never reads ``feature_store.yaml``; it builds a ``RepoConfig`` from ``Settings`` (registry, the
+online store chosen by the ``feast.online_store`` union, the DuckDB offline store) and applies the objects
+of ``dagster_project/feature_repo/flight_features.py`` with sources under ``settings.parquet_dir``.
+
+Feast 0.67 behaviours this module works around (see the tests):
+
+* ``get_historical_features`` may drop entity rows without a feature value in the ttl window; the wrapper
+  left-joins the result back onto the entity frame by ``flight_id`` and asserts the row count.
+* The online store does not apply ttls on reads and its responses order features their own way; the
+  wrapper matches features by name. Materialize months in order: the SQLite/Redis upsert keeps the last
+  written value, not the newest event.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import datetime, timedelta
+from functools import singledispatch
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import duckdb
+import numpy as np
+import pandas as pd
+from feast import FeatureService, FeatureStore, RepoConfig
+
+from hybridops.features.compute import STATIC_VIEWS, month_window
+from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
+
+FEATURE_REPO_MODULE = "flight_features"
+ENTITY_COLUMNS = ["origin", "carrier", "route", "tailnum"]
+ENTITY_DF_COLUMNS = ["flight_id", *ENTITY_COLUMNS, "event_timestamp"]
+_EPOCH = datetime(1970, 1, 1)
+_REQUEST_ID = "_hybridops_request_id"
+
+
+# --- configuration ---------------------------------------------------------------------------------
+def feature_repo_dir() -> Path:
+    """``dagster_project/feature_repo`` (found without importing ``dagster_project``)."""
+    spec = importlib.util.find_spec("dagster_project")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("dagster_project is not installed; the Feast repo lives in its feature_repo/")
+    return Path(next(iter(spec.submodule_search_locations))) / "feature_repo"
+
+
+def load_definitions_module() -> ModuleType:
+    """Import ``feature_repo/flight_features.py`` by path (the folder is deliberately not a package)."""
+    name = f"_hybridops_feature_repo_{FEATURE_REPO_MODULE}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = feature_repo_dir() / f"{FEATURE_REPO_MODULE}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import Feast definitions from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@singledispatch
+def online_store_config(store: object, settings: Settings) -> dict[str, Any]:
+    """Feast's ``online_store`` block for one member of the ``feast.online_store`` settings union."""
+    raise TypeError(f"unsupported online store settings: {type(store).__name__}")
+
+
+@online_store_config.register
+def _(store: SqliteOnlineStore, settings: Settings) -> dict[str, Any]:
+    path = Path(store.path).expanduser() if store.path else settings.feast_dir / "online.db"
+    return {"type": "sqlite", "path": str(path.resolve())}
+
+
+@online_store_config.register
+def _(store: RedisOnlineStore, settings: Settings) -> dict[str, Any]:
+    return {"type": "redis", "connection_string": store.connection_string}
+
+
+# URL scheme of ``feast.registry`` -> Feast registry type; anything else is a file path.
+_SQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres")
+
+
+def registry_config(settings: Settings) -> dict[str, Any]:
+    """File registry at ``<home>/feast/registry.db`` by default, the SQL registry for ``postgresql://``."""
+    registry = settings.feast.registry
+    if registry and urlparse(registry).scheme in _SQL_SCHEMES:
+        return {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
+    path = Path(registry).expanduser() if registry else settings.feast_dir / "registry.db"
+    return {"registry_type": "file", "path": str(path.resolve()), "cache_ttl_seconds": 0}
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The ``RepoConfig`` of hybridops' feature store, built from settings only."""
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return RepoConfig(
+        project=settings.feast.project,
+        provider="local",
+        registry=registry_config(settings),
+        online_store=online_store_config(settings.feast.online_store, settings),
+        offline_store={"type": settings.feast.offline_store},
+        entity_key_serialization_version=3,
+        materialization={"online_write_batch_size": settings.feast.online_write_batch_size},
+        repo_path=feature_repo_dir(),
+    )
+
+
+def feature_store(settings: Settings) -> FeatureStore:
+    """A ``FeatureStore`` configured from settings."""
+    return FeatureStore(config=repo_config(settings))
+
+
+# --- apply and materialize -------------------------------------------------------------------------
+def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
+    """Register entities, views and the feature service (sources under ``settings.parquet_dir``)."""
+    objects = load_definitions_module().definitions(settings.parquet_dir)
+    store.apply(objects)
+    return [obj.name for obj in objects]
+
+
+def _feature_service(store: FeatureStore) -> FeatureService:
+    return store.get_feature_service(load_definitions_module().FEATURE_SERVICE)
+
+
+def _view_path(store: FeatureStore, view: str) -> str:
+    source = store.get_feature_view(view).batch_source
+    return str(source.path)  # type: ignore[union-attr]
+
+
+def _rows_in_window(path: str, entity: str, start: datetime, end: datetime) -> int:
+    """Distinct entities with an event in ``[start, end]``: what Feast writes to the online store."""
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            f"""select count(distinct "{entity}") from read_parquet(?, hive_partitioning = false)
+                where event_timestamp >= ? and event_timestamp <= ?""",
+            [path, start, end],
+        ).fetchone()
+    except duckdb.IOException:  # no partition written yet
+        return 0
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
+def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
+    """Load the latest value per entity of the month's local window into the online store.
+
+    The monthly views use ``[month start, month end)`` (local New York month in UTC); static views
+    (``plane_profile``) everything up to the month end. Returns the number of online rows (entities)
+    written per view.
+    """
+    module = load_definitions_module()
+    start, end = month_window(month_key)
+    last = end - timedelta(microseconds=1)  # Feast's materialization window is inclusive at both ends
+    counts: dict[str, int] = {}
+    for view, entity in module.VIEW_ENTITY.items():
+        view_start = _EPOCH if view in STATIC_VIEWS else start
+        counts[view] = _rows_in_window(_view_path(store, view), entity, view_start, last)
+        if counts[view]:
+            store.materialize(start_date=view_start, end_date=last, feature_views=[view])
+    return counts
+
+
+# --- retrieval -------------------------------------------------------------------------------------
+def feature_names() -> list[str]:
+    """All features of the service, in a fixed order."""
+    module = load_definitions_module()
+    return [name for features in module.VIEW_FEATURES.values() for name in features]
+
+
+def historical_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time features for each row of ``entity_df`` (one output row per input row, same order).
+
+    ``entity_df`` has ``flight_id, origin, carrier, route, tailnum, event_timestamp`` (naive UTC); rows
+    without a value in a view's ttl window get nulls for that view.
+    """
+    missing = set(ENTITY_DF_COLUMNS) - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity_df lacks columns {sorted(missing)}")
+    if entity_df["flight_id"].duplicated().any():
+        raise ValueError("entity_df.flight_id must be unique")
+    request = entity_df[ENTITY_DF_COLUMNS].copy()
+    request["event_timestamp"] = pd.to_datetime(request["event_timestamp"])
+    if request["event_timestamp"].dt.tz is None:
+        request["event_timestamp"] = request["event_timestamp"].dt.tz_localize("UTC")
+    module = load_definitions_module()
+    result = request[["flight_id"]]
+    for view, features in module.VIEW_FEATURES.items():
+        # One view per query over distinct (entity, timestamp) rows, each with its own request id: Feast's
+        # dask store mis-joins views keyed by different entities and collapses entity rows with equal
+        # keys and timestamps, and stores may drop rows without a value. Left joins restore every row.
+        entity = module.VIEW_ENTITY[view]
+        keys = request[[entity, "event_timestamp"]].drop_duplicates().reset_index(drop=True)
+        keys[_REQUEST_ID] = np.arange(len(keys), dtype="int64")
+        if len(keys):
+            refs = [f"{view}:{name}" for name in features]
+            found = store.get_historical_features(entity_df=keys, features=refs).to_df()
+            found = found[[_REQUEST_ID, *features]].drop_duplicates(_REQUEST_ID)
+        else:
+            found = pd.DataFrame({c: pd.Series(dtype="float64") for c in [_REQUEST_ID, *features]})
+        keyed = keys.merge(found, on=_REQUEST_ID, how="left", validate="one_to_one")
+        per_flight = request[["flight_id", entity, "event_timestamp"]].merge(
+            keyed, on=[entity, "event_timestamp"], how="left", validate="many_to_one"
+        )
+        result = result.merge(per_flight[["flight_id", *features]], on="flight_id", how="left")
+        assert len(result) == len(request), f"{view}: historical features changed the number of rows"
+    result = result[["flight_id", *feature_names()]]
+    out = entity_df.merge(result, on="flight_id", how="left", validate="one_to_one")
+    assert len(out) == len(entity_df), "historical features changed the number of entity rows"
+    return out
+
+
+def online_features(store: FeatureStore, entity_rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Latest online values for each entity row (keys ``origin, carrier, route, tailnum``).
+
+    Columns are the entity keys then the features in ``feature_names()`` order, matched by name. Online
+    reads apply no ttl: a value is returned however old it is.
+    """
+    rows = [{key: row.get(key) for key in ENTITY_COLUMNS} for row in entity_rows]
+    names = feature_names()
+    if not rows:
+        return pd.DataFrame(columns=[*ENTITY_COLUMNS, *names])
+    response = store.get_online_features(features=_feature_service(store), entity_rows=rows).to_dict()
+    frame = pd.DataFrame({key: [row[key] for row in rows] for key in ENTITY_COLUMNS})
+    for name in names:
+        frame[name] = response[name]
+    return frame

@@ -1,0 +1,148 @@
+"""Feature SQL on hand-made data with hand-computed expectations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from conftest import fct_row, load_tables, planes_frame, weather_frame
+
+from hybridops.features.compute import build_feature_tables, compute_view, month_window
+
+
+def _carrier_flights() -> pd.DataFrame:
+    # Local midnight of Jan 2 is 2013-01-02 05:00 UTC (EST = UTC-5).
+    rows = [
+        fct_row(6, "2013-01-01 05:00", 0.0),  # known exactly at Jan 1 00:00 local
+        fct_row(1, "2013-01-01 12:00", 30.0),
+        fct_row(2, "2013-01-01 14:00", -5.0),  # left early: known 13:55
+        fct_row(3, "2013-01-01 20:00", None, cancelled=True),
+        fct_row(4, "2013-01-02 03:00", 180.0),  # Jan 1 22:00 local, departs past midnight: known 06:00
+        fct_row(5, "2013-01-02 04:00", 30.0),  # known 04:30 UTC, before Jan 2 00:00 local
+        fct_row(7, "2013-01-02 12:00", 10.0, carrier="UA", origin="JFK", dest="LAX"),
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def hand_made(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    weather = weather_frame(
+        [
+            ("EWR", "2013-01-01 04:00", 1.0),  # Dec 31 23:00 local: previous month
+            ("EWR", "2013-01-01 05:00", 2.0),
+            ("EWR", "2013-01-31 12:00", 3.0),
+            ("JFK", "2013-02-01 04:00", 4.0),  # Jan 31 23:00 local: still January
+            ("JFK", "2013-02-01 05:00", 5.0),  # Feb 1 00:00 local
+        ]
+    )
+    planes = planes_frame([("N1", 2003, 100, 2), ("N2", None, 50, 1)])
+    load_tables(con, _carrier_flights(), weather, planes)
+    return con
+
+
+def _at(frame: pd.DataFrame, key: str, value: str, ts: str) -> pd.Series:
+    match = frame[(frame[key] == value) & (frame["event_timestamp"] == pd.Timestamp(ts))]
+    assert len(match) == 1, f"expected one row for {value} at {ts}, got {len(match)}"
+    return match.iloc[0]
+
+
+def test_month_window_is_the_local_month_in_utc() -> None:
+    assert month_window("2013-01") == (datetime(2013, 1, 1, 5), datetime(2013, 2, 1, 5))
+    assert month_window("2013-03") == (datetime(2013, 3, 1, 5), datetime(2013, 4, 1, 4))  # DST starts
+    assert month_window("2013-12") == (datetime(2013, 12, 1, 5), datetime(2014, 1, 1, 5))
+
+
+def test_carrier_stats_use_only_known_outcomes(hand_made: duckdb.DuckDBPyConnection) -> None:
+    stats = compute_view(hand_made, "carrier_delay_stats", "2013-01")
+    aa = stats[stats["carrier"] == "AA"]
+    # Jan 1 00:00 local: flight 6 becomes known exactly at T, which the window [T-7d, T) excludes.
+    assert pd.Timestamp("2013-01-01 05:00") not in set(aa["event_timestamp"])
+
+    jan2 = _at(stats, "carrier", "AA", "2013-01-02 05:00")  # flights 6,1,2,3,5; not 4 (known 06:00)
+    assert jan2["carrier_flights_7d"] == 5
+    assert jan2["carrier_dep_delay_mean_7d"] == pytest.approx((0 + 30 - 5 + 30) / 4)
+    assert jan2["carrier_delay_rate_7d"] == pytest.approx(2 / 4)
+    assert jan2["carrier_cancel_rate_7d"] == pytest.approx(1 / 5)
+    assert jan2["carrier_delay_rate_28d"] == pytest.approx(2 / 4)
+
+    jan3 = _at(stats, "carrier", "AA", "2013-01-03 05:00")  # flight 4 is known now
+    assert jan3["carrier_flights_7d"] == 6
+    assert jan3["carrier_dep_delay_mean_7d"] == pytest.approx((0 + 30 - 5 + 30 + 180) / 5)
+    assert jan3["carrier_delay_rate_7d"] == pytest.approx(3 / 5)
+    assert jan3["carrier_cancel_rate_7d"] == pytest.approx(1 / 6)
+
+    # Jan 8: T - 7 days = Jan 1 05:00 exactly, so flight 6 (known then) is still inside.
+    jan8 = _at(stats, "carrier", "AA", "2013-01-08 05:00")
+    assert jan8["carrier_flights_7d"] == 6
+    # Jan 9: the 7-day window starts Jan 2 05:00: only flight 4 (known 06:00) remains; 28 days keep all.
+    jan9 = _at(stats, "carrier", "AA", "2013-01-09 05:00")
+    assert jan9["carrier_flights_7d"] == 1
+    assert jan9["carrier_dep_delay_mean_7d"] == pytest.approx(180)
+    assert jan9["carrier_delay_rate_7d"] == pytest.approx(1.0)
+    assert jan9["carrier_cancel_rate_7d"] == pytest.approx(0.0)
+    assert jan9["carrier_delay_rate_28d"] == pytest.approx(3 / 5)
+    # 28 days after Jan 1 05:00 the first flights leave the long window; the last (flight 4) is known
+    # Jan 2 06:00, so Jan 30 00:00 local (05:00 UTC) is the last day with a row.
+    assert aa["event_timestamp"].max() == pd.Timestamp("2013-01-30 05:00")
+    jan30 = _at(stats, "carrier", "AA", "2013-01-30 05:00")
+    assert jan30["carrier_flights_7d"] == 0
+    assert pd.isna(jan30["carrier_dep_delay_mean_7d"]) and pd.isna(jan30["carrier_delay_rate_7d"])
+    assert jan30["carrier_delay_rate_28d"] == pytest.approx(1.0)
+
+
+def test_route_stats_over_28_days(hand_made: duckdb.DuckDBPyConnection) -> None:
+    stats = compute_view(hand_made, "route_delay_stats", "2013-01")
+    jan2 = _at(stats, "route", "EWR-IAH", "2013-01-02 05:00")
+    assert jan2["route_flights_28d"] == 5
+    assert jan2["route_dep_delay_mean_28d"] == pytest.approx(55 / 4)
+    assert jan2["route_delay_rate_28d"] == pytest.approx(0.5)
+    jan29 = _at(stats, "route", "EWR-IAH", "2013-01-29 05:00")  # T-28d = Jan 1 05:00: flight 6 inside
+    assert jan29["route_flights_28d"] == 6
+    jan30 = _at(stats, "route", "EWR-IAH", "2013-01-30 05:00")  # only flight 4 (known Jan 2 06:00)
+    assert jan30["route_flights_28d"] == 1
+    lax = stats[stats["route"] == "JFK-LAX"]
+    assert lax["event_timestamp"].min() == pd.Timestamp("2013-01-03 05:00")  # known Jan 2 12:10
+
+
+def test_weather_and_planes(hand_made: duckdb.DuckDBPyConnection) -> None:
+    weather = compute_view(hand_made, "origin_weather", "2013-01")
+    assert sorted(zip(weather["origin"], weather["temp"], strict=True)) == [
+        ("EWR", 2.0),
+        ("EWR", 3.0),
+        ("JFK", 4.0),
+    ]
+    planes = compute_view(hand_made, "plane_profile", "2013-01").set_index("tailnum")
+    assert planes.loc["N1", "plane_age_years"] == 10
+    assert pd.isna(planes.loc["N2", "plane_age_years"]) and pd.isna(planes.loc["N2", "plane_year"])
+    assert (planes["event_timestamp"] == pd.Timestamp("2013-01-01 00:00")).all()
+
+
+def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    root = tmp_path / "parquet"
+    first = build_feature_tables(hand_made, root, "2013-01")
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
+    assert files == [
+        "features/carrier_delay_stats/month_key=2013-01/data.parquet",
+        "features/origin_weather/month_key=2013-01/data.parquet",
+        "features/plane_profile/month_key=static/data.parquet",
+        "features/route_delay_stats/month_key=2013-01/data.parquet",
+    ]
+    snapshot = {f: pd.read_parquet(root / f) for f in files}
+    assert first == {
+        "origin_weather": 3,
+        "carrier_delay_stats": len(snapshot[files[0]]),
+        "route_delay_stats": len(snapshot[files[3]]),
+        "plane_profile": 2,
+    }
+    assert build_feature_tables(hand_made, root, "2013-01") == first
+    for f, frame in snapshot.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(root / f), frame)
+    # February has (almost) no inputs: the weather row of Feb 1 00:00 local and day rows from January.
+    feb = build_feature_tables(hand_made, root, "2013-02")
+    assert feb["origin_weather"] == 1
+    assert feb["carrier_delay_stats"] == 0  # every flight is known before Feb 1 - 28 days
+    assert not (root / "features/carrier_delay_stats/month_key=2013-02").exists()
+    assert build_feature_tables(hand_made, root, "2013-01") == first  # months are independent

@@ -1,0 +1,208 @@
+"""The Feast store end to end: apply, point-in-time retrieval, materialize and online reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import fct_row, load_tables, planes_frame, weather_frame
+
+from hybridops.features.compute import build_feature_tables, month_window
+from hybridops.features.store import (
+    apply_definitions,
+    feature_names,
+    feature_store,
+    historical_features,
+    materialize_month,
+    online_features,
+    registry_config,
+    repo_config,
+)
+from hybridops.settings import FeastSettings, RedisOnlineStore, Settings
+
+HAS_IBIS = importlib.util.find_spec("ibis") is not None
+BACKENDS = [
+    pytest.param("duckdb", marks=pytest.mark.skipif(not HAS_IBIS, reason="feast[duckdb] (ibis) missing")),
+    "dask",
+]
+
+
+def test_repo_config_follows_settings(tmp_path: Path) -> None:
+    assert Settings(home=tmp_path).feast.offline_store == "duckdb"
+    settings = Settings(home=tmp_path, feast=FeastSettings(offline_store="duckdb" if HAS_IBIS else "dask"))
+    config = repo_config(settings)
+    assert config.online_store.type == "sqlite"
+    assert config.online_store.path == str(tmp_path.resolve() / "feast" / "online.db")
+    assert config.registry.path == str(tmp_path.resolve() / "feast" / "registry.db")
+    assert config.offline_store.type == settings.feast.offline_store
+    assert config.entity_key_serialization_version == 3
+    assert config.materialization_config.online_write_batch_size == 10_000
+
+    cluster = Settings(
+        home=tmp_path,
+        feast=FeastSettings(
+            registry="postgresql://feast:pw@db:5432/feast",
+            online_store=RedisOnlineStore(connection_string="redis:6379"),
+            online_write_batch_size=500,
+            offline_store="dask",
+        ),
+    )
+    assert registry_config(cluster)["registry_type"] == "sql"
+    config = repo_config(cluster)
+    assert config.online_store.type == "redis"
+    assert config.online_store.connection_string == "redis:6379"
+    assert config.registry.registry_type == "sql"
+    assert config.materialization_config.online_write_batch_size == 500
+
+
+@pytest.fixture(params=BACKENDS)
+def leaky_store(request, con: duckdb.DuckDBPyConnection, tmp_path: Path):
+    """Hourly EWR weather whose temperature is the hour (UTC) of Jan 5, and the hand-made flights."""
+    weather = weather_frame([("EWR", f"2013-01-05 {h:02d}:00", float(h)) for h in range(10, 14)])
+    flights = pd.DataFrame(
+        [
+            fct_row(1, "2013-01-01 12:00", 30.0),
+            fct_row(2, "2013-01-04 03:00", 180.0),  # Jan 3 22:00 local, known Jan 4 06:00 UTC
+        ]
+    )
+    load_tables(con, flights, weather, planes_frame([("N1", 2003, 100, 2)]))
+    settings = Settings(home=tmp_path / "home", feast=FeastSettings(offline_store=request.param))
+    build_feature_tables(con, settings.parquet_dir, "2013-01")
+    store = feature_store(settings)
+    apply_definitions(store, settings)
+    return store
+
+
+def test_historical_features_never_leak_later_values(leaky_store) -> None:
+    entity_df = pd.DataFrame(
+        {
+            "flight_id": ["a", "b", "c", "d", "e", "f"],
+            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK", "EWR"],
+            "carrier": ["AA"] * 6,
+            "route": ["EWR-IAH"] * 6,
+            "tailnum": ["N1", "N1", None, "N1", "N1", "N1"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2013-01-05 11:30",  # between hours: 11:00's value, never 12:00's
+                    "2013-01-05 12:00",  # exactly at an observation
+                    "2013-01-05 09:59",  # before every observation
+                    "2013-01-05 16:30",  # 3.5 h after the last one: beyond the 3 h ttl
+                    "2013-01-05 11:30",  # no weather for JFK
+                    "2013-01-04 04:59",  # just before Jan 4 00:00 local
+                ]
+            ),
+        }
+    )
+    shuffled = entity_df.sample(frac=1, random_state=1).reset_index(drop=True)
+    out = historical_features(leaky_store, shuffled).set_index("flight_id")
+    assert len(out) == len(entity_df)
+    assert list(out.columns[-len(feature_names()) :]) == feature_names()
+    assert out.loc["a", "temp"] == 11.0
+    assert out.loc["b", "temp"] == 12.0
+    assert pd.isna(out.loc["c", "temp"]) and pd.isna(out.loc["d", "temp"]) and pd.isna(out.loc["e", "temp"])
+    # Carrier stats: at Jan 4 04:59 UTC the latest row is Jan 3 00:00 local (flight 1 only), and the
+    # 180-minute delay of flight 2 is not known before Jan 5 00:00 local.
+    assert out.loc["f", "carrier_flights_7d"] == 1
+    assert out.loc["f", "carrier_dep_delay_mean_7d"] == pytest.approx(30.0)
+    assert out.loc["a", "carrier_flights_7d"] == 2
+    assert out.loc["a", "carrier_dep_delay_mean_7d"] == pytest.approx(105.0)
+    assert out.loc["a", "plane_age_years"] == 10
+    assert pd.isna(out.loc["c", "plane_age_years"])
+    assert out.loc["c", "carrier_flights_7d"] == 2  # a null tailnum does not hide the other views
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def january_store(request, january_frames, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("january")
+    settings = Settings(home=tmp / "home", feast=FeastSettings(offline_store=request.param))
+    con = duckdb.connect(str(tmp / "warehouse.duckdb"))
+    try:
+        load_tables(con, *january_frames)
+        built = build_feature_tables(con, settings.parquet_dir, "2013-01")
+    finally:
+        con.close()
+    store = feature_store(settings)
+    applied = apply_definitions(store, settings)
+    written = materialize_month(store, "2013-01")
+    return settings, store, built, applied, written
+
+
+def test_apply_and_materialize_counts_match_online_store(january_store, january_frames) -> None:
+    settings, _store, built, applied, written = january_store
+    assert set(applied) == {
+        "origin", "carrier", "route", "tailnum", "origin_weather", "carrier_delay_stats",
+        "route_delay_stats", "plane_profile", "flight_delay_v1",
+    }  # fmt: skip
+    weather = january_frames[1]
+    start, end = month_window("2013-01")
+    in_window = weather[(weather["time_hour"] >= start) & (weather["time_hour"] < end)]
+    assert built["origin_weather"] == len(in_window) > 2000
+    assert written["origin_weather"] == 3
+    assert written["carrier_delay_stats"] == 16
+    assert written["plane_profile"] == built["plane_profile"]
+    with sqlite3.connect(settings.feast_dir / "online.db") as db:
+        for view, rows in written.items():
+            (online,) = db.execute(f"select count(distinct entity_key) from hybridops_{view}").fetchone()
+            assert online == rows, view
+            (cells,) = db.execute(f"select count(*) from hybridops_{view}").fetchone()
+            assert cells == rows * len(_view_features(view)), view
+
+
+def _view_features(view: str) -> list[str]:
+    from hybridops.features.store import load_definitions_module
+
+    return list(load_definitions_module().VIEW_FEATURES[view])
+
+
+def test_online_equals_offline_at_the_window_end(january_store, january_frames) -> None:
+    _settings, store, *_ = january_store
+    fct = january_frames[0]
+    sample = fct[fct["flight_date"] >= pd.Timestamp("2013-01-30").date()].sample(60, random_state=7)
+    _, end = month_window("2013-01")
+    at = end - pd.Timedelta(microseconds=1)
+    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum"]].assign(event_timestamp=at)
+    offline = historical_features(store, entity_df).reset_index(drop=True)
+    online = online_features(store, entity_df.to_dict("records"))
+    assert len(online) == len(offline) == 60
+    for name in feature_names():
+        off = offline[name].astype("float64").to_numpy()
+        on = pd.to_numeric(online[name], errors="coerce").astype("float64").to_numpy()
+        known = ~np.isnan(off)
+        assert known.mean() > 0.5, name  # most sampled entities have a value at the window end
+        np.testing.assert_allclose(on[known], off[known], err_msg=name)
+
+
+def test_historical_features_keep_every_row(january_store, january_frames) -> None:
+    settings, store, *_ = january_store
+    fct = january_frames[0]
+    size = 3000 if settings.feast.offline_store == "duckdb" else 600  # the dask store is slow
+    entity_df = (
+        fct.sample(size, random_state=3)[
+            ["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]
+        ]
+        .rename(columns={"sched_dep_utc": "event_timestamp"})
+        .reset_index(drop=True)
+    )
+    out = historical_features(store, entity_df)
+    assert len(out) == len(entity_df)
+    assert out["flight_id"].tolist() == entity_df["flight_id"].tolist()
+    # The weather feature equals a backward as-of join with a 3-hour tolerance (no later values).
+    weather = january_frames[1].sort_values("time_hour")
+    expected = pd.merge_asof(
+        entity_df.sort_values("event_timestamp"),
+        weather[["origin", "time_hour", "temp"]],
+        left_on="event_timestamp",
+        right_on="time_hour",
+        by="origin",
+        direction="backward",
+        tolerance=pd.Timedelta(hours=3),
+    ).set_index("flight_id")["temp"]
+    got = out.set_index("flight_id")["temp"]
+    pd.testing.assert_series_equal(
+        got.astype("float64"), expected.reindex(got.index).astype("float64"), check_names=False
+    )
