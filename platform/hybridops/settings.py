@@ -131,8 +131,60 @@ class MlflowSettings(_Section):
     tracking_uri: str | None = Field(
         None, description="Tracking server URI; default a SQLite store under <home>/mlflow."
     )
+    registry_uri: str | None = Field(None, description="Model registry URI; default the tracking URI.")
     experiment: str = Field("flight_delay", description="MLflow experiment name.")
     model_name: str = Field("flight_delay", description="Registered model name.")
+
+
+class TrainingSettings(_Section):
+    """Reproducible training of the flight-delay model."""
+
+    train_months: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "How many of the loaded months (from the first) train the model; the month after them is the "
+            "holdout and every later month is scored. Default: the first half of the loaded months."
+        ),
+    )
+    seed: int = Field(42, description="Seed of every random choice in training.")
+    num_boost_round: int = Field(200, ge=1, description="LightGBM boosting rounds.")
+    learning_rate: float = Field(0.05, gt=0, le=1, description="LightGBM learning rate.")
+    num_leaves: int = Field(31, ge=2, description="LightGBM leaves per tree.")
+    min_rows: int = Field(1000, ge=10, description="Refuse to train on fewer labelled rows than this.")
+    max_feature_null_rate: float = Field(
+        0.5, ge=0, le=1, description="Refuse a training set where a feature is null in more rows than this."
+    )
+
+
+class GateSettings(_Section):
+    """Promotion gate between the candidate and the current champion."""
+
+    min_auc: float = Field(
+        0.60, ge=0, le=1, description="A candidate below this holdout ROC AUC is never promoted."
+    )
+    max_brier: float = Field(
+        0.25, gt=0, le=1, description="A candidate above this Brier score is never promoted."
+    )
+    min_auc_improvement: float = Field(
+        0.002, ge=0, description="Holdout AUC gain over the champion needed to replace it."
+    )
+
+
+class MonitoringSettings(_Section):
+    """Drift and performance monitoring, and the retraining loop."""
+
+    psi_threshold: float = Field(0.2, gt=0, description="PSI above this flags a feature as drifted.")
+    ks_threshold: float = Field(
+        0.1, gt=0, le=1, description="KS statistic above this flags a feature as drifted."
+    )
+    min_drifted_features: int = Field(
+        2, ge=1, description="Retrain when at least this many features drift in a partition."
+    )
+    bins: int = Field(10, ge=2, description="Quantile bins of the PSI computation (from the reference).")
+    retrain_cooldown_hours: float = Field(
+        24.0, ge=0, description="Minimum time between two retraining runs requested by the loop."
+    )
 
 
 class Settings(BaseSettings):
@@ -158,6 +210,9 @@ class Settings(BaseSettings):
     spc: SpcSettings = Field(default_factory=SpcSettings)
     feast: FeastSettings = Field(default_factory=FeastSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     # Derived locations: one place decides where state lives under ``home``.
     @property
@@ -195,6 +250,14 @@ class Settings(BaseSettings):
     @property
     def mlflow_dir(self) -> Path:
         return self.home_dir / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.mlflow_dir / "artifacts"
 
 
 def load_settings(**overrides: object) -> Settings:

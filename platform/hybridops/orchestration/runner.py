@@ -140,7 +140,7 @@ def _collect(
     summary.run_ids.append(result.run_id)
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
-        metadata = {key: value.value for key, value in materialization.metadata.items()}
+        metadata: dict[str, Any] = {key: value.value for key, value in materialization.metadata.items()}
         summary.rows_ingested += int(metadata.get("rows_read", 0) or 0)
         quarantined = int(metadata.get("rows_quarantined", 0) or 0)
         if quarantined:
