@@ -73,15 +73,21 @@ def print_summary(summary: RunSummary) -> None:
     console.print(stages)
 
     if failed:
-        checks = Table(title="failed checks")
-        for column in ("asset", "partition", "check", "severity", "message"):
-            checks.add_column(column)
-        for check in failed[:30]:
-            checks.add_row(
-                check.asset, check.partition or "-", check.name, check.severity, check.message[:120]
-            )
-        if len(failed) > 30:
-            checks.caption = f"{len(failed) - 30} more in --json output"
+        # One line per failing check across partitions: the full list is in --json output.
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for check in failed:
+            grouped.setdefault((check.asset, check.name, check.severity), []).append(check.partition or "-")
+        checks = Table(title="failing checks")
+        for column in ("asset", "check", "severity", "partitions", "latest message"):
+            checks.add_column(column, overflow="ellipsis", no_wrap=True)
+        latest = {(c.asset, c.name, c.severity): c.message for c in failed}
+        for key, partitions in sorted(grouped.items(), key=lambda item: (item[0][2], item[0][0], item[0][1])):
+            asset, name, severity = key
+            checks.add_row(asset, name, severity, _span(partitions), latest[key])
         console.print(checks)
     for problem in summary.problems:
         console.print(f"[{colour}]{summary.status}:[/] {problem}")
+
+
+def _span(partitions: list[str]) -> str:
+    return partitions[0] if len(partitions) == 1 else f"{partitions[0]}..{partitions[-1]} ({len(partitions)})"

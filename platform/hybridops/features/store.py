@@ -15,7 +15,9 @@ Feast 0.67 behaviours this module works around (see the tests):
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import sys
 from datetime import datetime, timedelta
 from functools import singledispatch
@@ -161,7 +163,9 @@ def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
         view_start = _EPOCH if view in STATIC_VIEWS else start
         counts[view] = _rows_in_window(_view_path(store, view), entity, view_start, last)
         if counts[view]:
-            store.materialize(start_date=view_start, end_date=last, feature_views=[view])
+            # Feast prints coloured progress to stdout; the caller reports counts itself.
+            with contextlib.redirect_stdout(io.StringIO()):
+                store.materialize(start_date=view_start, end_date=last, feature_views=[view])
     return counts
 
 
