@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+
 from hybridops.warehouse.db import connect
 
 FLIGHT_COLUMNS = (

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from hybridops.warehouse.conform import (
     FCT_FLIGHTS_COLUMNS,
     WEATHER_COLUMNS,

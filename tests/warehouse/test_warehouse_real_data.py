@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from hybridops.warehouse.conform import conform_flights
 from hybridops.warehouse.db import connect
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from hybridops.warehouse.conform import build_fct_flights
 from hybridops.warehouse.report import ON_TIME_COLUMNS, build_report, on_time_table
 

@@ -81,7 +81,9 @@ def ui(
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Abort:
         typer.echo("hybridops: aborted", err=True)
         sys.exit(130)

@@ -163,7 +163,8 @@ def _collect(
             message=evaluation.description or "",
         )
         summary.checks.append(check)
-        if check.blocking and not check.passed:
+        # Dagster blocks downstream only on ERROR; a WARN result of a blocking check is informational.
+        if check.blocking and not check.passed and check.severity == "ERROR":
             summary.status = "blocked"
             where = f" ({planned.partition})" if planned.partition else ""
             summary.problems.append(f"{check.asset}.{check.name}{where}: {check.message or 'failed'}")
@@ -172,6 +173,8 @@ def _collect(
         summary.status = "failed"
     for failure in result.get_step_failure_events():
         data = failure.step_failure_data
+        if data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
+            continue  # the failing blocking check is already reported, with its own message
         message = (data.user_failure_data.description if data.user_failure_data else None) or (
             data.error.message.strip() if data.error else "step failed"
         )

@@ -1,0 +1,115 @@
+"""Broken source files through the real CLI and Dagster: blocked batches say which file and why.
+
+Each case copies the real source files into a folder, breaks one, and runs ``hybridops run`` on January
+with ``HYBRIDOPS_SOURCE_DIR`` pointing there. January's flights are cut to a few thousand rows to keep the
+runs short; the defect is what matters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hybridops.ingest.landing import sha256_of
+from hybridops.ingest.sources import packaged_source_dir
+from hybridops.settings import Settings
+from hybridops.warehouse.db import connect, read_frame, table_exists
+
+pytestmark = pytest.mark.e2e
+
+EXE = str(Path(sys.executable).with_name("hybridops"))
+
+
+@pytest.fixture(scope="module")
+def january_flights() -> str:
+    flights = pd.read_csv(packaged_source_dir() / "flights.csv.zip", dtype=str, keep_default_na=False)
+    return flights[flights["month"] == "1"].head(3000).to_csv(index=False)
+
+
+def _source_dir(tmp_path: Path, flights_csv: str) -> Path:
+    src = tmp_path / "source"
+    src.mkdir()
+    for name in ("weather.csv", "planes.csv", "airlines.csv", "airports.csv"):
+        shutil.copy(packaged_source_dir() / name, src / name)
+    (src / "flights.csv").write_text(flights_csv)
+    return src
+
+
+def _run(tmp_path: Path, src: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    home = tmp_path / "home"
+    env = {**os.environ, "HYBRIDOPS_HOME": str(home), "HYBRIDOPS_SOURCE_DIR": str(src), "COLUMNS": "200"}
+    out = tmp_path / "summary.json"
+    result = subprocess.run(
+        [EXE, "run", "--months", "2013-01", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+    return result, json.loads(out.read_text())
+
+
+def _landed_copy_is_identical(home: Path, original: Path) -> bool:
+    copies = list((home / "landing" / "flights").rglob(original.name))
+    return len(copies) == 1 and sha256_of(copies[0]) == sha256_of(original)
+
+
+def _fct_rows(home: Path) -> int:
+    with connect(Settings(home=home).warehouse_db, read_only=True) as con:
+        if not table_exists(con, "fct_flights"):
+            return 0
+        return int(read_frame(con, "select count(*) as n from fct_flights")["n"].iloc[0])
+
+
+def test_renamed_column_blocks_the_batch_and_names_the_file(tmp_path, january_flights):
+    src = _source_dir(tmp_path, january_flights.replace(",dep_delay,", ",departure_delay,", 1))
+    result, summary = _run(tmp_path, src)
+    assert result.returncode == 1
+    assert summary["status"] == "blocked"
+    problem = " ".join(summary["problems"])
+    assert "flights.csv" in problem and "dep_delay" in problem
+    assert "file_readable_and_schema_valid" in problem
+    assert _fct_rows(tmp_path / "home") == 0, "downstream of a blocked batch must not run"
+    assert _landed_copy_is_identical(tmp_path / "home", src / "flights.csv")
+    assert "blocked" in result.stdout
+
+
+def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
+    lines = january_flights.splitlines()
+    # 5% of the rows get a non-numeric distance: above the 2% threshold.
+    broken = [line.replace(",UA,", ",UA,") for line in lines]
+    for i in range(1, len(lines), 20):
+        fields = broken[i].split(",")
+        fields[15] = "far"
+        broken[i] = ",".join(fields)
+    src = _source_dir(tmp_path, "\n".join(broken) + "\n")
+    result, summary = _run(tmp_path, src)
+    assert summary["status"] == "blocked"
+    ratio = [c for c in summary["checks"] if c["asset"] == "flights" and c["name"] == "bad_row_ratio"]
+    assert ratio and not ratio[0]["passed"]
+    assert summary["rows_quarantined"] == len(range(1, len(lines), 20))
+    with connect(Settings(home=tmp_path / "home").warehouse_db, read_only=True) as con:
+        quarantine = read_frame(con, "select * from quarantine where table_name = 'flights'")
+    assert set(quarantine["check_name"]) == {"type"}
+    assert quarantine["reason"].str.contains("distance").all()
+    assert sorted(quarantine["source_line"].astype(int)) == [i + 1 for i in range(1, len(lines), 20)]
+    assert _fct_rows(tmp_path / "home") == 0
+
+
+def test_a_few_bad_rows_are_quarantined_and_the_rest_continues(tmp_path, january_flights):
+    lines = january_flights.splitlines()
+    duplicate = lines[1]
+    src = _source_dir(tmp_path, "\n".join([*lines, duplicate]) + "\n")
+    result, summary = _run(tmp_path, src)
+    assert result.returncode == 0, result.stdout
+    assert summary["status"] == "success"
+    assert summary["rows_quarantined"] == 1
+    assert _fct_rows(tmp_path / "home") == len(lines) - 1
