@@ -12,7 +12,7 @@ dimensions_job = dg.define_asset_job(
 
 monthly_job = dg.define_asset_job(
     "monthly_partition",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.keys("on_time_report") - dimensions_job.selection,
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("on_time_report") - dimensions_job.selection,
     description="One month through the graph: ingest, validation, SPC, warehouse, features.",
 )
 
