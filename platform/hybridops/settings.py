@@ -195,6 +195,12 @@ class MonitoringSettings(_Section):
         le=1,
         description="Retrain when the ROC AUC on a scored month's known outcomes falls below this.",
     )
+    spc_trigger_metrics: list[str] = Field(
+        default_factory=lambda: ["dep_delay_mean"],
+        description=(
+            "SPC metrics whose ERROR-level violation in a month the champion scored requests retraining."
+        ),
+    )
     retrain_cooldown_hours: float = Field(
         24.0, ge=0, description="Minimum time between two retraining runs requested by the loop."
     )
