@@ -45,7 +45,15 @@ def log_booster(booster: lgb.Booster, input_example: Any, signature: Any = None)
     """Log ``booster`` to the active MLflow run (native format) and tag the run with the file's hash."""
     import mlflow
 
-    info = mlflow.lightgbm.log_model(booster, name="model", input_example=input_example, signature=signature)
+    # Explicit requirements: MLflow's inference of them starts a subprocess that costs seconds per model.
+    requirements = [f"lightgbm=={lgb.__version__}", f"mlflow=={mlflow.__version__}"]
+    info = mlflow.lightgbm.log_model(
+        booster,
+        name="model",
+        input_example=input_example,
+        signature=signature,
+        pip_requirements=requirements,
+    )
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)) / MODEL_FILE
     if not local.exists():  # the flavour changed its layout: refuse rather than fall back to pickle
         raise HybridopsError(f"MLflow did not store the model as {MODEL_FILE} (native LightGBM text)")
