@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from conftest import fct_row, load_tables, planes_frame, weather_frame
+from features_support import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, compute_view, month_window
 

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fct_row, load_tables, planes_frame, weather_frame
+from features_support import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, month_window
 from hybridops.features.store import (

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from conftest import FLIGHT_ROW, FLIGHTS_HEADER, WEATHER_HEADER, WEATHER_ROW
+from ingest_support import FLIGHT_ROW, FLIGHTS_HEADER, WEATHER_HEADER, WEATHER_ROW
 
 from hybridops.ingest.landing import land_file
 from hybridops.ingest.parse import COLUMN_TYPES, ParseResult, parse_table

@@ -91,7 +91,7 @@ def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
         fields[15] = "far"
         broken[i] = ",".join(fields)
     src = _source_dir(tmp_path, "\n".join(broken) + "\n")
-    result, summary = _run(tmp_path, src)
+    _, summary = _run(tmp_path, src)
     assert summary["status"] == "blocked"
     ratio = [c for c in summary["checks"] if c["asset"] == "flights" and c["name"] == "bad_row_ratio"]
     assert ratio and not ratio[0]["passed"]

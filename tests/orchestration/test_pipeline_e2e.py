@@ -44,7 +44,7 @@ def _sql(home: Path, query: str, params: list | None = None) -> pd.DataFrame:
 
 
 def test_run_succeeds_and_counts_every_row(pipeline_run, raw):
-    home, summary = pipeline_run
+    _, summary = pipeline_run
     assert summary.status == "success", summary.problems
     in_months = {name: raw[name][raw[name]["month"].isin([1, 2])] for name in ("flights", "weather")}
     expected = (

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 import pandas as pd
-from conftest import FLIGHT_ROW, FLIGHTS_HEADER, WEATHER_HEADER, WEATHER_ROW
+from quality_support import FLIGHT_ROW, FLIGHTS_HEADER, WEATHER_HEADER, WEATHER_ROW
 
 from hybridops.ingest.parse import ParseResult
 from hybridops.quality.quarantine import QUARANTINE_COLUMNS

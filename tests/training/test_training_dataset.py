@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
-from conftest import fct_row, feast_for, load_tables, planes_frame, weather_frame
+from training_support import fct_row, feast_for, load_tables, planes_frame, weather_frame
 
 from hybridops.errors import HybridopsError
 from hybridops.features.store import apply_definitions, feature_names, feature_store
