@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from dagster_project import features, ingest, quality, spc, warehouse
-from dagster_project.jobs import dimensions_job, monthly_job, report_job
+from dagster_project import features, ingest, monitoring, quality, spc, training, warehouse
+from dagster_project.jobs import dimensions_job, monthly_job, report_job, scoring_job, training_job
 from dagster_project.resources import HybridopsResource
 
 defs = dg.Definitions(
@@ -16,7 +16,13 @@ defs = dg.Definitions(
         features.feature_tables,
         features.feast_registry,
         features.online_features,
+        training.training_set,
+        training.candidate_model,
+        training.champion_model,
+        monitoring.batch_predictions,
+        monitoring.model_monitoring,
     ],
-    jobs=[dimensions_job, monthly_job, report_job],
+    jobs=[dimensions_job, monthly_job, report_job, training_job, scoring_job],
+    sensors=[monitoring.retrain_on_drift_or_spc],
     resources={"hybridops": HybridopsResource()},
 )

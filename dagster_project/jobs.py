@@ -1,6 +1,8 @@
-"""Jobs: dimensions (unpartitioned references), one month of the graph, and the report."""
+"""Jobs: reference data, one month of data, the report, training, and one month of scoring/monitoring."""
 
 import dagster as dg
+
+DATA_GROUPS = ("ingest", "quality", "warehouse", "features")
 
 dimensions_job = dg.define_asset_job(
     "dimensions",
@@ -12,12 +14,26 @@ dimensions_job = dg.define_asset_job(
 
 monthly_job = dg.define_asset_job(
     "monthly_partition",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("on_time_report") - dimensions_job.selection,
-    description="One month through the graph: ingest, validation, SPC, warehouse, features.",
+    selection=dg.AssetSelection.groups(*DATA_GROUPS)
+    - dg.AssetSelection.assets("on_time_report")
+    - dimensions_job.selection,
+    description="One month of data through the graph: ingest, validation, SPC, warehouse, features.",
 )
 
 report_job = dg.define_asset_job(
     "report",
     selection=dg.AssetSelection.assets("on_time_report"),
     description="The on-time performance report over every loaded month.",
+)
+
+training_job = dg.define_asset_job(
+    "training",
+    selection=dg.AssetSelection.groups("training"),
+    description="Training set, tracked candidate, promotion gate. Also what the retraining loop launches.",
+)
+
+scoring_job = dg.define_asset_job(
+    "scoring",
+    selection=dg.AssetSelection.groups("inference", "monitoring"),
+    description="One month scored by the champion, then drift and live performance.",
 )

@@ -80,7 +80,7 @@ def print_summary(summary: RunSummary) -> None:
         checks = Table(title="failing checks")
         for column in ("asset", "check", "severity", "partitions", "latest message"):
             checks.add_column(column, overflow="ellipsis", no_wrap=True)
-        latest = {(c.asset, c.name, c.severity): c.message for c in failed}
+        latest: dict[tuple[str, str, str], str] = {(c.asset, c.name, c.severity): c.message for c in failed}
         for key, partitions in sorted(grouped.items(), key=lambda item: (item[0][2], item[0][0], item[0][1])):
             asset, name, severity = key
             checks.add_row(asset, name, severity, _span(partitions), latest[key])

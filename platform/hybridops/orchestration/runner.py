@@ -11,11 +11,17 @@ import importlib
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
-from hybridops.orchestration.summary import CheckSummary, RunSummary, SpcViolationSummary
+from hybridops.orchestration.summary import (
+    CheckSummary,
+    DriftSummary,
+    ModelSummary,
+    RunSummary,
+    SpcViolationSummary,
+)
 from hybridops.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,6 +30,9 @@ if TYPE_CHECKING:
 DIMENSIONS_JOB = "dimensions"
 MONTHLY_JOB = "monthly_partition"
 REPORT_JOB = "report"
+TRAINING_JOB = "training"
+SCORING_JOB = "scoring"
+LOOP_MODULE = "dagster_project.monitoring"
 
 
 class Progress(Protocol):
@@ -48,7 +57,9 @@ class _Silent:
 @dataclass(frozen=True)
 class PlannedRun:
     job: str
-    partition: str | None
+    partition: str | None = None
+    run_config: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -58,9 +69,9 @@ class PlannedRun:
 def plan_runs(months: list[str]) -> list[PlannedRun]:
     """Dimensions first (they are the references of every month), then each month, then the report."""
     return [
-        PlannedRun(DIMENSIONS_JOB, None),
+        PlannedRun(DIMENSIONS_JOB),
         *(PlannedRun(MONTHLY_JOB, month) for month in months),
-        PlannedRun(REPORT_JOB, None),
+        PlannedRun(REPORT_JOB),
     ]
 
 
@@ -80,44 +91,101 @@ def run_config_for(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _Pipeline:
+    """Executes planned runs on one instance and folds their results into the summary."""
+
+    def __init__(self, settings: Settings, summary: RunSummary, progress: Progress) -> None:
+        import dagster as dg
+
+        self.settings = settings
+        self.summary = summary
+        self.progress = progress
+        self.defs = load_definitions()
+        self.stage_of = _stage_by_step(self.defs)
+        self.blocking = _blocking_checks(self.defs)
+        self.instance = dg.DagsterInstance.get()
+
+    def execute(self, planned: PlannedRun) -> bool:
+        """Run one job; False when the pipeline must stop (failure or blocked batch)."""
+        self.progress.step(planned.label)
+        job = self.defs.resolve_job_def(planned.job)
+        config = run_config_for(self.settings)
+        config.update(planned.run_config)
+        result = job.execute_in_process(
+            run_config=config,
+            instance=self.instance,
+            partition_key=planned.partition,
+            raise_on_error=False,
+            tags={"hybridops/launched_by": "hybridops run", **planned.tags},
+        )
+        _collect(self.summary, result, planned, self.instance, self.stage_of, self.blocking)
+        self.progress.done(planned.label)
+        return self.summary.status == "success"
+
+
 def run_pipeline(settings: Settings, months: list[str], progress: Progress | None = None) -> RunSummary:
     """Materialize the graph for ``months`` and return what happened.
 
-    A failed run or a failed blocking check stops the months after it: a blocked batch must not feed the
-    report or the feature store with partial data.
+    Data first (dimensions, each month, the report); then, once two months are loaded, the ML team's half:
+    training and the gate, scoring and monitoring of the months after the training window, and the
+    retraining loop. A failed run or a failed blocking check stops everything after it: a blocked batch
+    must not feed the report, the feature store or the model with partial data.
     """
-    import dagster as dg
-
     progress = progress or _Silent()
     os.environ.update(instance_env(settings))
     started = time.perf_counter()
-    defs = load_definitions()
-    stage_of = _stage_by_step(defs)
-    blocking = _blocking_checks(defs)
     summary = RunSummary(status="success", months=months)
-    plan = plan_runs(months)
-    progress.start(len(plan))
-    with dg.DagsterInstance.get() as instance:
-        for planned in plan:
-            progress.step(planned.label)
-            job = defs.resolve_job_def(planned.job)
-            result = job.execute_in_process(
-                run_config=run_config_for(settings),
-                instance=instance,
-                partition_key=planned.partition,
-                raise_on_error=False,
-                tags={"hybridops/launched_by": "hybridops run"},
-            )
-            _collect(summary, result, planned, instance, stage_of, blocking)
-            progress.done(planned.label)
-            if summary.status != "success":
-                break
+    pipeline = _Pipeline(settings, summary, progress)
+    try:
+        data_runs = plan_runs(months)
+        progress.start(len(data_runs) + 1)
+        if all(pipeline.execute(planned) for planned in data_runs):
+            _run_ml(pipeline, months)
+    finally:
+        pipeline.instance.dispose()
     summary.stage_seconds["orchestration"] = round(
         max(0.0, time.perf_counter() - started - sum(summary.stage_seconds.values())), 3
     )
     summary.total_seconds = round(time.perf_counter() - started, 3)
     _add_spc_violations(summary, settings, months)
     return summary
+
+
+def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
+    from hybridops.warehouse.db import connect, read_frame
+
+    settings, summary = pipeline.settings, pipeline.summary
+    with connect(settings.warehouse_db, read_only=True) as con:
+        loaded = read_frame(con, "select distinct month_key from fct_flights order by 1")[
+            "month_key"
+        ].tolist()
+    if len(loaded) < 2:
+        summary.notes.append(
+            f"MLOps stages skipped: training needs two loaded months (a train month and a holdout); "
+            f"loaded: {', '.join(loaded) or 'none'}"
+        )
+        return
+    if (
+        not pipeline.execute(PlannedRun(TRAINING_JOB))
+        or summary.model is None
+        or summary.model.version is None
+    ):
+        return
+    scoring = [month for month in summary.model.score_months if month in months]
+    pipeline.progress.start(len(months) + 3 + len(scoring))
+    for month in scoring:
+        if not pipeline.execute(PlannedRun(SCORING_JOB, month)):
+            return
+
+    loop = importlib.import_module(LOOP_MODULE)
+    decision = loop.evaluate_loop(pipeline.instance, settings)
+    summary.drift.retrain_triggered = decision.retrain
+    summary.drift.retrain_reason = decision.why
+    if decision.retrain:
+        request = loop.retrain_request(decision)
+        retrain = PlannedRun(TRAINING_JOB, None, dict(request.run_config), dict(request.tags))
+        pipeline.execute(retrain)
+        summary.drift.retrain_run_id = summary.run_ids[-1]
 
 
 def _stage_by_step(defs: dg.Definitions) -> dict[str, str]:
@@ -138,6 +206,7 @@ def _collect(
     blocking: set[tuple[dg.AssetKey, str]],
 ) -> None:
     summary.run_ids.append(result.run_id)
+    trigger = "pipeline"
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
         metadata: dict[str, Any] = {key: value.value for key, value in materialization.metadata.items()}
@@ -151,6 +220,13 @@ def _collect(
         summary.warehouse_rows += int(metadata.get("warehouse_rows", 0) or 0)
         if "report_html" in metadata:
             summary.report_path = str(metadata["report_html"])
+        asset = materialization.asset_key.to_user_string()
+        if asset == "training_set":
+            trigger = str(metadata.get("trigger", "pipeline"))
+        elif asset == "champion_model":
+            summary.model = _model_summary(metadata, trigger)
+        elif asset == "model_monitoring" and planned.partition:
+            _fold_drift(summary.drift, planned.partition, metadata)
 
     for evaluation in result.get_asset_check_evaluations():
         check = CheckSummary(
@@ -186,6 +262,47 @@ def _collect(
             seconds[stage_of.get(stats.step_key, "other")] += stats.end_time - stats.start_time
     for stage, value in seconds.items():
         summary.stage_seconds[stage] = round(summary.stage_seconds.get(stage, 0.0) + value, 3)
+
+
+def _model_summary(metadata: dict[str, Any], trigger: str) -> ModelSummary:
+    def metrics(prefix: str) -> dict[str, float]:
+        return {
+            m: float(metadata[f"{prefix}{m}"])
+            for m in ("auc", "logloss", "brier")
+            if f"{prefix}{m}" in metadata
+        }
+
+    promoted = bool(metadata.get("promoted"))
+    champion = str(metadata.get("champion_version", "none"))
+    candidate = metrics("candidate_")
+    return ModelSummary(
+        name=str(metadata.get("model_name", "")),
+        version=None if champion == "none" else champion,
+        # The champion's metrics on this holdout: the candidate's when promoted, else the measured incumbent.
+        metrics=candidate if promoted else (metrics("previous_champion_") or candidate),
+        promoted=promoted,
+        reason=str(metadata.get("reason", "")),
+        candidate_version=str(metadata.get("candidate_version", "")),
+        candidate_metrics=candidate,
+        holdout_month=str(metadata.get("holdout_month", "")),
+        score_months=[m for m in str(metadata.get("score_months", "")).split(",") if m],
+        trigger=trigger,
+    )
+
+
+def _fold_drift(drift: DriftSummary, month: str, metadata: dict[str, Any]) -> None:
+    features: dict[str, dict[str, float]] = {}
+    for key, value in metadata.items():
+        for prefix in ("psi_", "ks_"):
+            if key.startswith(prefix):
+                features.setdefault(key[len(prefix) :], {})[prefix[:-1]] = float(value)
+    drift.features[month] = features
+    drifted = str(metadata.get("drifted_features", "none"))
+    drift.drifted[month] = [] if drifted == "none" else [f.strip() for f in drifted.split(",")]
+    if "prediction_psi" in metadata:
+        drift.prediction_psi[month] = float(metadata["prediction_psi"])
+    if "live_auc" in metadata:
+        drift.live_auc[month] = float(metadata["live_auc"])
 
 
 def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:

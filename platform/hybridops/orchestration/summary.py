@@ -27,6 +27,36 @@ class SpcViolationSummary(BaseModel):
     detail: str
 
 
+class ModelSummary(BaseModel):
+    """The champion after this run's gate, and what the gate decided about the candidate."""
+
+    name: str
+    version: str | None
+    alias: str = "champion"
+    metrics: dict[str, float] = Field(default_factory=dict, description="On the latest holdout month.")
+    promoted: bool
+    reason: str
+    candidate_version: str
+    candidate_metrics: dict[str, float] = Field(default_factory=dict)
+    holdout_month: str
+    score_months: list[str] = Field(default_factory=list)
+    trigger: str = "pipeline"
+
+
+class DriftSummary(BaseModel):
+    """Drift per scored month and feature, live performance, and what the retraining loop did."""
+
+    features: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict, description="month -> feature -> {psi, ks}"
+    )
+    drifted: dict[str, list[str]] = Field(default_factory=dict)
+    prediction_psi: dict[str, float] = Field(default_factory=dict)
+    live_auc: dict[str, float] = Field(default_factory=dict)
+    retrain_triggered: bool = False
+    retrain_reason: str = ""
+    retrain_run_id: str | None = None
+
+
 class RunSummary(BaseModel):
     """Outcome of one ``hybridops run`` over a range of monthly partitions."""
 
@@ -41,6 +71,9 @@ class RunSummary(BaseModel):
     features_materialized: int = 0
     warehouse_rows: int = 0
     report_path: str | None = None
+    model: ModelSummary | None = None
+    drift: DriftSummary = Field(default_factory=DriftSummary)
+    notes: list[str] = Field(default_factory=list)
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     total_seconds: float = 0.0
     problems: list[str] = Field(default_factory=list, description="What blocked or failed, in plain words.")

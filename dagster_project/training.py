@@ -1,0 +1,229 @@
+"""Training: point-in-time training set from Feast, tracked training, the promotion gate (ML team)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from dagster_project.resources import HybridopsResource
+from hybridops.errors import HybridopsError
+from hybridops.features.store import feature_store
+from hybridops.registry import CHAMPION, apply_gate, champion, load_model, register_candidate
+from hybridops.settings import Settings
+from hybridops.training.dataset import build_training_set, labelled_flights
+from hybridops.training.split import SplitPlan, plan_split, split_frame
+from hybridops.training.tracking import track_training
+from hybridops.training.train import evaluate, train_model
+from hybridops.warehouse.db import connect, read_frame
+
+OWNERS = ["team:ml"]
+
+
+class TrainingConfig(dg.Config):
+    """Set by the retraining loop; empty for a regular training run."""
+
+    holdout_month: str | None = None
+    trigger: str = "pipeline"
+
+
+def training_set_path(settings: Settings, sha256: str) -> Path:
+    return settings.home_dir / "ml" / "training_sets" / f"{sha256}.parquet"
+
+
+def loaded_months(settings: Settings) -> list[str]:
+    with connect(settings.warehouse_db, read_only=True) as con:
+        frame = read_frame(con, "select distinct month_key from fct_flights order by 1")
+    return frame["month_key"].tolist()
+
+
+def _plan(months: list[str], config: TrainingConfig, settings: Settings) -> SplitPlan:
+    if not config.holdout_month:
+        return plan_split(months, settings.training.train_months)
+    if config.holdout_month not in months or config.holdout_month == months[0]:
+        raise HybridopsError(
+            f"holdout month {config.holdout_month} needs earlier loaded months to train on; loaded: {months}"
+        )
+    index = months.index(config.holdout_month)
+    return SplitPlan(train=months[:index], holdout=months[index], score=months[index:])
+
+
+@dg.asset(
+    group_name="training",
+    owners=OWNERS,
+    kinds={"feast", "parquet"},
+    deps=["feature_tables", "feast_registry", "fct_flights"],
+    description=(
+        "Labelled flights (delay >= 15 min; cancelled flights excluded) joined point-in-time with the Feast "
+        "features: the train months and the holdout month after them."
+    ),
+)
+def training_set(
+    context: dg.AssetExecutionContext, config: TrainingConfig, hybridops: HybridopsResource
+) -> dict:
+    settings = hybridops.settings()
+    plan = _plan(loaded_months(settings), config, settings)
+    with connect(settings.warehouse_db, read_only=True) as con:
+        labelled = labelled_flights(con, [*plan.train, plan.holdout])
+    built = build_training_set(feature_store(settings), labelled.entities, settings.training)
+    path = training_set_path(settings, built.sha256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    built.frame.to_parquet(path, index=False)
+    context.add_output_metadata(
+        {
+            "rows": built.rows,
+            "dagster/row_count": built.rows,
+            "sha256": built.sha256,
+            "train_months": ",".join(plan.train),
+            "holdout_month": plan.holdout,
+            "score_months": ",".join(plan.score),
+            "cancelled_excluded": labelled.cancelled_excluded,
+            "positive_rate": float(built.frame["label"].mean()),
+            "trigger": config.trigger,
+            **{f"null_rate_{name}": float(rate) for name, rate in built.null_rates.items()},
+        }
+    )
+    return {
+        "path": str(path),
+        "sha256": built.sha256,
+        "features": built.features,
+        "feature_views": built.feature_views,
+        "feature_view_digests": built.feature_view_digests,
+        "null_rates": built.null_rates,
+        "plan": {"train": plan.train, "holdout": plan.holdout, "score": plan.score},
+        "cancelled_excluded": labelled.cancelled_excluded,
+        "trigger": config.trigger,
+    }
+
+
+def _restore(ref: dict):
+    from hybridops.training.dataset import TrainingSet
+
+    frame = pd.read_parquet(ref["path"])
+    plan = SplitPlan(**ref["plan"])
+    training = TrainingSet(
+        frame=frame,
+        features=ref["features"],
+        feature_views=ref["feature_views"],
+        rows=len(frame),
+        null_rates=ref["null_rates"],
+        sha256=ref["sha256"],
+        feature_view_digests=ref["feature_view_digests"],
+    )
+    return training, plan
+
+
+@dg.asset(
+    group_name="training",
+    owners=OWNERS,
+    kinds={"lightgbm", "mlflow"},
+    description=(
+        "A LightGBM candidate trained on the train months, evaluated on the holdout, tracked in MLflow "
+        "with its lineage and registered as the `challenger`."
+    ),
+)
+def candidate_model(
+    context: dg.AssetExecutionContext, hybridops: HybridopsResource, training_set: dict
+) -> dict:
+    settings = hybridops.settings()
+    training, plan = _restore(training_set)
+    train, holdout = split_frame(training.frame, plan)
+    trained = train_model(train, holdout, training.features, settings.training)
+    tracked = track_training(
+        settings,
+        training,
+        plan,
+        trained,
+        {
+            "dagster_run_id": context.run.run_id,
+            "cancelled_excluded": str(training_set["cancelled_excluded"]),
+            "trigger": training_set["trigger"],
+        },
+        holdout=holdout,
+    )
+    version = register_candidate(
+        settings,
+        tracked.model_uri,
+        tracked.run_id,
+        tracked.sha256,
+        description=f"trained on {','.join(plan.train)}, holdout {plan.holdout} ({training_set['trigger']})",
+        actor="dagster",
+        pipeline_run_id=context.run.run_id,
+    )
+    metrics = trained.holdout_metrics
+    context.add_output_metadata(
+        {
+            "version": version,
+            "mlflow_run_id": tracked.run_id,
+            "auc": metrics.auc,
+            "logloss": metrics.logloss,
+            "brier": metrics.brier,
+            "ece": metrics.ece,
+            "holdout_rows": metrics.rows,
+        }
+    )
+    return {
+        "version": version,
+        "run_id": tracked.run_id,
+        "metrics": {"auc": metrics.auc, "logloss": metrics.logloss, "brier": metrics.brier},
+        "training_set": training_set,
+    }
+
+
+@dg.asset(
+    group_name="training",
+    owners=OWNERS,
+    kinds={"mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "champion_exists",
+            asset="champion_model",
+            blocking=True,
+            description="A champion passed the gate: scoring needs one.",
+        )
+    ],
+    description=(
+        "The promotion gate: the candidate and the current champion scored on the same holdout; the "
+        "candidate becomes `champion` only with a margin above the champion and above the floors."
+    ),
+)
+def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResource, candidate_model: dict):
+    settings = hybridops.settings()
+    training, plan = _restore(candidate_model["training_set"])
+    _, holdout = split_frame(training.frame, plan)
+    current = champion(settings)
+    champion_metrics = None
+    if current is not None:
+        loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
+        measured = evaluate(loaded.booster, holdout, loaded.booster.feature_name())
+        champion_metrics = {"auc": measured.auc, "logloss": measured.logloss, "brier": measured.brier}
+    decision = apply_gate(
+        settings,
+        candidate_model["version"],
+        candidate_model["metrics"],
+        champion_metrics,
+        actor="dagster",
+        run_id=context.run.run_id,
+    )
+    now = champion(settings)
+    metadata = {
+        "model_name": settings.mlflow.model_name,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "candidate_version": candidate_model["version"],
+        "champion_version": now.version if now else "none",
+        "candidate_auc": candidate_model["metrics"]["auc"],
+        "candidate_logloss": candidate_model["metrics"]["logloss"],
+        "candidate_brier": candidate_model["metrics"]["brier"],
+        "holdout_month": plan.holdout,
+        "score_months": ",".join(plan.score),
+    }
+    if champion_metrics:
+        metadata.update({f"previous_champion_{k}": v for k, v in champion_metrics.items()})
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name="champion_exists",
+        passed=now is not None,
+        description=(
+            f"champion is version {now.version}" if now else f"no model passed the gate: {decision.reason}"
+        ),
+    )
