@@ -62,19 +62,127 @@ def run(
 
 
 @app.command()
-def ui(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+def lineage(
+    model: Annotated[
+        str, typer.Option("--model", help="name@alias, name/version or name (its champion).")
+    ] = "flight_delay@champion",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a tree.")] = False,
 ) -> None:
-    """Open the Dagster UI on the same instance that ``hybridops run`` uses."""
-    import os
+    """Print the chain from raw files and partitions to features, training set, run, model and predictions."""
+    import json
 
-    from hybridops.orchestration.instance import webserver_command
+    from hybridops.lineage import model_lineage
+    from hybridops.settings import load_settings
+
+    chain = model_lineage(load_settings(), model)
+    if as_json:
+        typer.echo(json.dumps(chain, indent=2, default=str))
+        return
+    from hybridops.cli.render import print_lineage
+
+    print_lineage(chain)
+
+
+model_app = typer.Typer(
+    help="The model registry: versions, aliases, their history, rollback.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Registered versions with their aliases and holdout metrics."""
+    from hybridops.cli.render import print_versions
+    from hybridops.registry import registry_client
     from hybridops.settings import load_settings
 
     settings = load_settings()
-    command, env = webserver_command(settings, host=host, port=port)
-    typer.echo(f"Dagster UI on http://{host}:{port} (instance: {settings.dagster_home}); Ctrl-C stops it")
+    client = registry_client(settings)
+    versions = client.search_model_versions(f"name = '{settings.mlflow.model_name}'")
+    rows = []
+    for found in sorted(versions, key=lambda v: int(v.version)):
+        # search results carry no aliases; the version record does
+        version = client.get_model_version(found.name, found.version)
+        run = client.get_run(version.run_id) if version.run_id else None
+        rows.append(
+            {
+                "version": str(version.version),
+                "aliases": ", ".join(version.aliases) or "-",
+                "auc": run.data.metrics.get("holdout_auc") if run else None,
+                "holdout": run.data.tags.get("hybridops.holdout_month", "-") if run else "-",
+                "trained_on": run.data.tags.get("hybridops.train_months", "-") if run else "-",
+                "gate": version.tags.get("hybridops.gate_decision", "-"),
+            }
+        )
+    print_versions(settings.mlflow.model_name, rows)
+
+
+@model_app.command("history")
+def model_history() -> None:
+    """Every alias change with its reason."""
+    from hybridops.cli.render import print_frame
+    from hybridops.registry import alias_history
+    from hybridops.settings import load_settings
+
+    print_frame("alias history", alias_history(load_settings()))
+
+
+@model_app.command("promote")
+def model_promote(
+    version: Annotated[str, typer.Argument(help="Registered version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why; recorded with the alias change.")] = "manual promotion",
+) -> None:
+    """Make a version the champion by hand (bypasses the gate; the reason is recorded)."""
+    from hybridops.registry import promote
+    from hybridops.settings import load_settings
+
+    settings = load_settings()
+    old, new = promote(settings, version, reason, actor="cli")
+    typer.echo(f"{settings.mlflow.model_name}: champion moved from version {old} to version {new} ({reason})")
+
+
+@model_app.command("rollback")
+def model_rollback(
+    reason: Annotated[str, typer.Option(help="Why; recorded with the alias change.")] = "manual rollback",
+) -> None:
+    """Move `champion` back to the previous champion."""
+    from hybridops.registry import rollback
+    from hybridops.settings import load_settings
+
+    settings = load_settings()
+    old, new = rollback(settings, reason, actor="cli")
+    typer.echo(
+        f"{settings.mlflow.model_name}: champion moved from version {old} back to version {new} ({reason})"
+    )
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port (default 3000 for Dagster, 5000 for MLflow).")
+    ] = None,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Open the MLflow UI (runs, registry) instead.")
+    ] = False,
+) -> None:
+    """Open the Dagster UI (or with --mlflow the MLflow UI) on the state that ``hybridops run`` wrote."""
+    import os
+
+    from hybridops.orchestration.instance import mlflow_ui_command, webserver_command
+    from hybridops.settings import load_settings
+
+    settings = load_settings()
+    if mlflow:
+        port = port or 5000
+        command, env = mlflow_ui_command(settings, host=host, port=port)
+        typer.echo(
+            f"MLflow UI on http://{host}:{port} (store: {settings.mlflow_tracking_uri}); Ctrl-C stops it"
+        )
+    else:
+        port = port or 3000
+        command, env = webserver_command(settings, host=host, port=port)
+        typer.echo(f"Dagster UI on http://{host}:{port} (instance: {settings.dagster_home}); Ctrl-C stops it")
     os.execvpe(command[0], command, {**os.environ, **env})
 
 

@@ -91,3 +91,68 @@ def print_summary(summary: RunSummary) -> None:
 
 def _span(partitions: list[str]) -> str:
     return partitions[0] if len(partitions) == 1 else f"{partitions[0]}..{partitions[-1]} ({len(partitions)})"
+
+
+def print_lineage(chain: dict) -> None:
+    from rich.tree import Tree
+
+    model = chain["model"]
+    aliases = ", ".join(model["aliases"]) or "no alias"
+    tree = Tree(
+        f"[bold]{model['name']} version {model['version']}[/] ({aliases}), sha256 {str(model['sha256'])[:12]}"
+    )
+    raw = tree.add("raw files (landing zone, byte for byte)")
+    for f in chain["raw_files"]:
+        raw.add(f"{f['table_name']}: {f['source_path']} sha256 {f['sha256'][:12]} -> {f['landed_path']}")
+    parts = tree.add("partitions (fct_flights)")
+    for p in chain["partitions"]:
+        parts.add(f"{p['month_key']}: {p['flights']:,} flights")
+    features = tree.add("features (Feast view: version)")
+    for name, version in chain["features"]["views"].items():
+        features.add(f"{name}: v{version} digest {chain['features']['digests'].get(name, '-')[:12]}")
+    ts = chain["training_set"]
+    tree.add(
+        f"training set sha256 {str(ts['sha256'])[:12]}, {ts['rows']} rows, train {', '.join(ts['train_months'])}, "
+        f"holdout {ts['holdout_month']}, cancelled excluded {ts['cancelled_excluded']}"
+    )
+    run = chain["mlflow_run"]
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(run["metrics"].items()) if k.startswith("holdout_"))
+    tree.add(
+        f"MLflow run {run['run_id']} (experiment {run['experiment_id']}, git {str(run['git_commit'])[:10]}, "
+        f"Dagster run {run['dagster_run_id']}): {metrics}; trigger: {str(run['trigger'])[:100]}"
+    )
+    history = tree.add("alias changes")
+    for event in chain["alias_history"]:
+        history.add(
+            f"{event['at'][:19]} {event['alias']}: {event['from_version']} -> {event['to_version']} ({event['reason'][:100]})"
+        )
+    predictions = tree.add("batch predictions")
+    for p in chain["predictions"]:
+        predictions.add(
+            f"{p['month_key']}: {p['rows']:,} flights, mean probability {p['mean_probability']:.3f}"
+        )
+    console.print(tree)
+
+
+def print_versions(name: str, rows: list[dict]) -> None:
+    table = Table(title=f"registered model {name}")
+    for column in ("version", "aliases", "auc", "holdout", "trained_on", "gate"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        auc = f"{row['auc']:.4f}" if row["auc"] is not None else "-"
+        table.add_row(
+            row["version"], row["aliases"], auc, row["holdout"], row["trained_on"], row["gate"][:60]
+        )
+    console.print(table)
+
+
+def print_frame(title: str, frame) -> None:
+    if frame.empty:
+        console.print(f"{title}: nothing recorded yet")
+        return
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(str(value) for value in row))
+    console.print(table)

@@ -42,3 +42,22 @@ def webserver_command(settings: Settings, host: str, port: int) -> tuple[list[st
     exe = shutil.which("dagster-webserver") or str(Path(sys.executable).with_name("dagster-webserver"))
     command = [exe, "-m", CODE_LOCATION_MODULE, "-h", host, "-p", str(port)]
     return command, instance_env(settings)
+
+
+def mlflow_ui_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The ``mlflow ui`` command line over the tracking store and artifacts under ``HYBRIDOPS_HOME``."""
+    exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        exe,
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+        "--default-artifact-root",
+        settings.mlflow_artifacts_dir.as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    return command, instance_env(settings)
