@@ -64,6 +64,7 @@ def print_summary(summary: RunSummary) -> None:
         table.add_row("report", summary.report_path)
     table.add_row("total seconds", f"{summary.total_seconds:.1f}")
     console.print(table)
+    _print_model(summary)
 
     stages = Table(title="seconds per stage")
     stages.add_column("stage")
@@ -77,20 +78,24 @@ def print_summary(summary: RunSummary) -> None:
         grouped: dict[tuple[str, str, str], list[str]] = {}
         for check in failed:
             grouped.setdefault((check.asset, check.name, check.severity), []).append(check.partition or "-")
-        checks = Table(title="failing checks")
-        for column in ("asset", "check", "severity", "partitions", "latest message"):
-            checks.add_column(column, overflow="ellipsis", no_wrap=True)
+        checks = Table(title="failing checks (all partitions and messages: --json)")
+        checks.add_column("asset.check", no_wrap=True)
+        checks.add_column("sev", no_wrap=True, min_width=5)
+        checks.add_column("months", no_wrap=True, min_width=8)
+        checks.add_column("latest message", overflow="ellipsis", no_wrap=True, max_width=30)
         latest: dict[tuple[str, str, str], str] = {(c.asset, c.name, c.severity): c.message for c in failed}
         for key, partitions in sorted(grouped.items(), key=lambda item: (item[0][2], item[0][0], item[0][1])):
             asset, name, severity = key
-            checks.add_row(asset, name, severity, _span(partitions), latest[key])
+            checks.add_row(f"{asset}.{name}", severity, _span(partitions), latest[key])
         console.print(checks)
+    for note in summary.notes:
+        console.print(f"note: {note}")
     for problem in summary.problems:
         console.print(f"[{colour}]{summary.status}:[/] {problem}")
 
 
 def _span(partitions: list[str]) -> str:
-    return partitions[0] if len(partitions) == 1 else f"{partitions[0]}..{partitions[-1]} ({len(partitions)})"
+    return partitions[0] if len(partitions) == 1 else f"{len(partitions)} months"
 
 
 def print_lineage(chain: dict) -> None:
@@ -155,4 +160,33 @@ def print_frame(title: str, frame) -> None:
         table.add_column(str(column), overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*(str(value) for value in row))
+    console.print(table)
+
+
+def _print_model(summary: RunSummary) -> None:
+    model = summary.model
+    if model is None:
+        return
+    table = Table(title=f"model {model.name}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row(
+        "champion", f"version {model.version}" if model.version else "none (no candidate passed the gate)"
+    )
+    table.add_row(
+        "holdout metrics",
+        ", ".join(f"{k} {v:.4f}" for k, v in model.metrics.items()) + f" ({model.holdout_month})",
+    )
+    verdict = "promoted" if model.promoted else "not promoted"
+    table.add_row(f"candidate {model.candidate_version}", f"{verdict}: {model.reason}")
+    drift = summary.drift
+    for month, features in drift.drifted.items():
+        auc = drift.live_auc.get(month)
+        live = f"live AUC {auc:.4f}; " if auc is not None else ""
+        table.add_row(
+            f"drift {month}", f"{live}{len(features)} feature(s) drifted: {', '.join(features) or 'none'}"
+        )
+    table.add_row(
+        "retraining loop", ("triggered: " if drift.retrain_triggered else "idle: ") + drift.retrain_reason
+    )
     console.print(table)
