@@ -73,7 +73,6 @@ def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
                 replace_rows(con, table, good, {"month_key": month_key} if month_key else None)
         yield dg.MaterializeResult(
             metadata={
-                "rows_read": 0,  # counted once, by the raw asset
                 "rows_valid": len(result.good),
                 "rows_quarantined": len(result.quarantine),
                 "blocked": result.blocked,
