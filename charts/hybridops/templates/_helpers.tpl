@@ -1,0 +1,390 @@
+{{/* ---------------------------------------------------------------- names and labels */}}
+{{- define "hybridops.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "hybridops.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a component's objects: (dict "ctx" $ "component" "mlflow") */}}
+{{- define "hybridops.componentName" -}}
+{{- printf "%s-%s" (include "hybridops.fullname" .ctx) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "hybridops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hybridops.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "hybridops.labels" -}}
+{{ include "hybridops.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: hybridops
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* metadata block of a namespaced object: (dict "ctx" $ "component" "x" "name" "optional") */}}
+{{- define "hybridops.metadata" -}}
+name: {{ .name | default (include "hybridops.componentName" .) }}
+namespace: {{ .ctx.Release.Namespace }}
+labels:
+  {{- include "hybridops.labels" . | nindent 2 }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- images */}}
+{{/* (dict "ctx" $ "image" .Values.x.image) */}}
+{{- define "hybridops.image" -}}
+{{- $registry := .image.registry | default .ctx.Values.global.image.registry -}}
+{{- $tag := .image.tag | default .ctx.Chart.AppVersion -}}
+{{- if eq (toString $tag) "latest" -}}
+{{- fail (printf "image %s: the 'latest' tag is not allowed, pin a version" .image.repository) -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s/%s:%s@%s" $registry .image.repository $tag .image.digest -}}
+{{- else -}}
+{{- printf "%s/%s:%s" $registry .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.imagePullSecrets" -}}
+{{- with .Values.global.image.pullSecrets }}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- security */}}
+{{- define "hybridops.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.global.security.runAsUser }}
+runAsGroup: {{ .Values.global.security.runAsGroup }}
+fsGroup: {{ .Values.global.security.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "hybridops.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.global.security.runAsUser }}
+runAsGroup: {{ .Values.global.security.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* scheduling of a pod: (dict "ctx" $ "component" "x" "values" .Values.x.scheduling "spread" bool) */}}
+{{- define "hybridops.scheduling" -}}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .spread }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "hybridops.selectorLabels" . | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "hybridops.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/* pod labels: (dict "ctx" $ "component" "x" "values" scheduling "extra" dict) */}}
+{{- define "hybridops.podLabels" -}}
+{{ include "hybridops.labels" . }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- if .values }}
+{{- with .values.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- secrets */}}
+{{/* A generated secret value, base64: kept from the existing Secret when the cluster has one.
+     (dict "ctx" $ "name" "secret-name" "key" "password") */}}
+{{- define "hybridops.secretValue" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .name -}}
+{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- index $existing.data .key -}}
+{{- else -}}
+{{- randAlphaNum 32 | b64enc -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- data stores */}}
+{{- define "hybridops.postgresql.needed" -}}
+{{- if or .Values.dagster.enabled .Values.mlflow.enabled .Values.feast.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.postgresql.host" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "hybridops.componentName" (dict "ctx" . "component" "postgresql") -}}
+{{- else -}}
+{{- .Values.postgresql.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.postgresql.port" -}}
+{{- if .Values.postgresql.enabled }}{{ .Values.postgresql.port }}{{ else }}{{ .Values.postgresql.external.port }}{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.postgresql.secretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- .Values.postgresql.existingSecret | default (include "hybridops.componentName" (dict "ctx" . "component" "postgresql")) -}}
+{{- else -}}
+{{- .Values.postgresql.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.postgresql.secretKey" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- if .Values.postgresql.existingSecret }}{{ .Values.postgresql.existingSecretPasswordKey }}{{ else }}password{{ end -}}
+{{- else -}}
+{{- .Values.postgresql.external.existingSecretPasswordKey -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.redis.needed" -}}
+{{- if or .Values.feast.enabled .Values.inference.enabled }}true{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.redis.host" -}}
+{{- if .Values.redis.enabled -}}
+{{- include "hybridops.componentName" (dict "ctx" . "component" "redis") -}}
+{{- else -}}
+{{- .Values.redis.external.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.redis.port" -}}
+{{- if .Values.redis.enabled }}{{ .Values.redis.port }}{{ else }}{{ .Values.redis.external.port }}{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.redis.secretName" -}}
+{{- if .Values.redis.enabled -}}
+{{- .Values.redis.existingSecret | default (include "hybridops.componentName" (dict "ctx" . "component" "redis")) -}}
+{{- else -}}
+{{- .Values.redis.external.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.redis.secretKey" -}}
+{{- if .Values.redis.enabled -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretPasswordKey }}{{ else }}password{{ end -}}
+{{- else -}}
+{{- .Values.redis.external.existingSecretPasswordKey -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hybridops.mlflow.url" -}}
+{{- printf "http://%s:%v" (include "hybridops.componentName" (dict "ctx" . "component" "mlflow")) .Values.mlflow.service.port -}}
+{{- end -}}
+
+{{- define "hybridops.mlflow.authSecretName" -}}
+{{- .Values.mlflow.auth.existingSecret | default (include "hybridops.componentName" (dict "ctx" . "component" "mlflow-auth")) -}}
+{{- end -}}
+
+{{- define "hybridops.mlflow.authSecretKey" -}}
+{{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretPasswordKey }}{{ else }}password{{ end -}}
+{{- end -}}
+
+{{/* Environment of the processes that run hybridops code (user code, run pods, inference):
+     passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
+{{- define "hybridops.platformEnv" -}}
+- name: HYBRIDOPS_HOME
+  value: /data
+{{- if include "hybridops.postgresql.needed" . }}
+- name: PG_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.postgresql.secretName" . }}
+      key: {{ include "hybridops.postgresql.secretKey" . }}
+{{- end }}
+{{- if .Values.feast.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.redis.secretName" . }}
+      key: {{ include "hybridops.redis.secretKey" . }}
+- name: HYBRIDOPS_FEAST__PROJECT
+  value: {{ .Values.feast.project | quote }}
+- name: HYBRIDOPS_FEAST__REGISTRY
+  value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
+- name: HYBRIDOPS_FEAST__ONLINE_STORE__TYPE
+  value: redis
+- name: HYBRIDOPS_FEAST__ONLINE_STORE__CONNECTION_STRING
+  value: {{ printf "%s:%s,password=$(REDIS_PASSWORD)" (include "hybridops.redis.host" .) (include "hybridops.redis.port" .) | quote }}
+{{- end }}
+{{- if .Values.mlflow.enabled }}
+- name: MLFLOW_TRACKING_URI
+  value: {{ include "hybridops.mlflow.url" . | quote }}
+- name: HYBRIDOPS_MLFLOW__TRACKING_URI
+  value: {{ include "hybridops.mlflow.url" . | quote }}
+- name: MLFLOW_TRACKING_USERNAME
+  value: {{ .Values.mlflow.auth.adminUsername | quote }}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.mlflow.authSecretName" . }}
+      key: {{ include "hybridops.mlflow.authSecretKey" . }}
+{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- checksums */}}
+{{- define "hybridops.checksum" -}}
+checksum/{{ .name }}: {{ include (print .ctx.Template.BasePath "/" .template) .ctx | sha256sum }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- scratch volumes */}}
+{{- define "hybridops.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+{{- end -}}
+
+{{- define "hybridops.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- PDB and HPA
+     (dict "ctx" $ "component" "x" "replicas" n "autoscaling" .Values.x.autoscaling "kind" "Deployment") */}}
+{{- define "hybridops.pdb" -}}
+{{- if or (gt (int .replicas) 1) (and .autoscaling .autoscaling.enabled) }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  {{- include "hybridops.metadata" . | nindent 2 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "hybridops.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{- define "hybridops.hpa" -}}
+{{- if and .autoscaling .autoscaling.enabled }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  {{- include "hybridops.metadata" . | nindent 2 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "hybridops.componentName" . }}
+  minReplicas: {{ .autoscaling.minReplicas }}
+  maxReplicas: {{ .autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ .autoscaling.targetCpuUtilization }}
+{{- end }}
+{{- end -}}
+
+{{/* replicas of a Deployment that may be autoscaled */}}
+{{- define "hybridops.replicas" -}}
+{{- if not (and .autoscaling .autoscaling.enabled) }}
+replicas: {{ .replicas }}
+{{- end }}
+{{- end -}}
+
+{{- define "hybridops.spread" -}}
+{{- if or (gt (int .replicas) 1) (and .autoscaling .autoscaling.enabled) }}true{{ end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- validation */}}
+{{- define "hybridops.validate" -}}
+{{- if not (has .Values.monitoring.mode (list "bundled" "external")) -}}
+{{- fail (printf "monitoring.mode must be bundled or external, got %q" (toString .Values.monitoring.mode)) -}}
+{{- end -}}
+{{- if and (include "hybridops.postgresql.needed" .) (not .Values.postgresql.enabled) -}}
+{{- if not .Values.postgresql.external.host -}}
+{{- fail "postgresql.enabled=false requires postgresql.external.host (Dagster, MLflow and Feast need a PostgreSQL)" -}}
+{{- end -}}
+{{- if not .Values.postgresql.external.existingSecret -}}
+{{- fail "postgresql.enabled=false requires postgresql.external.existingSecret (the Secret holding the password)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (include "hybridops.redis.needed" .) (not .Values.redis.enabled) -}}
+{{- if not .Values.redis.external.host -}}
+{{- fail "redis.enabled=false requires redis.external.host (the Feast online store needs a Redis)" -}}
+{{- end -}}
+{{- if not .Values.redis.external.existingSecret -}}
+{{- fail "redis.enabled=false requires redis.external.existingSecret (the Secret holding the password)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.inference.enabled (not .Values.mlflow.enabled) -}}
+{{- fail "inference.enabled=true requires mlflow.enabled=true (the service loads the champion from the registry)" -}}
+{{- end -}}
+{{- if and .Values.inference.enabled (not .Values.feast.enabled) -}}
+{{- fail "inference.enabled=true requires feast.enabled=true (the service reads online features)" -}}
+{{- end -}}
+{{- if and .Values.mlflow.enabled (eq .Values.mlflow.artifacts.type "s3") (not .Values.mlflow.artifacts.s3.bucket) -}}
+{{- fail "mlflow.artifacts.type=s3 requires mlflow.artifacts.s3.bucket" -}}
+{{- end -}}
+{{- range $component := list "mlflow" "feast" "inference" -}}
+{{- $a := (index $.Values $component).autoscaling -}}
+{{- if and $a.enabled (lt (int $a.maxReplicas) (int $a.minReplicas)) -}}
+{{- fail (printf "%s.autoscaling.maxReplicas must be >= %s.autoscaling.minReplicas" $component $component) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.dagster.enabled .Values.dagster.runLauncher.jobNamespace (ne .Values.dagster.runLauncher.jobNamespace .Release.Namespace) -}}
+{{- fail "dagster.runLauncher.jobNamespace must be the release namespace (the Role, Secrets and PVC live there)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* MLflow's database URIs, the password joined in by Kubernetes' $(VAR) expansion. */}}
+{{- define "hybridops.mlflow.dbEnv" -}}
+- name: PG_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.postgresql.secretName" .ctx }}
+      key: {{ include "hybridops.postgresql.secretKey" .ctx }}
+- name: MLFLOW_BACKEND_STORE_URI
+  value: {{ printf "%s/%s" .db .ctx.Values.mlflow.database | quote }}
+- name: MLFLOW_AUTH_DATABASE_URI
+  value: {{ printf "%s/%s" .db .ctx.Values.mlflow.authDatabase | quote }}
+{{- end -}}

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# The inference image: `hybridops serve` (features from the online store and the champion model in one hop).
+# Build from the repository root:  docker build -f docker/inference.Dockerfile -t hybridops/inference:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY platform ./platform
+COPY dagster_project ./dagster_project
+RUN pip install . && python -m compileall -q /opt/venv
+
+FROM ${PYTHON_IMAGE}
+# LightGBM needs the OpenMP runtime.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 hybridops \
+ && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin hybridops
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    HYBRIDOPS_HOME=/data
+USER 10001:10001
+EXPOSE 8000
+CMD ["hybridops", "serve", "--host", "0.0.0.0", "--port", "8000"]
