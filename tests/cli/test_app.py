@@ -53,3 +53,26 @@ def test_usage_errors_are_one_line_without_traceback(args, expected):
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
     assert lines[0].startswith("hybridops: error:")
+
+
+def test_chart_render_writes_one_file_per_template(tmp_path):
+    out = tmp_path / "rendered"
+    result = _run("chart", "render", "--profile", "dataops", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert "statefulset-postgresql.yaml" in files and "deployment-dagster-daemon.yaml" in files
+    assert not any("mlflow" in name for name in files)  # the DataOps profile leaves MLflow out
+    assert f"{len(files)} manifests" in result.stdout
+
+
+def test_chart_unknown_profile_is_one_line(tmp_path):
+    result = _run("chart", "render", "--profile", "nope", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "hybridops: unknown profile 'nope': choose one of dataops, hybrid, mlops"
+
+
+def test_model_commands_without_a_registry_say_so(tmp_path):
+    env = {**__import__("os").environ, "HYBRIDOPS_HOME": str(tmp_path)}
+    result = _run("model", "rollback", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

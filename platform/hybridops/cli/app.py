@@ -156,6 +156,45 @@ def model_rollback(
     )
 
 
+chart_app = typer.Typer(
+    help="The Helm chart, rendered and linted offline by the Helm engine.", no_args_is_help=True
+)
+app.add_typer(chart_app, name="chart")
+
+
+@chart_app.command("render")
+def chart_render(
+    profile: Annotated[str, typer.Option(help="dataops, mlops or hybrid.")] = "hybrid",
+    out: Annotated[Path, typer.Option(help="Folder for the manifests, one file per template.")] = Path(
+        "rendered"
+    ),
+    values: Annotated[list[Path] | None, typer.Option("--values", "-f", help="Extra values files.")] = None,
+    namespace: Annotated[str, typer.Option(help="Namespace of the release.")] = "hybridops",
+) -> None:
+    """Render the chart for a profile into one file per template."""
+    from hybridops.deploy.chart import render_to_dir
+
+    for path in values or []:
+        if not path.is_file():
+            raise typer.BadParameter(f"values file {path} does not exist", param_hint="--values")
+    written = render_to_dir(profile, out, values_files=list(values or []), namespace=namespace)
+    typer.echo(f"{len(written)} manifests for profile {profile!r} written to {out}")
+
+
+@chart_app.command("lint")
+def chart_lint() -> None:
+    """Lint the chart strictly (as `helm lint --strict`)."""
+    from hybridops.deploy.chart import lint
+
+    findings = lint(strict=True)
+    for finding in findings:
+        typer.echo(f"[{finding.severity}] {finding.path}: {finding.message}")
+    errors = [f for f in findings if f.severity == "error"]
+    typer.echo(f"{len(findings)} finding(s), {len(errors)} error(s)")
+    if errors:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -188,6 +227,11 @@ def ui(
 
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
+    import os
+
+    # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
+    # configures its loggers from this variable when it is imported.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)

@@ -14,6 +14,8 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from hybridops.errors import HybridopsError
+
 CHART_DIR = Path(__file__).resolve().parents[3] / "charts" / "hybridops"
 PROFILES_DIR = CHART_DIR / "profiles"
 CI_DIR = CHART_DIR / "ci"
@@ -22,7 +24,7 @@ DEFAULT_RELEASE = "hybridops"
 _SEVERITY = {0: "unknown", 1: "info", 2: "warning", 3: "error"}
 
 
-class ChartError(RuntimeError):
+class ChartError(HybridopsError):
     """Invalid values or a template that failed: the message is Helm's (including ``fail`` messages)."""
 
 
