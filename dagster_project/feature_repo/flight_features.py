@@ -16,6 +16,8 @@ Every timestamp is naive UTC (the warehouse's one clock). Views and their event 
 * ``carrier_delay_stats`` (entity ``carrier``): one row per carrier and local day D at D 00:00
   America/New_York (in UTC), over flights whose delay was known before that instant; ttl 2 days.
 * ``route_delay_stats`` (entity ``route``, e.g. ``EWR-IAH``): the same over 28 days; ttl 2 days.
+* ``origin_hour_delay_stats`` (entity ``origin_hour``, e.g. ``EWR-17``): the same per origin and local
+  scheduled hour of day over 28 days; ttl 2 days.
 * ``plane_profile`` (entity ``tailnum``): static reference data from the planes table, stamped with the
   fixed 2013-01-01 00:00 UTC (before every flight of the data) and no ttl (never expires).
 """
@@ -57,6 +59,11 @@ VIEW_FEATURES: dict[str, dict[str, Any]] = {
         "route_dep_delay_mean_28d": Float64,
         "route_delay_rate_28d": Float64,
     },
+    "origin_hour_delay_stats": {
+        "origin_hour_flights_28d": Int64,
+        "origin_hour_dep_delay_mean_28d": Float64,
+        "origin_hour_delay_rate_28d": Float64,
+    },
     "plane_profile": {
         "plane_year": Int64,
         "plane_seats": Int64,
@@ -68,12 +75,14 @@ VIEW_ENTITY: dict[str, str] = {
     "origin_weather": "origin",
     "carrier_delay_stats": "carrier",
     "route_delay_stats": "route",
+    "origin_hour_delay_stats": "origin_hour",
     "plane_profile": "tailnum",
 }
 VIEW_TTL: dict[str, timedelta] = {
     "origin_weather": timedelta(hours=3),
     "carrier_delay_stats": timedelta(days=2),
     "route_delay_stats": timedelta(days=2),
+    "origin_hour_delay_stats": timedelta(days=2),
     "plane_profile": timedelta(0),  # Feast: a ttl of 0 never expires (static reference data)
 }
 ENTITY_DESCRIPTIONS: dict[str, str] = {
@@ -81,6 +90,7 @@ ENTITY_DESCRIPTIONS: dict[str, str] = {
     "carrier": "Two-letter carrier code.",
     "route": "Origin and destination airport codes, 'ORIGIN-DEST'.",
     "tailnum": "Plane tail number.",
+    "origin_hour": "Origin and local scheduled departure hour, 'ORIGIN-HH' (e.g. 'EWR-17').",
 }
 
 
@@ -125,9 +135,11 @@ _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "wa
     carrier,
     route,
     tailnum,
+    origin_hour,
     origin_weather,
     carrier_delay_stats,
     route_delay_stats,
+    origin_hour_delay_stats,
     plane_profile,
     flight_delay_v1,
 ) = definitions(_DEFAULT_PARQUET_ROOT)

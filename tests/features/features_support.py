@@ -12,6 +12,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from hybridops.features.compute import origin_hour_key
+
 FCT_COLUMNS = [
     "flight_id", "month_key", "flight_date", "carrier", "carrier_name", "flight", "tailnum", "origin",
     "dest", "route", "sched_dep_local", "sched_dep_utc", "dep_delay", "arr_delay", "cancelled",
@@ -63,6 +65,16 @@ def fct_row(
         "plane_engines": 2,
         "plane_manufacturer": "X",
     }
+
+
+def origin_hours(origins: pd.Series, sched_dep_utc: pd.Series) -> pd.Series:
+    """The ``origin_hour`` keys of flights from their origin and UTC schedule (local hour, not UTC)."""
+    local = pd.to_datetime(sched_dep_utc).dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+    return pd.Series(
+        [origin_hour_key(o, t) for o, t in zip(origins, local, strict=True)],
+        index=origins.index,
+        dtype=object,
+    )
 
 
 def weather_frame(rows: list[tuple[str, str, float]]) -> pd.DataFrame:

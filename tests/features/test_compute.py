@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from features_support import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import build_feature_tables, compute_view, month_window
+from hybridops.features.compute import build_feature_tables, compute_view, month_window, origin_hour_key
 
 
 def _carrier_flights() -> pd.DataFrame:
@@ -126,6 +126,7 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
     assert files == [
         "features/carrier_delay_stats/month_key=2013-01/data.parquet",
+        "features/origin_hour_delay_stats/month_key=2013-01/data.parquet",
         "features/origin_weather/month_key=2013-01/data.parquet",
         "features/plane_profile/month_key=static/data.parquet",
         "features/route_delay_stats/month_key=2013-01/data.parquet",
@@ -134,9 +135,13 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
     assert first == {
         "origin_weather": 3,
         "carrier_delay_stats": len(snapshot[files[0]]),
-        "route_delay_stats": len(snapshot[files[3]]),
+        "route_delay_stats": len(snapshot[files[4]]),
+        "origin_hour_delay_stats": len(snapshot[files[1]]),
         "plane_profile": 2,
     }
+    # Seven origin-hours (see the test below), each with a row on 28 local days: every flight is known
+    # before Jan 3 00:00 local and stays in the 28-day window of 28 consecutive midnights.
+    assert first["origin_hour_delay_stats"] == 7 * 28
     assert build_feature_tables(hand_made, root, "2013-01") == first
     for f, frame in snapshot.items():
         pd.testing.assert_frame_equal(pd.read_parquet(root / f), frame)
@@ -144,5 +149,63 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
     feb = build_feature_tables(hand_made, root, "2013-02")
     assert feb["origin_weather"] == 1
     assert feb["carrier_delay_stats"] == 0  # every flight is known before Feb 1 - 28 days
+    assert feb["route_delay_stats"] == feb["origin_hour_delay_stats"] == 0
     assert not (root / "features/carrier_delay_stats/month_key=2013-02").exists()
     assert build_feature_tables(hand_made, root, "2013-01") == first  # months are independent
+
+
+def test_origin_hour_stats_use_the_local_scheduled_hour(hand_made: duckdb.DuckDBPyConnection) -> None:
+    """Same window rules as the route stats, keyed by origin and local scheduled hour (``EWR-00``)."""
+    stats = compute_view(hand_made, "origin_hour_delay_stats", "2013-01")
+    flights = hand_made.execute(
+        "select origin, sched_dep_local, sched_dep_utc, dep_delay, delayed_15, cancelled from fct_flights"
+    ).df()
+    keys = {origin_hour_key(o, t) for o, t in zip(flights["origin"], flights["sched_dep_local"], strict=True)}
+    # Local hours (EST = UTC-5), never the UTC ones (EWR-05, EWR-12, ..., EWR-03 for flight 4).
+    assert keys == {"EWR-00", "EWR-07", "EWR-09", "EWR-15", "EWR-22", "EWR-23", "JFK-07"}
+    assert set(stats["origin_hour"]) == keys
+    assert not stats.duplicated(["origin_hour", "event_timestamp"]).any()
+
+    # Hand-written rows, as for the routes. EWR-22 is flight 4 only (Jan 1 22:00 local, known Jan 2 06:00).
+    assert stats.loc[stats["origin_hour"] == "EWR-22", "event_timestamp"].min() == pd.Timestamp(
+        "2013-01-03 05:00"
+    )
+    ewr22 = _at(stats, "origin_hour", "EWR-22", "2013-01-03 05:00")
+    assert ewr22["origin_hour_flights_28d"] == 1
+    assert ewr22["origin_hour_dep_delay_mean_28d"] == pytest.approx(180.0)
+    assert ewr22["origin_hour_delay_rate_28d"] == pytest.approx(1.0)
+    ewr07 = _at(stats, "origin_hour", "EWR-07", "2013-01-29 05:00")  # T-28d = Jan 1 05:00: flight 1 inside
+    assert ewr07["origin_hour_flights_28d"] == 1
+    assert ewr07["origin_hour_dep_delay_mean_28d"] == pytest.approx(30.0)
+    assert ewr07["origin_hour_delay_rate_28d"] == pytest.approx(1.0)
+    assert stats.loc[stats["origin_hour"] == "EWR-07", "event_timestamp"].max() == pd.Timestamp(
+        "2013-01-29 05:00"
+    )
+    # EWR-15 holds only the cancelled flight 3: counted, but no known delay.
+    ewr15 = _at(stats, "origin_hour", "EWR-15", "2013-01-02 05:00")
+    assert ewr15["origin_hour_flights_28d"] == 1
+    assert pd.isna(ewr15["origin_hour_dep_delay_mean_28d"]) and pd.isna(ewr15["origin_hour_delay_rate_28d"])
+
+    # Recompute every row by hand from the flights: those known in [T - 28 days, T).
+    known = flights["sched_dep_utc"] + pd.to_timedelta(
+        flights["dep_delay"].where(~flights["cancelled"]).fillna(0), unit="m"
+    )
+    for _, row in stats.iterrows():
+        origin, hour = row["origin_hour"].split("-")
+        mine = flights[
+            (flights["origin"] == origin)
+            & (flights["sched_dep_local"].dt.hour == int(hour))
+            & (known < row["event_timestamp"])
+            & (known >= row["event_timestamp"] - pd.Timedelta(days=28))
+        ]
+        label = f"{row['origin_hour']} at {row['event_timestamp']}"
+        assert row["origin_hour_flights_28d"] == len(mine) > 0, label
+        outcomes = mine[mine["delayed_15"].notna()]
+        if outcomes.empty:  # only cancelled flights: no delay is known, both stats are null
+            assert pd.isna(row["origin_hour_dep_delay_mean_28d"]), label
+            assert pd.isna(row["origin_hour_delay_rate_28d"]), label
+        else:
+            expected_rate = outcomes["delayed_15"].astype(float).mean()
+            assert row["origin_hour_delay_rate_28d"] == pytest.approx(expected_rate), label
+            expected_mean = outcomes["dep_delay"].mean()
+            assert row["origin_hour_dep_delay_mean_28d"] == pytest.approx(expected_mean), label

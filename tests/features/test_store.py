@@ -10,9 +10,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from features_support import fct_row, load_tables, planes_frame, weather_frame
+from features_support import fct_row, load_tables, origin_hours, planes_frame, weather_frame
 
-from hybridops.features.compute import build_feature_tables, month_window
+from hybridops.features.compute import build_feature_tables, month_window, origin_hour_key
 from hybridops.features.store import (
     apply_definitions,
     feature_names,
@@ -81,11 +81,11 @@ def leaky_store(request, con: duckdb.DuckDBPyConnection, tmp_path: Path):
 def test_historical_features_never_leak_later_values(leaky_store) -> None:
     entity_df = pd.DataFrame(
         {
-            "flight_id": ["a", "b", "c", "d", "e", "f"],
-            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK", "EWR"],
-            "carrier": ["AA"] * 6,
-            "route": ["EWR-IAH"] * 6,
-            "tailnum": ["N1", "N1", None, "N1", "N1", "N1"],
+            "flight_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
+            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK", "EWR", "EWR", "EWR"],
+            "carrier": ["AA"] * 8,
+            "route": ["EWR-IAH"] * 8,
+            "tailnum": ["N1", "N1", None, "N1", "N1", "N1", "N1", "N1"],
             "event_timestamp": pd.to_datetime(
                 [
                     "2013-01-05 11:30",  # between hours: 11:00's value, never 12:00's
@@ -94,10 +94,17 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
                     "2013-01-05 16:30",  # 3.5 h after the last one: beyond the 3 h ttl
                     "2013-01-05 11:30",  # no weather for JFK
                     "2013-01-04 04:59",  # just before Jan 4 00:00 local
+                    "2013-01-05 03:00",  # Jan 4 22:00 local: flight 2's hour, a day later
+                    "2013-01-06 03:00",  # Jan 5 22:00 local
                 ]
             ),
         }
     )
+    # The key of a flight departing at event_timestamp: its local hour (a: 06:30 local -> EWR-06).
+    entity_df["origin_hour"] = origin_hours(entity_df["origin"], entity_df["event_timestamp"])
+    assert entity_df["origin_hour"].tolist() == [
+        "EWR-06", "EWR-07", "EWR-04", "EWR-11", "JFK-06", "EWR-23", "EWR-22", "EWR-22",
+    ]  # fmt: skip
     shuffled = entity_df.sample(frac=1, random_state=1).reset_index(drop=True)
     out = historical_features(leaky_store, shuffled).set_index("flight_id")
     assert len(out) == len(entity_df)
@@ -114,6 +121,23 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
     assert out.loc["a", "plane_age_years"] == 10
     assert pd.isna(out.loc["c", "plane_age_years"])
     assert out.loc["c", "carrier_flights_7d"] == 2  # a null tailnum does not hide the other views
+    # Origin-hour stats: EWR-07 holds flight 1 (07:00 local, known Jan 1 12:30 UTC), read at b from the
+    # Jan 5 00:00 local row; flight 2 (EWR-22, Jan 3 22:00 local) is known Jan 4 06:00 UTC, so its first
+    # row is Jan 5 00:00 local (05:00 UTC): after g's 03:00, before h's Jan 6 03:00.
+    assert out.loc["b", "origin_hour_flights_28d"] == 1
+    assert out.loc["b", "origin_hour_dep_delay_mean_28d"] == pytest.approx(30.0)
+    assert out.loc["b", "origin_hour_delay_rate_28d"] == pytest.approx(1.0)
+    assert out.loc["h", "origin_hour_flights_28d"] == 1
+    assert out.loc["h", "origin_hour_dep_delay_mean_28d"] == pytest.approx(180.0)
+    assert out.loc["h", "origin_hour_delay_rate_28d"] == pytest.approx(1.0)
+    origin_hour_names = [
+        "origin_hour_flights_28d",
+        "origin_hour_dep_delay_mean_28d",
+        "origin_hour_delay_rate_28d",
+    ]
+    for fid in ["a", "c", "d", "e", "f", "g"]:  # no flight of that origin and hour is known yet
+        assert out.loc[fid, origin_hour_names].isna().all(), fid
+    assert out.loc["g", "carrier_flights_7d"] == 1  # g's own carrier row (Jan 4 00:00 local) is found
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -135,8 +159,8 @@ def january_store(request, january_frames, tmp_path_factory):
 def test_apply_and_materialize_counts_match_online_store(january_store, january_frames) -> None:
     settings, _store, built, applied, written = january_store
     assert set(applied) == {
-        "origin", "carrier", "route", "tailnum", "origin_weather", "carrier_delay_stats",
-        "route_delay_stats", "plane_profile", "flight_delay_v1",
+        "origin", "carrier", "route", "tailnum", "origin_hour", "origin_weather", "carrier_delay_stats",
+        "route_delay_stats", "origin_hour_delay_stats", "plane_profile", "flight_delay_v1",
     }  # fmt: skip
     weather = january_frames[1]
     start, end = month_window("2013-01")
@@ -145,6 +169,17 @@ def test_apply_and_materialize_counts_match_online_store(january_store, january_
     assert written["origin_weather"] == 3
     assert written["carrier_delay_stats"] == 16
     assert written["plane_profile"] == built["plane_profile"]
+    # Origin-hours online: every key with a row in January, i.e. with a flight known before the last
+    # day's midnight (Jan 31 00:00 local = 05:00 UTC); January's flights are all known after Jan 1 - 28 days.
+    fct = january_frames[0]
+    known = fct["sched_dep_utc"] + pd.to_timedelta(fct["dep_delay"].fillna(0), unit="m")
+    last_day = pd.Timestamp("2013-01-31 05:00")
+    keys = {
+        origin_hour_key(o, t)
+        for o, t, k in zip(fct["origin"], fct["sched_dep_local"], known, strict=True)
+        if k < last_day
+    }
+    assert written["origin_hour_delay_stats"] == len(keys) > 40
     with sqlite3.connect(settings.feast_dir / "online.db") as db:
         for view, rows in written.items():
             (online,) = db.execute(f"select count(distinct entity_key) from hybridops_{view}").fetchone()
@@ -165,7 +200,12 @@ def test_online_equals_offline_at_the_window_end(january_store, january_frames) 
     sample = fct[fct["flight_date"] >= pd.Timestamp("2013-01-30").date()].sample(60, random_state=7)
     _, end = month_window("2013-01")
     at = end - pd.Timedelta(microseconds=1)
-    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum"]].assign(event_timestamp=at)
+    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum"]].assign(
+        origin_hour=[
+            origin_hour_key(o, t) for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
+        ],
+        event_timestamp=at,
+    )
     offline = historical_features(store, entity_df).reset_index(drop=True)
     online = online_features(store, entity_df.to_dict("records"))
     assert len(online) == len(offline) == 60
@@ -181,11 +221,16 @@ def test_historical_features_keep_every_row(january_store, january_frames) -> No
     settings, store, *_ = january_store
     fct = january_frames[0]
     size = 3000 if settings.feast.offline_store == "duckdb" else 600  # the dask store is slow
+    sample = fct.sample(size, random_state=3)
     entity_df = (
-        fct.sample(size, random_state=3)[
-            ["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]
-        ]
+        sample[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
         .rename(columns={"sched_dep_utc": "event_timestamp"})
+        .assign(
+            origin_hour=[
+                origin_hour_key(o, t)
+                for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
+            ]
+        )
         .reset_index(drop=True)
     )
     out = historical_features(store, entity_df)

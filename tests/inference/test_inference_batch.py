@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import build_feature_tables
+from hybridops.features.compute import build_feature_tables, origin_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
 from hybridops.inference.batch import MissingFeaturesError, score, score_month, scoring_entities
 from hybridops.settings import FeastSettings, Settings
@@ -169,16 +169,23 @@ def test_scoring_entities_keep_cancelled_flights_of_the_month_only(scored_world)
     assert len(entities) == len(january) == 400
     assert set(entities["flight_id"]) == set(january["flight_id"])
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "event_timestamp", "cancelled",
-        "delayed_15",
+        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "event_timestamp",
+        "cancelled", "delayed_15",
     ]  # fmt: skip
+    # origin_hour is the origin and *local* scheduled hour of each flight (e.g. flight 0: 06:00 local)
+    local_keys = {
+        fid: origin_hour_key(o, t)
+        for fid, o, t in zip(january["flight_id"], january["origin"], january["sched_dep_local"], strict=True)
+    }
+    assert entities.set_index("flight_id")["origin_hour"].to_dict() == local_keys
+    assert local_keys[fct.loc[0, "flight_id"]] == "EWR-06"
     assert entities["cancelled"].sum() == 16
     assert entities.loc[entities["cancelled"], "delayed_15"].isna().all()
     assert entities["event_timestamp"].is_monotonic_increasing
 
 
 def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) -> None:
-    con, store, booster, _fct = scored_world
+    con, store, booster, fct = scored_world
     first = score_month(con, store, booster, "flight_delay", 3, "2013-01", "run-1")
     assert first.rows == 400 == len(first.predictions) == len(first.features)
     assert list(first.predictions.columns) == [
@@ -196,6 +203,37 @@ def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) ->
     hour = pd.Timestamp(row["event_timestamp"]).floor("h")
     assert row["temp"] == pytest.approx(_temp(hour, row["origin"]))
     assert pd.isna(first.features.loc[first.features["tailnum"] == "N4", "plane_seats"]).all()
+    # origin-hour stats by hand: the row of the flight's local midnight T counts the flights of the same
+    # origin and local hour known in [T - 28 days, T) (whenever there is one; else an older row or null).
+    history = fct.assign(
+        origin_hour=[
+            origin_hour_key(o, t) for o, t in zip(fct["origin"], fct["sched_dep_local"], strict=True)
+        ],
+        known=fct["sched_dep_utc"] + pd.to_timedelta(fct["dep_delay"].fillna(0), unit="m"),
+    )
+    midnight = (
+        pd.to_datetime(first.features["flight_id"].str[:10])
+        .dt.tz_localize("America/New_York")
+        .dt.tz_convert("UTC")
+        .dt.tz_localize(None)
+    )
+    checked = 0
+    for (_, row), day in zip(first.features.iterrows(), midnight, strict=True):
+        same = history[
+            (history["origin_hour"] == row["origin_hour"])
+            & (history["known"] < day)
+            & (history["known"] >= day - pd.Timedelta(days=28))
+        ]
+        if same.empty:
+            continue
+        checked += 1
+        assert row["origin_hour_flights_28d"] == len(same), row["flight_id"]
+        outcomes = same[same["delayed_15"].notna()]
+        expected_rate = outcomes["delayed_15"].astype(float).mean() if len(outcomes) else np.nan
+        assert row["origin_hour_delay_rate_28d"] == pytest.approx(expected_rate, nan_ok=True), row[
+            "flight_id"
+        ]
+    assert checked > 100
 
     table = con.execute("select * from predictions order by event_timestamp, flight_id").df()
     assert len(table) == 400 and table["flight_id"].is_unique

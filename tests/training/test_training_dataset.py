@@ -11,6 +11,7 @@ import pytest
 from training_support import fct_row, feast_for, load_tables, planes_frame, weather_frame
 
 from hybridops.errors import HybridopsError
+from hybridops.features.compute import origin_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
@@ -40,12 +41,15 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     entities = january.entities
     assert january.cancelled_excluded == 1
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "event_timestamp", "label",
+        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "event_timestamp",
+        "label",
     ]  # fmt: skip
     assert entities["flight_id"].is_monotonic_increasing
     by_id = entities.set_index(entities["flight_id"].str.split("_").str[2].astype(int))
     assert sorted(by_id.index) == [1, 2, 3, 5, 6]
     assert by_id["label"].to_dict() == {1: 1, 2: 0, 3: 1, 5: 0, 6: 1}
+    # origin and local scheduled hour (EST = UTC-5): flight 6 departs Jan 31 23:30 local
+    assert by_id["origin_hour"].to_dict() == {1: "EWR-07", 2: "EWR-08", 3: "EWR-09", 5: "EWR-10", 6: "EWR-23"}
     assert str(entities["label"].dtype) == "int64"
     assert by_id.loc[6, "event_timestamp"] == pd.Timestamp("2013-02-01 04:30")  # = sched_dep_utc
     assert by_id.loc[6, "month_key"] == "2013-01"
@@ -110,6 +114,15 @@ def test_training_set_never_uses_values_from_after_departure(
     assert (out["temp"] != -1.0).all()
     for flight in range(10, 16):
         assert out.loc[flight, "temp"] == 50.0 + flight - 10
+    # Origin-hour stats: the padding flights all leave JFK at 10:00 local (JFK-10), one a day, each known
+    # 5 minutes after departure; a flight sees the earlier days' flights (from its local midnight's row),
+    # never its own outcome. The AA flights are alone in their hours (EWR-10, -22, -06, -07).
+    assert pd.isna(out.loc[10, "origin_hour_flights_28d"])
+    for flight in range(11, 16):
+        assert out.loc[flight, "origin_hour_flights_28d"] == flight - 10
+        assert out.loc[flight, "origin_hour_dep_delay_mean_28d"] == pytest.approx(5.0)
+        assert out.loc[flight, "origin_hour_delay_rate_28d"] == pytest.approx(0.0)
+    assert out.loc[[1, 2, 3, 4], "origin_hour_flights_28d"].isna().all()
 
 
 def _write(settings: Settings, view: str, rows: list[dict[str, Any]], partition: str = "2013-01") -> None:
@@ -131,6 +144,13 @@ def _carrier(carrier: str, ts: str, flights: int) -> dict[str, Any]:
         "carrier": carrier, "event_timestamp": ts, "carrier_flights_7d": flights,
         "carrier_dep_delay_mean_7d": flights / 10, "carrier_delay_rate_7d": 0.5,
         "carrier_cancel_rate_7d": 0.0, "carrier_delay_rate_28d": 0.25,
+    }  # fmt: skip
+
+
+def _origin_hour(key: str, ts: str, flights: int) -> dict[str, Any]:
+    return {
+        "origin_hour": key, "event_timestamp": ts, "origin_hour_flights_28d": flights,
+        "origin_hour_dep_delay_mean_28d": flights / 2, "origin_hour_delay_rate_28d": 0.2,
     }  # fmt: skip
 
 
@@ -166,6 +186,18 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
     )  # fmt: skip
     _write(
         settings,
+        "origin_hour_delay_stats",
+        [
+            _origin_hour("EWR-06", "2013-01-05 05:00", 12),
+            _origin_hour("EWR-06", "2013-01-05 11:31", 998),
+            _origin_hour("EWR-07", "2013-01-05 05:00", 5),
+            _origin_hour("EWR-23", "2013-01-05 05:00", 8),
+            _origin_hour("JFK-03", "2013-01-03 09:00", 2),
+            _origin_hour("JFK-04", "2013-01-03 09:00", 6),
+        ],
+    )
+    _write(
+        settings,
         "plane_profile",
         [
             {"tailnum": "N1", "event_timestamp": "2013-01-01 00:00", "plane_year": 2003, "plane_seats": 100,
@@ -179,8 +211,10 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
     def flight(fid: str, ts: str, origin: str = "EWR", carrier: str = "AA") -> dict[str, Any]:
         route = "EWR-IAH" if origin == "EWR" else "JFK-LAX"
         tailnum = "N1" if origin == "EWR" else "N2"
+        local = pd.Timestamp(ts).tz_localize("UTC").tz_convert("America/New_York")
         return {"flight_id": fid, "month_key": "2013-01", "origin": origin, "carrier": carrier,
-                "route": route, "tailnum": tailnum, "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
+                "route": route, "tailnum": tailnum, "origin_hour": origin_hour_key(origin, local),
+                "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
 
     entities = pd.DataFrame(
         [
@@ -196,26 +230,34 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
             flight("f10", "2013-01-01 00:00"),
         ]
     ).sample(frac=1, random_state=2)
+    # local hours (EST = UTC-5): f01 departs 06:30, f07 Jan 4 23:59, f10 Dec 31 19:00
+    assert entities.set_index("flight_id")["origin_hour"].sort_index().tolist() == [
+        "EWR-06", "EWR-07", "EWR-06", "EWR-06", "JFK-03", "JFK-04", "EWR-23", "EWR-23", "EWR-06", "EWR-19",
+    ]  # fmt: skip
     built = build_training_set(store, entities, LENIENT)
     out = built.frame.set_index("flight_id")
     nan = None
     expected = pd.DataFrame(
-        {  # temp, carrier_flights_7d, route_flights_28d, plane_year
-            "f01": [11.0, 4, 10, 2003],
-            "f02": [12.0, 999, 10, 2003],  # an event at the entity timestamp is included
-            "f03": [11.0, 999, 10, 2003],
-            "f04": [11.0, 4, 10, 2003],  # one second before the 11:31 row
-            "f05": [6.0, nan, nan, nan],  # weather 2h59 old (ttl 3h); UA stats 4 days old (ttl 2d)
-            "f06": [nan, nan, nan, nan],  # weather 3h01 old
-            "f07": [nan, 3, nan, 2003],  # before EWR's first observation and the route row
-            "f08": [nan, 999, 10, 2003],  # 17 h after the last weather; stats within 2 days
-            "f09": [nan, nan, nan, 2003],  # 2 days and 1 minute after the last stats rows
-            "f10": [nan, nan, nan, 2003],  # the static plane row at exactly 2013-01-01 00:00
+        {  # temp, carrier_flights_7d, route_flights_28d, origin_hour_flights_28d, plane_year
+            "f01": [11.0, 4, 10, 12, 2003],
+            "f02": [12.0, 999, 10, 5, 2003],  # an event at the entity timestamp is included
+            "f03": [11.0, 999, 10, 998, 2003],
+            "f04": [11.0, 4, 10, 12, 2003],  # one second before the 11:31 rows
+            "f05": [6.0, nan, nan, 2, nan],  # weather 2h59 old (ttl 3h); UA stats 4 days old (ttl 2d);
+            # JFK-03 1 day 23h59 old
+            "f06": [nan, nan, nan, nan, nan],  # weather 3h01 old; JFK-04 2 days and 1 minute old
+            "f07": [nan, 3, nan, nan, 2003],  # before EWR's first observation, the route and EWR-23 rows
+            "f08": [nan, 999, 10, 8, 2003],  # 17 h after the last weather; stats within 2 days
+            "f09": [nan, nan, nan, nan, 2003],  # 2 days and 1 minute after the last stats rows
+            "f10": [nan, nan, nan, nan, 2003],  # the static plane row at exactly 2013-01-01 00:00; no EWR-19
         },
-        index=["temp", "carrier_flights_7d", "route_flights_28d", "plane_year"],
+        index=["temp", "carrier_flights_7d", "route_flights_28d", "origin_hour_flights_28d", "plane_year"],
     ).T.astype("float64")
     pd.testing.assert_frame_equal(out[expected.columns].sort_index(), expected, check_names=False)
     assert out.loc["f01", "carrier_dep_delay_mean_7d"] == pytest.approx(0.4)
+    assert out.loc["f01", "origin_hour_dep_delay_mean_28d"] == pytest.approx(6.0)
+    assert out.loc["f03", "origin_hour_dep_delay_mean_28d"] == pytest.approx(499.0)
+    assert out.loc["f05", "origin_hour_delay_rate_28d"] == pytest.approx(0.2)
     assert built.rows == 10
     assert built.features == feature_names()
     assert built.null_rates["temp"] == pytest.approx(0.5)
@@ -251,7 +293,8 @@ def test_training_set_hash_is_stable_and_content_based(synthetic: dict[str, Any]
     assert first.sha256 == second.sha256
     assert first.rows == len(entities) > 3000
     assert first.feature_views == {
-        "origin_weather": 0, "carrier_delay_stats": 0, "route_delay_stats": 0, "plane_profile": 0,
+        "origin_weather": 0, "carrier_delay_stats": 0, "route_delay_stats": 0, "origin_hour_delay_stats": 0,
+        "plane_profile": 0,
     }  # fmt: skip
     assert set(first.feature_view_digests) == set(first.feature_views)
     assert first.null_rates["temp"] == 0.0

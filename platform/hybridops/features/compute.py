@@ -15,6 +15,8 @@ Point-in-time rules (no feature uses anything not known before the flight's sche
   for an entity and day when at least one flight is known in the longest (28-day) window.
   Windows that reach into earlier months read whatever earlier months ``fct_flights`` holds, so the first
   loaded month's first weeks see shorter histories; for the same loaded data the result is deterministic.
+* ``origin_hour_delay_stats`` (entity ``origin_hour`` = ``ORIGIN-HH``, the local scheduled hour): the same
+  28-day stats per origin and scheduled hour of day; the key comes from the flight itself.
 * ``plane_profile``: static reference data from ``planes`` stamped with the fixed ``STATIC_EVENT_TIMESTAMP``
   (2013-01-01 00:00 UTC, before every flight of the data set), written once as partition ``static``;
   ``plane_age_years = 2013 - year``.
@@ -37,7 +39,18 @@ STATIC_PARTITION = "static"
 STATIC_EVENT_TIMESTAMP = datetime(2013, 1, 1, 0, 0)
 REFERENCE_YEAR = STATIC_EVENT_TIMESTAMP.year
 
-MONTHLY_VIEWS = ("origin_weather", "carrier_delay_stats", "route_delay_stats")
+MONTHLY_VIEWS = ("origin_weather", "carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats")
+
+# The scheduled local departure hour at an origin ("EWR-17"): delays build up through the day, so this is
+# the strongest schedule signal. Derived the same way everywhere (warehouse SQL here, Python in serving).
+ORIGIN_HOUR_SQL = "origin || '-' || lpad(cast(hour(sched_dep_local) as varchar), 2, '0')"
+
+
+def origin_hour_key(origin: str, sched_dep_local: datetime) -> str:
+    """The ``origin_hour`` entity key of a flight (``ORIGIN-HH``, local scheduled hour)."""
+    return f"{origin}-{sched_dep_local.hour:02d}"
+
+
 STATIC_VIEWS = ("plane_profile",)
 
 
@@ -135,6 +148,23 @@ def _route_sql() -> str:
     )
 
 
+def _origin_hour_sql() -> str:
+    base = _window_stats_sql(ORIGIN_HOUR_SQL, 28).format(short_days=28)
+    return (
+        base
+        + """
+        select entity as origin_hour,
+               event_timestamp,
+               cast(count(*) as bigint) as origin_hour_flights_28d,
+               avg(dep_delay) filter (where delayed_15 is not null) as origin_hour_dep_delay_mean_28d,
+               avg(cast(delayed_15 as double)) as origin_hour_delay_rate_28d
+        from joined
+        group by entity, event_timestamp
+        order by origin_hour, event_timestamp
+    """
+    )
+
+
 _WEATHER_SQL = """
     select origin,
            time_hour as event_timestamp,
@@ -166,6 +196,7 @@ _PLANES_SQL = f"""
 _INT_COLUMNS = {
     "carrier_flights_7d",
     "route_flights_28d",
+    "origin_hour_flights_28d",
     "plane_year",
     "plane_seats",
     "plane_engines",
@@ -191,7 +222,11 @@ def compute_view(con: duckdb.DuckDBPyConnection, view: str, month_key: str) -> p
     elif view == "plane_profile":
         frame = con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df()
     else:
-        sql = {"carrier_delay_stats": _carrier_sql, "route_delay_stats": _route_sql}[view]()
+        sql = {
+            "carrier_delay_stats": _carrier_sql,
+            "route_delay_stats": _route_sql,
+            "origin_hour_delay_stats": _origin_hour_sql,
+        }[view]()
         con.register("_day_grid", _day_grid(month_key))
         try:
             frame = con.execute(sql).df()

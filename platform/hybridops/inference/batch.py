@@ -26,12 +26,22 @@ import pandas as pd
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
+from hybridops.features.compute import ORIGIN_HOUR_SQL
 from hybridops.features.store import feature_names, historical_features
 from hybridops.warehouse.db import read_frame, replace_rows
 
 DECISION_THRESHOLD = 0.5
 PREDICTIONS_TABLE = "predictions"
-ENTITY_COLUMNS = ["flight_id", "month_key", "origin", "carrier", "route", "tailnum", "event_timestamp"]
+ENTITY_COLUMNS = [
+    "flight_id",
+    "month_key",
+    "origin",
+    "carrier",
+    "route",
+    "tailnum",
+    "origin_hour",
+    "event_timestamp",
+]
 OUTCOME_COLUMNS = ["cancelled", "delayed_15"]
 PREDICTION_COLUMNS = [
     "flight_id",
@@ -63,8 +73,9 @@ class ScoringResult:
     positive_rate: float
 
 
-_ENTITIES_SQL = """
+_ENTITIES_SQL = f"""
     select flight_id, month_key, origin, carrier, route, tailnum,
+           {ORIGIN_HOUR_SQL} as origin_hour,
            cast(sched_dep_utc as timestamp) as event_timestamp,
            cancelled, delayed_15
     from fct_flights

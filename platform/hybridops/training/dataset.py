@@ -23,6 +23,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
+from hybridops.features.compute import ORIGIN_HOUR_SQL
 from hybridops.features.store import feature_names, historical_features, load_definitions_module
 from hybridops.settings import TrainingSettings
 
@@ -33,6 +34,7 @@ ENTITY_FRAME_COLUMNS = [
     "carrier",
     "route",
     "tailnum",
+    "origin_hour",
     "event_timestamp",
     "label",
 ]
@@ -60,8 +62,9 @@ class TrainingSet:
     feature_view_digests: dict[str, str] = field(default_factory=dict)  # view -> hash of its definition
 
 
-_LABELLED_SQL = """
+_LABELLED_SQL = f"""
     select flight_id, month_key, origin, carrier, route, tailnum,
+           {ORIGIN_HOUR_SQL} as origin_hour,
            cast(sched_dep_utc as timestamp) as event_timestamp,
            cancelled, delayed_15
     from fct_flights
