@@ -1,5 +1,7 @@
 """Training: point-in-time training set from Feast, tracked training, the promotion gate (ML team)."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +15,7 @@ from hybridops.settings import Settings
 from hybridops.training.dataset import build_training_set, labelled_flights
 from hybridops.training.split import SplitPlan, plan_split, split_frame
 from hybridops.training.tracking import track_training
-from hybridops.training.train import evaluate, train_model
+from hybridops.training.train import evaluate, lgb_params, train_model
 from hybridops.warehouse.db import connect, read_frame
 
 OWNERS = ["team:ml"]
@@ -126,6 +128,13 @@ def candidate_model(
 ) -> dict:
     settings = hybridops.settings()
     training, plan = _restore(training_set)
+    digest = training_digest(training_set["sha256"], plan, training.features, settings)
+    existing = registered_version_for(settings, digest)
+    if existing is not None:
+        # Same training set, split, features and parameters: training is deterministic, so the model
+        # would be the same; re-running must not register a duplicate version.
+        context.add_output_metadata({"version": existing["version"], "reused": True, **existing["metrics"]})
+        return {**existing, "training_set": training_set, "reused": True}
     train, holdout = split_frame(training.frame, plan)
     trained = train_model(train, holdout, training.features, settings.training)
     tracked = track_training(
@@ -137,6 +146,7 @@ def candidate_model(
             "dagster_run_id": context.run.run_id,
             "cancelled_excluded": str(training_set["cancelled_excluded"]),
             "trigger": training_set["trigger"],
+            "training_digest": digest,
         },
         holdout=holdout,
     )
@@ -166,7 +176,48 @@ def candidate_model(
         "run_id": tracked.run_id,
         "metrics": {"auc": metrics.auc, "logloss": metrics.logloss, "brier": metrics.brier},
         "training_set": training_set,
+        "reused": False,
     }
+
+
+def training_digest(training_set_sha: str, plan: SplitPlan, features: list[str], settings: Settings) -> str:
+    """What determines the model: the data, the split, the features and every training parameter."""
+    payload = json.dumps(
+        {
+            "training_set": training_set_sha,
+            "plan": [plan.train, plan.holdout],
+            "features": features,
+            "params": lgb_params(settings.training),
+            "rounds": settings.training.num_boost_round,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def registered_version_for(settings: Settings, digest: str) -> dict | None:
+    """The registered version already trained from exactly this digest, if any."""
+    from hybridops.registry import registry_client
+
+    client = registry_client(settings)
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`hybridops.training_digest` = '{digest}'"
+    )
+    run_ids = {run.info.run_id: run for run in runs}
+    if not run_ids:
+        return None
+    for version in client.search_model_versions(f"name = '{settings.mlflow.model_name}'"):
+        if version.run_id in run_ids:
+            metrics = run_ids[version.run_id].data.metrics
+            return {
+                "version": str(version.version),
+                "run_id": version.run_id,
+                "metrics": {m: float(metrics[f"holdout_{m}"]) for m in ("auc", "logloss", "brier")},
+            }
+    return None
 
 
 @dg.asset(
@@ -191,6 +242,23 @@ def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResour
     training, plan = _restore(candidate_model["training_set"])
     _, holdout = split_frame(training.frame, plan)
     current = champion(settings)
+    if current is not None and current.version == candidate_model["version"]:
+        yield dg.MaterializeResult(
+            metadata={
+                "model_name": settings.mlflow.model_name,
+                "promoted": False,
+                "reason": f"version {current.version} is already the champion (same data and parameters)",
+                "candidate_version": candidate_model["version"],
+                "champion_version": current.version,
+                **{f"candidate_{k}": v for k, v in candidate_model["metrics"].items()},
+                "holdout_month": plan.holdout,
+                "score_months": ",".join(plan.score),
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name="champion_exists", passed=True, description=f"champion is version {current.version}"
+        )
+        return
     champion_metrics = None
     if current is not None:
         loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")

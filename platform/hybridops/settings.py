@@ -206,6 +206,36 @@ class MonitoringSettings(_Section):
     )
 
 
+class ServingSettings(_Section):
+    """The online prediction service (``hybridops serve``)."""
+
+    model_ref: str | None = Field(
+        None, description="Registry reference of the served model; default <mlflow.model_name>@champion."
+    )
+    model_poll_seconds: float = Field(
+        30.0, gt=0, description="How often the service checks whether the alias moved to another version."
+    )
+    max_body_bytes: int = Field(
+        2_000_000, gt=0, description="Request bodies larger than this are refused with 413."
+    )
+    max_flights: int = Field(5000, ge=1, description="Most flights in one /predict request.")
+    on_store_error: Literal["fail", "degrade"] = Field(
+        "fail",
+        description=(
+            "When the online store is unreachable: fail (503 with Retry-After) or degrade (answer with "
+            "missing features, every flight flagged degraded)."
+        ),
+    )
+    retry_after_seconds: int = Field(5, ge=1, description="Retry-After of a 503 response.")
+    log_sample_rate: float = Field(
+        0.01, ge=0, le=1, description="Share of served feature vectors appended to the feature log."
+    )
+    log_flush_rows: int = Field(
+        10_000, ge=1, description="Flush the feature log when it buffers this many rows."
+    )
+    log_flush_seconds: float = Field(60.0, gt=0, description="Flush the feature log at least this often.")
+
+
 class Settings(BaseSettings):
     """All of hybridops' settings with their local defaults."""
 
@@ -232,6 +262,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     # Derived locations: one place decides where state lives under ``home``.
     @property

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import month_window
+from hybridops.features.compute import month_window, origin_hour_key
 from hybridops.features.store import feature_store, historical_features, online_features
 from hybridops.ingest.sources import packaged_source_dir
 from hybridops.orchestration.runner import run_pipeline
@@ -125,21 +125,30 @@ def test_online_features_equal_offline_values_at_the_same_timestamp(pipeline_run
     settings = Settings(home=home)
     flights = _sql(home, "select * from fct_flights where month_key = '2013-02' and tailnum is not null")
     sample = flights.sample(25, random_state=7)
+    sample["origin_hour"] = [
+        origin_hour_key(o, t) for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
+    ]
     store = feature_store(settings)
     online = online_features(store, sample.to_dict(orient="records"))
     _, end = month_window("2013-02")
-    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum"]].assign(
+    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum", "origin_hour"]].assign(
         event_timestamp=end - timedelta(microseconds=1)
     )
     offline = historical_features(store, entity_df.reset_index(drop=True))
     compared = 0
-    for name in ("temp", "wind_speed", "carrier_delay_rate_7d", "plane_age_years"):
+    for name in (
+        "temp",
+        "wind_speed",
+        "carrier_delay_rate_7d",
+        "origin_hour_delay_rate_28d",
+        "plane_age_years",
+    ):
         both = pd.DataFrame({"on": online[name].to_numpy(), "off": offline[name].to_numpy()}).dropna()
         # Fresh values at the end of February; about 16% of tailnums have no plane record.
         assert len(both) >= 15, name
         np.testing.assert_allclose(both["on"].astype(float), both["off"].astype(float), rtol=1e-6)
         compared += len(both)
-    assert compared >= 80
+    assert compared >= 100
 
 
 def _fingerprint(home: Path) -> dict[str, str]:
@@ -238,8 +247,11 @@ def test_drift_is_measured_per_feature_and_drives_the_loop(pipeline_run):
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         run = instance.get_run_by_id(summary.drift.retrain_run_id)
     assert run.job_name == "training" and run.tags["hybridops/loop"] == "retrain"
-    assert summary.model.trigger.startswith("retrain holding out 2013-02")
-    assert not summary.model.promoted and "gain" in summary.model.reason
+    retrained = summary.drift.retrain_model
+    assert retrained is not None and retrained.trigger.startswith("retrain holding out 2013-02")
+    # Same months and parameters as the champion: the same model, not a duplicate registered version.
+    assert retrained.candidate_version == summary.model.version and not retrained.promoted
+    assert "already the champion" in retrained.reason
 
 
 def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):
@@ -275,6 +287,7 @@ def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):
         "origin_weather",
         "carrier_delay_stats",
         "route_delay_stats",
+        "origin_hour_delay_stats",
         "plane_profile",
     }
     assert chain["mlflow_run"]["dagster_run_id"] in summary.run_ids

@@ -156,6 +156,22 @@ def model_rollback(
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the inference service.")] = 8000,
+) -> None:
+    """Serve online predictions: Feast online features and the champion model in one hop."""
+    from hybridops.serving.server import serve as run_server
+    from hybridops.settings import load_settings
+
+    settings = load_settings()
+    typer.echo(
+        f"inference service on http://{host}:{port} (POST /predict, /healthz, /readyz, /metrics, /docs)"
+    )
+    run_server(settings, host=host, port=port)
+
+
 chart_app = typer.Typer(
     help="The Helm chart, rendered and linted offline by the Helm engine.", no_args_is_help=True
 )

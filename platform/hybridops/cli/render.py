@@ -189,4 +189,8 @@ def _print_model(summary: RunSummary) -> None:
     table.add_row(
         "retraining loop", ("triggered: " if drift.retrain_triggered else "idle: ") + drift.retrain_reason
     )
+    if drift.retrain_model is not None:
+        retrained = drift.retrain_model
+        verdict = "promoted" if retrained.promoted else "not promoted"
+        table.add_row(f"retrained candidate {retrained.candidate_version}", f"{verdict}: {retrained.reason}")
     console.print(table)

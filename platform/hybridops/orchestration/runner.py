@@ -224,7 +224,10 @@ def _collect(
         if asset == "training_set":
             trigger = str(metadata.get("trigger", "pipeline"))
         elif asset == "champion_model":
-            summary.model = _model_summary(metadata, trigger)
+            if planned.tags.get("hybridops/loop") == "retrain":
+                summary.drift.retrain_model = _model_summary(metadata, trigger)
+            else:
+                summary.model = _model_summary(metadata, trigger)
         elif asset == "model_monitoring" and planned.partition:
             _fold_drift(summary.drift, planned.partition, metadata)
 

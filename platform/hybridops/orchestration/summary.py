@@ -55,6 +55,7 @@ class DriftSummary(BaseModel):
     retrain_triggered: bool = False
     retrain_reason: str = ""
     retrain_run_id: str | None = None
+    retrain_model: ModelSummary | None = Field(None, description="What the retraining run's gate decided.")
 
 
 class RunSummary(BaseModel):

@@ -1,0 +1,165 @@
+"""A sample of served feature vectors, appended as Parquet for the online/offline skew audit.
+
+Each served flight is kept with probability ``serving.log_sample_rate``; kept rows are buffered in memory
+and written as one Parquet file per flush to
+``<home>/serving/feature_log/date=YYYY-MM-DD/<unix ms>-<random>.parquet`` when the buffer reaches
+``serving.log_flush_rows``, every ``serving.log_flush_seconds`` and at shutdown. Columns: ``served_at``
+(UTC), ``model_name``, ``model_version``, the request's flight fields, ``route``, ``sched_dep_utc``, every
+feature (NaN = missing), ``<view>_event_timestamp`` (UTC) per view, ``delay_probability`` and ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybridops.serving.metrics import ServingMetrics
+from hybridops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    served_at: float
+    model: tuple[str, str]
+    flights: list[dict[str, Any]]
+    matrix: np.ndarray
+    event_ts: np.ndarray
+    probabilities: np.ndarray
+    degraded: np.ndarray
+    sched_dep_unix: np.ndarray
+
+
+def feature_log_dir(settings: Settings) -> Path:
+    return settings.home_dir / "serving" / "feature_log"
+
+
+class FeatureLog:
+    def __init__(
+        self, settings: Settings, names: list[str], views: list[str], metrics: ServingMetrics
+    ) -> None:
+        self.folder = feature_log_dir(settings)
+        self.rate = settings.serving.log_sample_rate
+        self.flush_rows = settings.serving.log_flush_rows
+        self.flush_seconds = settings.serving.log_flush_seconds
+        self.names = names
+        self.views = views
+        self.metrics = metrics
+        self._chunks: list[_Entry] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._rng = np.random.default_rng()
+        self._thread: threading.Thread | None = None
+
+    def add(
+        self,
+        flights: Sequence[Any],
+        routes: Sequence[str],
+        matrix: np.ndarray,
+        event_ts: np.ndarray,
+        probabilities: np.ndarray,
+        degraded: np.ndarray,
+        sched_dep_unix: np.ndarray,
+        model: tuple[str, str],
+    ) -> None:
+        """Buffer a sample of one request's rows (cheap: the frame is built at flush, off the request)."""
+        if self.rate <= 0:
+            return
+        n = len(flights)
+        keep = np.flatnonzero(self._rng.random(n) < self.rate) if self.rate < 1 else np.arange(n)
+        if not len(keep):
+            return
+        picked = keep.tolist()
+        entry = _Entry(
+            served_at=time.time(),
+            model=model,
+            flights=[flights[i].model_dump() | {"route": routes[i]} for i in picked],
+            matrix=matrix[keep],
+            event_ts=event_ts[keep],
+            probabilities=probabilities[keep],
+            degraded=degraded[keep],
+            sched_dep_unix=sched_dep_unix[keep],
+        )
+        with self._lock:
+            self._chunks.append(entry)
+            self._rows += len(picked)
+            full = self._rows >= self.flush_rows
+        if full:
+            self._wake.set()
+
+    def _frame(self, chunks: list[_Entry]) -> pd.DataFrame:
+        counts = [len(c.flights) for c in chunks]
+        frame = pd.DataFrame([row for c in chunks for row in c.flights])
+        frame["sched_dep"] = frame["sched_dep"].astype("string")
+        frame.insert(
+            0,
+            "served_at",
+            pd.to_datetime(np.repeat([c.served_at for c in chunks], counts), unit="s", utc=True),
+        )
+        frame.insert(1, "model_name", np.repeat([c.model[0] for c in chunks], counts))
+        frame.insert(2, "model_version", np.repeat([c.model[1] for c in chunks], counts))
+        frame["sched_dep_utc"] = pd.to_datetime(
+            np.concatenate([c.sched_dep_unix for c in chunks]), unit="s", utc=True
+        )
+        matrix = np.concatenate([c.matrix for c in chunks])
+        for j, name in enumerate(self.names):
+            frame[name] = matrix[:, j]
+        stamps = np.concatenate([c.event_ts for c in chunks])
+        for v, view in enumerate(self.views):
+            frame[f"{view}_event_timestamp"] = pd.to_datetime(stamps[:, v], unit="s", utc=True)
+        frame["delay_probability"] = np.concatenate([c.probabilities for c in chunks])
+        frame["degraded"] = np.concatenate([c.degraded for c in chunks])
+        return frame
+
+    def flush(self) -> Path | None:
+        with self._lock:
+            chunks, self._chunks, self._rows = self._chunks, [], 0
+        if not chunks:
+            return None
+        now = datetime.now(UTC)
+        folder = self.folder / f"date={now:%Y-%m-%d}"
+        path = folder / f"{int(now.timestamp() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
+        with self._write_lock:
+            try:
+                frame = self._frame(chunks)
+                folder.mkdir(parents=True, exist_ok=True)
+                frame.to_parquet(path, index=False)
+            except Exception as exc:  # the log is best effort: never fail serving for it
+                log.warning("cannot write the feature log %s: %s", path, exc)
+                return None
+        self.metrics.feature_log_rows.inc(len(frame))
+        return path
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hybridops-feature-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(self.flush_seconds, 1.0))
+            self._wake.clear()
+            if self._rows >= self.flush_rows or time.monotonic() - last >= self.flush_seconds:
+                self.flush()
+                last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()

@@ -1,0 +1,201 @@
+"""The served model: loaded once from the registry alias, kept in memory, reloaded when the alias moves.
+
+A background thread resolves the reference (default ``<model_name>@champion``) every
+``serving.model_poll_seconds`` and loads the new version when it changed (``load_model`` checks the
+file's SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``
+(``model.lgb``, LightGBM's native text, plus ``model.json`` with name, version and the file's sha256), so a
+registry outage at start serves the last good model from disk (its hash verified), and an outage later
+keeps the model in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from hybridops.errors import HybridopsError
+from hybridops.modeling.artifact import TamperedModelError, file_sha256
+from hybridops.registry.models import load_model, resolve
+from hybridops.serving.metrics import ServingMetrics
+from hybridops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.lgb"
+META_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    booster: lgb.Booster
+    name: str
+    version: str
+    registry_sha256: str | None  # the registry's hash of the logged file (None when unknown)
+    source: str  # "registry" or "disk_cache"
+    loaded_at: float
+    columns: np.ndarray  # positions of booster.feature_name() in the served feature order
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        features = matrix[:, self.columns]
+        return np.asarray(self.booster.predict(features, num_threads=1), dtype="float64")
+
+
+def model_ref(settings: Settings) -> str:
+    return settings.serving.model_ref or f"{settings.mlflow.model_name}@champion"
+
+
+def cache_dir(settings: Settings) -> Path:
+    return settings.home_dir / "serving" / "model"
+
+
+def _columns(booster: lgb.Booster, served: Sequence[str]) -> np.ndarray:
+    position = {name: i for i, name in enumerate(served)}
+    unserved = [name for name in booster.feature_name() if name not in position]
+    if unserved:
+        raise HybridopsError(f"the model expects features the feature service lacks: {unserved}")
+    return np.array([position[name] for name in booster.feature_name()], dtype=np.intp)
+
+
+def write_cache(settings: Settings, model: ServedModel) -> None:
+    folder = cache_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_model = folder / f".{MODEL_FILE}.tmp"
+    tmp_model.write_text(model.booster.model_to_string())
+    meta = {
+        "name": model.name,
+        "version": model.version,
+        "sha256": file_sha256(tmp_model),
+        "registry_sha256": model.registry_sha256,
+        "saved_at": time.time(),
+    }
+    tmp_meta = folder / f".{META_FILE}.tmp"
+    tmp_meta.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp_model, folder / MODEL_FILE)
+    os.replace(tmp_meta, folder / META_FILE)
+
+
+def read_cache(settings: Settings, served: Sequence[str]) -> ServedModel:
+    """The last good model from disk after checking its hash.
+
+    Raises:
+        HybridopsError: no cache; TamperedModelError: the file differs from the recorded hash.
+    """
+    folder = cache_dir(settings)
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise HybridopsError(f"no usable model cache in {folder} ({exc})") from exc
+    path = folder / MODEL_FILE
+    actual = file_sha256(path)
+    if actual != meta.get("sha256"):
+        raise TamperedModelError(
+            f"{path} has sha256 {actual[:12]}…, {META_FILE} records another; not serving it"
+        )
+    booster = lgb.Booster(model_file=str(path))
+    return ServedModel(
+        booster=booster,
+        name=str(meta["name"]),
+        version=str(meta["version"]),
+        registry_sha256=meta.get("registry_sha256"),
+        source="disk_cache",
+        loaded_at=time.time(),
+        columns=_columns(booster, served),
+    )
+
+
+class ModelHolder:
+    """Holds the current model; ``current`` is swapped atomically (one attribute assignment)."""
+
+    def __init__(self, settings: Settings, served: Sequence[str], metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.served = list(served)
+        self.metrics = metrics
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- loading ----------------------------------------------------------------------------------
+    def _install(self, model: ServedModel) -> None:
+        self.current = model
+        self.metrics.model_info.info({"name": model.name, "version": model.version, "source": model.source})
+        self.metrics.loaded_at.set(model.loaded_at)
+        self.metrics.reloads.labels(model.source, "success").inc()
+        log.warning("serving %s version %s (from %s)", model.name, model.version, model.source)
+
+    def load_from_registry(self) -> ServedModel:
+        loaded = load_model(self.settings, model_ref(self.settings))
+        model = ServedModel(
+            booster=loaded.booster,
+            name=loaded.info.name,
+            version=loaded.info.version,
+            registry_sha256=loaded.info.sha256,
+            source="registry",
+            loaded_at=time.time(),
+            columns=_columns(loaded.booster, self.served),
+        )
+        try:
+            write_cache(self.settings, model)
+        except OSError as exc:  # serving goes on; the next restart may lack a fallback
+            log.warning("cannot write the model cache: %s", exc)
+        return model
+
+    def load_initial(self) -> None:
+        try:
+            self._install(self.load_from_registry())
+            return
+        except Exception as exc:  # registry unreachable, alias unset, tampered file...
+            self.last_error = f"registry: {exc}"
+            self.metrics.reloads.labels("registry", "failure").inc()
+            log.warning(
+                "cannot load %s from the registry (%s); trying the disk cache", model_ref(self.settings), exc
+            )
+        try:
+            self._install(read_cache(self.settings, self.served))
+        except Exception as exc:
+            self.last_error = f"{self.last_error}; disk cache: {exc}"
+            self.metrics.reloads.labels("disk_cache", "failure").inc()
+            log.error("no model to serve: %s", self.last_error)
+
+    def poll_once(self) -> bool:
+        """Reload when the reference resolves to another version (or no model is loaded). True if reloaded."""
+        try:
+            info = resolve(self.settings, model_ref(self.settings))
+            current = self.current
+            same = current is not None and (info.name, info.version) == (current.name, current.version)
+            if same and current is not None and current.registry_sha256 in (None, info.sha256):
+                return False
+            self._install(self.load_from_registry())
+            self.last_error = None
+            return True
+        except Exception as exc:  # keep serving the last good model
+            self.last_error = f"registry: {exc}"
+            self.metrics.reloads.labels("registry", "failure").inc()
+            log.warning(
+                "model poll failed, keeping version %s: %s", getattr(self.current, "version", None), exc
+            )
+            return False
+
+    # --- background poll --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hybridops-model-poll", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.serving.model_poll_seconds):
+            self.poll_once()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

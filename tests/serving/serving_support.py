@@ -1,0 +1,263 @@
+"""Helpers of the serving tests: a small real world (warehouse, Feast store, registered LightGBM champion),
+a uvicorn server on a free loopback port, a redis-server in a temp dir.
+
+A module with a unique name (not conftest) so test modules import it unambiguously.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.store import (
+    apply_definitions,
+    feature_names,
+    feature_store,
+    historical_features,
+    materialize_month,
+)
+from hybridops.inference.batch import scoring_entities
+from hybridops.modeling.artifact import log_booster
+from hybridops.registry.client import registry_client
+from hybridops.registry.models import promote, register_candidate
+from hybridops.settings import FeastSettings, RedisOnlineStore, ServingSettings, Settings
+
+WEATHER_VALUES = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
+EXPERIMENT = "serving-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- a hand-made warehouse (like tests/inference) ---------------------------------------------------
+def fct_row(
+    n: int, utc: pd.Timestamp, dep_delay: float, carrier: str, origin: str, dest: str, tailnum: str | None
+) -> dict[str, Any]:
+    local = utc.tz_localize("UTC").tz_convert("America/New_York").tz_localize(None)
+    return {
+        "flight_id": f"{local:%Y-%m-%d}_{carrier}_{n}_{origin}_{local:%H%M}",
+        "month_key": f"{local:%Y-%m}", "flight_date": local.date(), "carrier": carrier,
+        "carrier_name": carrier, "flight": n, "tailnum": tailnum, "origin": origin, "dest": dest,
+        "route": f"{origin}-{dest}", "sched_dep_local": local, "sched_dep_utc": utc,
+        "dep_delay": dep_delay, "arr_delay": dep_delay, "cancelled": False,
+        "delayed_15": bool(dep_delay >= 15), "distance": 1400.0, "air_time": 200.0,
+        **dict.fromkeys(WEATHER_VALUES, 1.0), "plane_year": 2000, "plane_seats": 100, "plane_engines": 2,
+        "plane_manufacturer": "X",
+    }  # fmt: skip
+
+
+def _temp(hour: pd.Timestamp, origin: str) -> float:
+    return float(20 + 15 * np.sin(2 * np.pi * (hour.hour - 9) / 24) + (5 if origin == "JFK" else 0))
+
+
+def _tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    hours = pd.date_range("2013-01-01 00:00", "2013-02-01 04:00", freq="h")
+    weather = []
+    for origin in ("EWR", "JFK"):
+        for utc in hours:
+            local = utc.tz_localize("UTC").tz_convert("America/New_York")
+            temp = _temp(utc, origin)
+            weather.append(
+                {"origin": origin, "year": local.year, "month": local.month, "day": local.day,
+                 "hour": local.hour, "temp": temp, "dewp": temp - 10, "humid": 50.0, "wind_dir": 180.0,
+                 "wind_speed": 5.0, "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
+                 "time_hour": utc, "month_key": f"{local:%Y-%m}"}
+            )  # fmt: skip
+    rows = []
+    starts = pd.date_range("2013-01-01 11:00", "2013-01-31 20:00", periods=400).round("min")
+    for n, start in enumerate(starts):
+        origin = ("EWR", "JFK")[n % 2]
+        delayed = rng.random() < (0.7 if _temp(start.floor("h"), origin) > 25 else 0.15)
+        delay = float(rng.integers(20, 90)) if delayed else float(rng.integers(-5, 10))
+        carrier = ("AA", "UA", "B6")[n % 3]
+        rows.append(fct_row(n, start, delay, carrier, origin, ("IAH", "ORD")[n % 2], f"N{n % 5}"))
+    planes = pd.DataFrame(
+        [
+            {"tailnum": f"N{i}", "year": 1995 + 3 * i, "type": "Fixed wing", "manufacturer": "X", "model": "M",
+             "engines": 2, "seats": 100 + 20 * i, "speed": None, "engine": "Turbo-fan"}
+            for i in range(4)  # N4 is unknown to the planes table
+        ]
+    ).astype({"year": "Int64"})  # fmt: skip
+    fct = pd.DataFrame(rows).astype({"dep_delay": "float64", "arr_delay": "float64", "delayed_15": "boolean"})
+    return {"fct_flights": fct, "weather": pd.DataFrame(weather), "planes": planes}
+
+
+@dataclass
+class World:
+    """A home with a materialized Feast store (January 2013) and a registered champion."""
+
+    settings: Settings
+    warehouse: Path  # the feature warehouse (separate from settings.warehouse_db, the registry's events)
+    boosters: dict[str, lgb.Booster]  # version -> booster
+    fct: pd.DataFrame
+
+    def with_(self, **changes: Any) -> Settings:
+        return self.settings.model_copy(update=changes)
+
+
+def _experiment(settings: Settings) -> str:
+    client = registry_client(settings)
+    found = client.get_experiment_by_name(EXPERIMENT)
+    if found is not None:
+        return found.experiment_id
+    settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifacts_dir.as_uri())
+
+
+def register_booster(
+    settings: Settings, booster: lgb.Booster, example: pd.DataFrame, *, champion: bool
+) -> str:
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mlflow.models, "infer_pip_requirements", lambda *a, fallback=None, **k: fallback)
+        with mlflow.start_run(experiment_id=_experiment(settings)):
+            logged = log_booster(booster, input_example=example)
+    version = register_candidate(settings, logged.model_uri, logged.run_id, logged.sha256)
+    if champion:
+        promote(settings, version, "serving tests")
+    return version
+
+
+def build_world(home: Path, rounds: int = 20) -> World:
+    settings = Settings(
+        home=home,
+        feast=FeastSettings(offline_store="duckdb"),
+        serving=ServingSettings(model_poll_seconds=0.3, log_sample_rate=1.0, log_flush_seconds=0.2),
+    )
+    warehouse = home / "features.duckdb"
+    home.mkdir(parents=True, exist_ok=True)
+    tables = _tables(np.random.default_rng(42))
+    with duckdb.connect(str(warehouse)) as con:
+        for name, frame in tables.items():
+            con.register("_f", frame)
+            con.execute(f"create or replace table {name} as select * from _f")
+            con.unregister("_f")
+        con.execute("alter table fct_flights alter sched_dep_utc type timestamp")
+        con.execute("alter table weather alter time_hour type timestamp")
+        build_feature_tables(con, settings.parquet_dir, "2013-01")
+        entities = scoring_entities(con, "2013-01")
+    store = feature_store(settings)
+    apply_definitions(store, settings)
+    materialize_month(store, "2013-01")
+    train = historical_features(store, entities)
+    names = feature_names()
+    label = train["delayed_15"].astype(int).to_numpy()
+    x = train[names].astype("float64")
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5, "seed": 0}
+    boosters = {}
+    for r in (rounds, rounds // 2):
+        booster = lgb.train(params, lgb.Dataset(x, label=label), num_boost_round=r)
+        version = register_booster(settings, booster, x.head(3), champion=not boosters)
+        boosters[version] = booster
+    return World(settings=settings, warehouse=warehouse, boosters=boosters, fct=tables["fct_flights"])
+
+
+# --- servers ----------------------------------------------------------------------------------------
+@dataclass
+class Running:
+    url: str
+    app: Any
+    server: uvicorn.Server
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[Running]:
+    """The service on a free loopback port in a thread of this process (a real uvicorn server)."""
+    from hybridops.serving.app import create_app
+
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield Running(url=f"http://127.0.0.1:{port}", app=app, server=server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, data in a temp dir."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    @property
+    def online_store(self) -> RedisOnlineStore:
+        return RedisOnlineStore(connection_string=f"127.0.0.1:{self.port}")
+
+
+def redis_settings(world: World, redis: RedisServer, **serving: Any) -> Settings:
+    """The world's settings on a Redis online store, materialized into it."""
+    feast = world.settings.feast.model_copy(update={"online_store": redis.online_store})
+    settings = world.with_(feast=feast)
+    if serving:
+        settings = settings.model_copy(update={"serving": settings.serving.model_copy(update=serving)})
+    materialize_month(feature_store(settings), "2013-01")
+    return settings
