@@ -131,36 +131,20 @@ def _carrier_sql() -> str:
     )
 
 
-def _route_sql() -> str:
-    base = _window_stats_sql("route", 28).format(short_days=28)
+def _trailing_28d_sql(entity: str, key_sql: str) -> str:
+    """28-day stats per entity and day: flights known, mean departure delay, delay rate."""
+    base = _window_stats_sql(key_sql, 28).format(short_days=28)
     return (
         base
-        + """
-        select entity as route,
+        + f"""
+        select entity as {entity},
                event_timestamp,
-               cast(count(*) as bigint) as route_flights_28d,
-               avg(dep_delay) filter (where delayed_15 is not null) as route_dep_delay_mean_28d,
-               avg(cast(delayed_15 as double)) as route_delay_rate_28d
+               cast(count(*) as bigint) as {entity}_flights_28d,
+               avg(dep_delay) filter (where delayed_15 is not null) as {entity}_dep_delay_mean_28d,
+               avg(cast(delayed_15 as double)) as {entity}_delay_rate_28d
         from joined
         group by entity, event_timestamp
-        order by route, event_timestamp
-    """
-    )
-
-
-def _origin_hour_sql() -> str:
-    base = _window_stats_sql(ORIGIN_HOUR_SQL, 28).format(short_days=28)
-    return (
-        base
-        + """
-        select entity as origin_hour,
-               event_timestamp,
-               cast(count(*) as bigint) as origin_hour_flights_28d,
-               avg(dep_delay) filter (where delayed_15 is not null) as origin_hour_dep_delay_mean_28d,
-               avg(cast(delayed_15 as double)) as origin_hour_delay_rate_28d
-        from joined
-        group by entity, event_timestamp
-        order by origin_hour, event_timestamp
+        order by {entity}, event_timestamp
     """
     )
 
@@ -223,10 +207,10 @@ def compute_view(con: duckdb.DuckDBPyConnection, view: str, month_key: str) -> p
         frame = con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df()
     else:
         sql = {
-            "carrier_delay_stats": _carrier_sql,
-            "route_delay_stats": _route_sql,
-            "origin_hour_delay_stats": _origin_hour_sql,
-        }[view]()
+            "carrier_delay_stats": _carrier_sql(),
+            "route_delay_stats": _trailing_28d_sql("route", "route"),
+            "origin_hour_delay_stats": _trailing_28d_sql("origin_hour", ORIGIN_HOUR_SQL),
+        }[view]
         con.register("_day_grid", _day_grid(month_key))
         try:
             frame = con.execute(sql).df()
