@@ -118,6 +118,10 @@ def direct(home: Path, months: list[str]) -> dict[str, float]:
 
 
 def main() -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", default="2013-01:2013-12")
     parser.add_argument("--out", type=Path, default=Path("docs/performance.md"))

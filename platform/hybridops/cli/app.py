@@ -211,6 +211,71 @@ def chart_lint() -> None:
         raise typer.Exit(code=1)
 
 
+NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the release.")]
+ReleaseOption = Annotated[str, typer.Option("--release", help="Release name.")]
+ContextOption = Annotated[str | None, typer.Option("--context", help="Kube context (default: current).")]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for Deployments/StatefulSets to become ready.")
+]
+
+
+@app.command()
+def deploy(
+    profile: Annotated[str, typer.Option(help="dataops, mlops or hybrid.")] = "hybrid",
+    values: Annotated[list[Path] | None, typer.Option("--values", "-f", help="Extra values files.")] = None,
+    namespace: NamespaceOption = "hybridops",
+    release: ReleaseOption = "hybridops",
+    wait: WaitOption = 300,
+    context: ContextOption = None,
+) -> None:
+    """Install or upgrade the chart in the current kube context and wait for the rollouts."""
+    for path in values or []:
+        if not path.is_file():
+            raise typer.BadParameter(f"values file {path} does not exist", param_hint="--values")
+    from hybridops.deploy import cluster
+    from hybridops.deploy.tables import print_deploy
+
+    api = cluster.connect(context)
+    report = cluster.deploy(api, profile, list(values or []), namespace, release, wait_seconds=wait)
+    print_deploy(report, "deployed")
+    if not report.ready:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def status(
+    namespace: NamespaceOption = "hybridops",
+    release: ReleaseOption = "hybridops",
+    context: ContextOption = None,
+) -> None:
+    """Deployments, StatefulSets, pods, the Dagster daemon and the recorded revisions of a release."""
+    from hybridops.deploy import cluster
+    from hybridops.deploy.tables import print_status
+
+    print_status(cluster.status(cluster.connect(context), namespace, release))
+
+
+@app.command()
+def rollback(
+    namespace: NamespaceOption = "hybridops",
+    release: ReleaseOption = "hybridops",
+    to_revision: Annotated[
+        int | None, typer.Option("--to-revision", help="Revision to restore (default: the previous one).")
+    ] = None,
+    wait: WaitOption = 300,
+    context: ContextOption = None,
+) -> None:
+    """Re-apply an earlier revision's manifests as a new revision and wait for the rollouts."""
+    from hybridops.deploy import cluster
+    from hybridops.deploy.tables import print_deploy
+
+    api = cluster.connect(context)
+    report = cluster.rollback(api, namespace, release, to_revision, wait_seconds=wait)
+    print_deploy(report, "rolled back")
+    if not report.ready:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -244,7 +309,11 @@ def ui(
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
     import os
+    import warnings
 
+    # Libraries' deprecation notices are for their maintainers, not for people running the platform.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
     # configures its loggers from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

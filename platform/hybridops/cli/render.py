@@ -12,7 +12,7 @@ from rich.table import Table
 
 from hybridops.orchestration.summary import RunSummary
 
-console = Console()
+console = Console(log_path=False)
 
 
 class _RichProgress:

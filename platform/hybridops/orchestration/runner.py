@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -101,6 +103,10 @@ class _Pipeline:
         self.summary = summary
         self.progress = progress
         self.defs = load_definitions()
+        if not sys.warnoptions:
+            # Feast turns deprecation warnings back on when imported; they are for library maintainers,
+            # not for people running the pipeline (an explicit -W option still wins).
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
         self.stage_of = _stage_by_step(self.defs)
         self.blocking = _blocking_checks(self.defs)
         self.instance = dg.DagsterInstance.get()
