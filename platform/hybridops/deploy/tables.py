@@ -1,0 +1,59 @@
+"""Rich tables for ``hybridops deploy``, ``status`` and ``rollback``."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hybridops.deploy.cluster import DeployReport, StatusReport, WorkloadStatus
+
+console = Console()
+
+
+def _workload_table(title: str, workloads: list[WorkloadStatus]) -> Table:
+    table = Table(title=title)
+    for column in ("workload", "ready", "replicas", "why not"):
+        table.add_column(column)
+    for w in workloads:
+        mark = "[green]ready[/]" if w.ready else "[red]not ready[/]"
+        table.add_row(
+            f"{w.kind}/{w.name}",
+            mark,
+            f"{w.ready_replicas}/{w.replicas}",
+            escape("\n".join(w.reasons)) or "-",
+        )
+    return table
+
+
+def print_deploy(report: DeployReport, action: str) -> None:
+    title = f"{action} {report.release} revision {report.revision} in {report.namespace}"
+    console.print(_workload_table(title, report.workloads))
+    if report.pruned:
+        console.print(f"deleted (no longer rendered): {', '.join(report.pruned)}")
+    ready = sum(w.ready for w in report.workloads)
+    verdict = "[green]all ready[/]" if report.ready else "[red]not all ready[/]"
+    console.print(
+        f"{report.applied} objects applied; {ready}/{len(report.workloads)} workloads ready: {verdict}"
+    )
+
+
+def print_status(report: StatusReport) -> None:
+    console.print(_workload_table(f"{report.release} in {report.namespace}", report.workloads))
+    pods = Table(title="pods")
+    for column in ("pod", "phase", "ready", "restarts", "reason"):
+        pods.add_column(column)
+    for p in report.pods:
+        pods.add_row(p.name, p.phase, "yes" if p.ready else "no", str(p.restarts), escape(p.reason) or "-")
+    console.print(pods)
+    if report.daemon is None:
+        console.print("Dagster daemon: not deployed")
+    else:
+        state = "[green]healthy[/]" if report.daemon.ready else "[red]not ready[/]"
+        console.print(f"Dagster daemon: {state} ({report.daemon.ready_replicas}/{report.daemon.replicas})")
+    revisions = Table(title="revisions")
+    for column in ("revision", "status", "profile", "deployed at", "description"):
+        revisions.add_column(column)
+    for r in report.revisions:
+        revisions.add_row(str(r.number), r.status, r.profile, r.deployed_at, r.description)
+    console.print(revisions)
