@@ -172,6 +172,39 @@ def serve(
     run_server(settings, host=host, port=port)
 
 
+@app.command()
+def exporter(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9464,
+) -> None:
+    """Serve Prometheus metrics of the whole platform (Dagster runs and checks, data quality, Feast, model)."""
+    from hybridops.observability import serve_exporter
+    from hybridops.settings import load_settings
+
+    typer.echo(f"exporter on http://{host}:{port}/metrics; Ctrl-C stops it")
+    serve_exporter(load_settings(), host=host, port=port)
+
+
+@app.command()
+def monitor(
+    exporter_port: Annotated[int, typer.Option(help="Port of the exporter it starts.")] = 9464,
+    inference_url: Annotated[
+        str, typer.Option(help="Inference service to scrape.")
+    ] = "http://127.0.0.1:8000",
+    prometheus_port: Annotated[int, typer.Option(help="Port of the Prometheus it starts.")] = 9090,
+) -> None:
+    """Start the exporter and a real Prometheus (Debian package `prometheus`) with the platform's alert rules."""
+    from hybridops.observability.monitor import monitor as run_monitor
+    from hybridops.settings import load_settings
+
+    run_monitor(
+        load_settings(),
+        exporter_port=exporter_port,
+        inference_url=inference_url,
+        prometheus_port=prometheus_port,
+    )
+
+
 chart_app = typer.Typer(
     help="The Helm chart, rendered and linted offline by the Helm engine.", no_args_is_help=True
 )

@@ -1,0 +1,132 @@
+"""Static checks of the alert rules, their unit tests, the Alertmanager config and the dashboards."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from observability_support import (
+    ALERTMANAGER_CONFIG,
+    REPO,
+    RULE_TESTS_DIR,
+    RULES_DIR,
+    alert_rules,
+    dashboards,
+    panel_queries,
+)
+
+PROMTOOL = shutil.which("promtool")
+AMTOOL = shutil.which("amtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool missing: apt-get install prometheus (Debian package)"
+)
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None, reason="amtool missing: apt-get install prometheus-alertmanager (Debian package)"
+)
+
+REQUIRED_ALERTS = {
+    "HybridopsPipelineFailing",
+    "HybridopsPipelineStuck",
+    "HybridopsDaemonHeartbeatStale",
+    "HybridopsDataFreshnessBreached",
+    "HybridopsBlockingCheckFailed",
+    "HybridopsSpcRule1Violation",
+    "HybridopsFeatureDrift",
+    "HybridopsServingErrorRatioHigh",
+    "HybridopsServingLatencyHigh",
+    "HybridopsModelNotReloaded",
+}
+
+
+@needs_promtool
+def test_promtool_check_rules() -> None:
+    files = sorted(RULES_DIR.glob("*.yaml"))
+    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_promtool_test_rules() -> None:
+    files = sorted(RULE_TESTS_DIR.glob("*.yaml"))
+    assert files
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", *map(str, files)], capture_output=True, text=True, cwd=RULE_TESTS_DIR
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_labels_annotations_and_a_runbook_section() -> None:
+    runbook = (REPO / "docs" / "runbooks.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("## ")
+    }
+    rules = alert_rules()
+    assert {rule["alert"] for rule in rules} >= REQUIRED_ALERTS
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["labels"]["team"] in ("data", "ml"), rule["alert"]
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], rule["alert"]
+        path, _, anchor = annotations["runbook_url"].partition("#")
+        assert path == "docs/runbooks.md" and anchor in anchors, (rule["alert"], anchor)
+
+
+def test_every_alert_is_unit_tested_firing_and_silent() -> None:
+    import yaml
+
+    fired: set[str] = set()
+    silent: set[str] = set()
+    for path in RULE_TESTS_DIR.glob("*.yaml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (fired if check.get("exp_alerts") else silent).add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names <= fired, names - fired
+    assert names <= silent, names - silent
+
+
+@needs_amtool
+def test_amtool_check_config() -> None:
+    result = subprocess.run(
+        [AMTOOL, "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_amtool
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["team=data", "severity=critical"], "data-team-critical"),
+        (["team=data", "severity=warning"], "data-team"),
+        (["team=ml", "severity=critical"], "ml-team-critical"),
+        (["team=ml", "severity=warning"], "ml-team"),
+        (["severity=warning"], "default"),
+    ],
+)
+def test_alertmanager_routes_by_team_and_severity(labels: list[str], receiver: str) -> None:
+    result = subprocess.run(
+        [AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels],
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
+def test_dashboards_have_unique_uids_a_datasource_variable_and_real_metrics() -> None:
+    boards = dashboards()
+    assert len(boards) == 5
+    uids = [board["uid"] for board in boards.values()]
+    assert len(set(uids)) == len(uids)
+    for name, board in boards.items():
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource", name
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == "${datasource}", (name, panel["title"])
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "${datasource}"
+    assert all("hybridops_" in q.expr for q in panel_queries())
