@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, origin_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
@@ -50,67 +50,7 @@ def test_score_names_the_missing_features() -> None:
         score(booster, pd.DataFrame({"temp": [1.0], "visib": [2.0]}), ["temp"])
 
 
-# --- a hand-made warehouse (the few builders of tests/features/conftest.py) -----------------------------
-WEATHER_VALUES = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
-
-
-def fct_row(
-    n: int, sched_dep_utc: pd.Timestamp, dep_delay: float | None, carrier: str, origin: str, dest: str,
-    tailnum: str | None, cancelled: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    utc = pd.Timestamp(sched_dep_utc)
-    local = utc.tz_localize("UTC").tz_convert("America/New_York").tz_localize(None)
-    return {
-        "flight_id": f"{local:%Y-%m-%d}_{carrier}_{n}_{origin}_{local:%H%M}",
-        "month_key": f"{local:%Y-%m}", "flight_date": local.date(), "carrier": carrier,
-        "carrier_name": carrier, "flight": n, "tailnum": tailnum, "origin": origin, "dest": dest,
-        "route": f"{origin}-{dest}", "sched_dep_local": local, "sched_dep_utc": utc,
-        "dep_delay": None if cancelled else dep_delay, "arr_delay": None if cancelled else dep_delay,
-        "cancelled": cancelled,
-        "delayed_15": None if cancelled else bool(dep_delay is not None and dep_delay >= 15),
-        "distance": 1400.0, "air_time": 200.0, **dict.fromkeys(WEATHER_VALUES, 1.0), "plane_year": 2000,
-        "plane_seats": 100, "plane_engines": 2, "plane_manufacturer": "X",
-    }  # fmt: skip
-
-
-def weather_frame(rows: list[tuple[str, pd.Timestamp, float]]) -> pd.DataFrame:
-    records = []
-    for origin, time_hour, temp in rows:
-        utc = pd.Timestamp(time_hour)
-        local = utc.tz_localize("UTC").tz_convert("America/New_York")
-        records.append(
-            {
-                "origin": origin, "year": local.year, "month": local.month, "day": local.day,
-                "hour": local.hour, "temp": temp, "dewp": temp - 10, "humid": 50.0, "wind_dir": 180.0,
-                "wind_speed": 5.0, "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
-                "time_hour": utc, "month_key": f"{local:%Y-%m}",
-            }
-        )  # fmt: skip
-    return pd.DataFrame(records)
-
-
-def load_tables(
-    con: duckdb.DuckDBPyConnection, fct: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
-) -> None:
-    fct = fct.astype({"dep_delay": "float64", "arr_delay": "float64", "delayed_15": "boolean"})
-    for name, frame in {"fct_flights": fct, "weather": weather, "planes": planes}.items():
-        con.register("_f", frame)
-        con.execute(f"create or replace table {name} as select * from _f")
-        con.unregister("_f")
-    con.execute("alter table fct_flights alter sched_dep_utc type timestamp")
-    con.execute("alter table weather alter time_hour type timestamp")
-
-
+# --- a hand-made warehouse (the builders of tests/warehouse_builders.py) -----------------------------
 def _temp(hour: pd.Timestamp, origin: str) -> float:
     """A deterministic hourly temperature: cold nights, warm afternoons, JFK 5 degrees warmer."""
     return float(20 + 15 * np.sin(2 * np.pi * (hour.hour - 9) / 24) + (5 if origin == "JFK" else 0))
@@ -132,13 +72,7 @@ def _warehouse(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd
     # two February flights (local month 2013-02) must not be scored with January
     rows.append(fct_row(900, pd.Timestamp("2013-02-01 14:00"), 0.0, "AA", "EWR", "IAH", "N1"))
     rows.append(fct_row(901, pd.Timestamp("2013-02-01 15:00"), 30.0, "UA", "JFK", "ORD", "N2"))
-    planes = pd.DataFrame(
-        [
-            {"tailnum": f"N{i}", "year": 1995 + 3 * i, "type": "Fixed wing", "manufacturer": "X", "model": "M",
-             "engines": 2, "seats": 100 + 20 * i, "speed": None, "engine": "Turbo-fan"}
-            for i in range(4)  # N4 is unknown to the planes table
-        ]
-    ).astype({"year": "Int64"})  # fmt: skip
+    planes = planes_frame([(f"N{i}", 1995 + 3 * i, 100 + 20 * i, 2) for i in range(4)])  # N4 unknown
     return pd.DataFrame(rows), weather, planes
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables
 from hybridops.features.store import (
@@ -39,17 +40,6 @@ from hybridops.registry.client import registry_client
 from hybridops.registry.models import promote, register_candidate
 from hybridops.settings import FeastSettings, RedisOnlineStore, ServingSettings, Settings
 
-WEATHER_VALUES = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
 EXPERIMENT = "serving-tests"
 
 
@@ -59,40 +49,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# --- a hand-made warehouse (like tests/inference) ---------------------------------------------------
-def fct_row(
-    n: int, utc: pd.Timestamp, dep_delay: float, carrier: str, origin: str, dest: str, tailnum: str | None
-) -> dict[str, Any]:
-    local = utc.tz_localize("UTC").tz_convert("America/New_York").tz_localize(None)
-    return {
-        "flight_id": f"{local:%Y-%m-%d}_{carrier}_{n}_{origin}_{local:%H%M}",
-        "month_key": f"{local:%Y-%m}", "flight_date": local.date(), "carrier": carrier,
-        "carrier_name": carrier, "flight": n, "tailnum": tailnum, "origin": origin, "dest": dest,
-        "route": f"{origin}-{dest}", "sched_dep_local": local, "sched_dep_utc": utc,
-        "dep_delay": dep_delay, "arr_delay": dep_delay, "cancelled": False,
-        "delayed_15": bool(dep_delay >= 15), "distance": 1400.0, "air_time": 200.0,
-        **dict.fromkeys(WEATHER_VALUES, 1.0), "plane_year": 2000, "plane_seats": 100, "plane_engines": 2,
-        "plane_manufacturer": "X",
-    }  # fmt: skip
-
-
+# --- a hand-made warehouse (the builders of tests/warehouse_builders.py, like tests/inference) ----------
 def _temp(hour: pd.Timestamp, origin: str) -> float:
     return float(20 + 15 * np.sin(2 * np.pi * (hour.hour - 9) / 24) + (5 if origin == "JFK" else 0))
 
 
 def _tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     hours = pd.date_range("2013-01-01 00:00", "2013-02-01 04:00", freq="h")
-    weather = []
-    for origin in ("EWR", "JFK"):
-        for utc in hours:
-            local = utc.tz_localize("UTC").tz_convert("America/New_York")
-            temp = _temp(utc, origin)
-            weather.append(
-                {"origin": origin, "year": local.year, "month": local.month, "day": local.day,
-                 "hour": local.hour, "temp": temp, "dewp": temp - 10, "humid": 50.0, "wind_dir": 180.0,
-                 "wind_speed": 5.0, "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
-                 "time_hour": utc, "month_key": f"{local:%Y-%m}"}
-            )  # fmt: skip
+    weather = weather_frame([(o, h, _temp(h, o)) for o in ("EWR", "JFK") for h in hours])
     rows = []
     starts = pd.date_range("2013-01-01 11:00", "2013-01-31 20:00", periods=400).round("min")
     for n, start in enumerate(starts):
@@ -101,15 +65,9 @@ def _tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
         delay = float(rng.integers(20, 90)) if delayed else float(rng.integers(-5, 10))
         carrier = ("AA", "UA", "B6")[n % 3]
         rows.append(fct_row(n, start, delay, carrier, origin, ("IAH", "ORD")[n % 2], f"N{n % 5}"))
-    planes = pd.DataFrame(
-        [
-            {"tailnum": f"N{i}", "year": 1995 + 3 * i, "type": "Fixed wing", "manufacturer": "X", "model": "M",
-             "engines": 2, "seats": 100 + 20 * i, "speed": None, "engine": "Turbo-fan"}
-            for i in range(4)  # N4 is unknown to the planes table
-        ]
-    ).astype({"year": "Int64"})  # fmt: skip
+    planes = planes_frame([(f"N{i}", 1995 + 3 * i, 100 + 20 * i, 2) for i in range(4)])  # N4 unknown
     fct = pd.DataFrame(rows).astype({"dep_delay": "float64", "arr_delay": "float64", "delayed_15": "boolean"})
-    return {"fct_flights": fct, "weather": pd.DataFrame(weather), "planes": planes}
+    return {"fct_flights": fct, "weather": weather, "planes": planes}
 
 
 @dataclass
@@ -158,12 +116,7 @@ def build_world(home: Path, rounds: int = 20) -> World:
     home.mkdir(parents=True, exist_ok=True)
     tables = _tables(np.random.default_rng(42))
     with duckdb.connect(str(warehouse)) as con:
-        for name, frame in tables.items():
-            con.register("_f", frame)
-            con.execute(f"create or replace table {name} as select * from _f")
-            con.unregister("_f")
-        con.execute("alter table fct_flights alter sched_dep_utc type timestamp")
-        con.execute("alter table weather alter time_hour type timestamp")
+        load_tables(con, tables["fct_flights"], tables["weather"], tables["planes"])
         build_feature_tables(con, settings.parquet_dir, "2013-01")
         entities = scoring_entities(con, "2013-01")
     store = feature_store(settings)

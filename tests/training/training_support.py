@@ -1,11 +1,12 @@
 """Warehouse builders for the training tests: hand-made rows and a small synthetic warehouse.
 
-The row builders follow tests/features/conftest.py (conftest modules of other folders are not importable).
+The row builders are those of tests/warehouse_builders.py, bound to the training layout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,80 +14,19 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import warehouse_builders
 
 from hybridops.features.compute import build_feature_tables
 from hybridops.features.store import apply_definitions, feature_store
 from hybridops.settings import Settings
 
-WEATHER_VALUES = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
-
-
-def fct_row(
-    n: int, sched_dep_utc: str, dep_delay: float | None, carrier: str = "AA", origin: str = "EWR",
-    dest: str = "IAH", tailnum: str | None = "N1", cancelled: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """One fct_flights row; local fields follow from the UTC schedule."""
-    utc = pd.Timestamp(sched_dep_utc)
-    local = utc.tz_localize("UTC").tz_convert("America/New_York").tz_localize(None)
-    return {
-        "flight_id": f"{local:%Y-%m-%d}_{carrier}_{n}_{origin}_{local:%H%M}",
-        "month_key": f"{local:%Y-%m}",
-        "flight_date": local.date(),
-        "carrier": carrier,
-        "flight": n,
-        "tailnum": tailnum,
-        "origin": origin,
-        "dest": dest,
-        "route": f"{origin}-{dest}",
-        "sched_dep_local": local,
-        "sched_dep_utc": utc,
-        "dep_delay": None if cancelled else dep_delay,
-        "arr_delay": None if cancelled else dep_delay,
-        "cancelled": cancelled,
-        "delayed_15": None if cancelled else bool(dep_delay is not None and dep_delay >= 15),
-        **dict.fromkeys(WEATHER_VALUES, -1.0),  # the warehouse's own weather copy: never a feature
-    }
-
-
-def weather_frame(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
-    """Weather rows from ``(origin, time_hour UTC, temp)``."""
-    times = pd.to_datetime([t for _, t, _ in rows])
-    return pd.DataFrame(
-        {
-            "origin": [o for o, _, _ in rows], "time_hour": times, "temp": [v for _, _, v in rows],
-            "dewp": [v - 10 for _, _, v in rows], "humid": 50.0, "wind_dir": 180.0, "wind_speed": 5.0,
-            "wind_gust": None, "precip": 0.0, "pressure": 1010.0, "visib": 10.0,
-        }
-    )  # fmt: skip
-
-
-def planes_frame(rows: list[tuple[str, int | None, int, int]]) -> pd.DataFrame:
-    return pd.DataFrame([{"tailnum": t, "year": y, "engines": e, "seats": s} for t, y, s, e in rows]).astype(
-        {"year": "Int64"}
-    )
-
-
-def load_tables(
-    con: duckdb.DuckDBPyConnection, fct: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
-) -> None:
-    fct = fct.astype({"dep_delay": "float64", "arr_delay": "float64", "delayed_15": "boolean"})
-    weather = weather.astype({"wind_gust": "float64"})
-    for name, frame in {"fct_flights": fct, "weather": weather, "planes": planes}.items():
-        con.register("_f", frame)
-        con.execute(f"create or replace table {name} as select * from _f")
-        con.unregister("_f")
-    con.execute("alter table fct_flights alter sched_dep_utc type timestamp")
-    con.execute("alter table weather alter time_hour type timestamp")
+# The shared builders, in the training layout: the warehouse's own weather copy is -1.0 (never a feature),
+# fct_flights has no carrier/plane dimension columns, weather has no local calendar columns, planes no
+# descriptive columns, and wind gusts load as floats.
+fct_row = partial(warehouse_builders.fct_row, weather=-1.0, dimensions=False)
+weather_frame = partial(warehouse_builders.weather_frame, calendar=False)
+planes_frame = partial(warehouse_builders.planes_frame, details=False)
+load_tables = partial(warehouse_builders.load_tables, weather_dtypes={"wind_gust": "float64"})
 
 
 def synthetic_warehouse(
