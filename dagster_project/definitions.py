@@ -3,7 +3,15 @@
 import dagster as dg
 
 from dagster_project import features, ingest, monitoring, quality, spc, training, warehouse
-from dagster_project.jobs import dimensions_job, monthly_job, report_job, scoring_job, training_job
+from dagster_project.jobs import (
+    dimensions_job,
+    monthly_job,
+    report_job,
+    scoring_job,
+    skew_audit_job,
+    skew_audit_schedule,
+    training_job,
+)
 from dagster_project.resources import HybridopsResource
 
 defs = dg.Definitions(
@@ -21,8 +29,10 @@ defs = dg.Definitions(
         training.champion_model,
         monitoring.batch_predictions,
         monitoring.model_monitoring,
+        monitoring.feature_skew_audit,
     ],
-    jobs=[dimensions_job, monthly_job, report_job, training_job, scoring_job],
+    jobs=[dimensions_job, monthly_job, report_job, training_job, scoring_job, skew_audit_job],
+    schedules=[skew_audit_schedule],
     sensors=[monitoring.retrain_on_drift_or_spc],
     resources={"hybridops": HybridopsResource()},
 )

@@ -34,6 +34,19 @@ training_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     "scoring",
-    selection=dg.AssetSelection.groups("inference", "monitoring"),
+    selection=dg.AssetSelection.groups("inference", "monitoring")
+    - dg.AssetSelection.assets("feature_skew_audit"),
     description="One month scored by the champion, then drift and live performance.",
+)
+
+skew_audit_job = dg.define_asset_job(
+    "skew_audit",
+    selection=dg.AssetSelection.assets("feature_skew_audit"),
+    description="Served feature vectors against Feast's point-in-time recomputation.",
+)
+
+skew_audit_schedule = dg.ScheduleDefinition(
+    job=skew_audit_job,
+    cron_schedule="0 6 * * *",
+    description="Daily audit of what the inference service served (turn on where the service runs).",
 )

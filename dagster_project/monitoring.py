@@ -200,3 +200,51 @@ def retrain_on_drift_or_spc(context: dg.SensorEvaluationContext, hybridops: Hybr
     if not decision.retrain:
         return dg.SkipReason(decision.why)
     return retrain_request(decision)
+
+
+@dg.asset(
+    group_name="monitoring",
+    owners=["team:data", "team:ml"],
+    kinds={"feast", "duckdb"},
+    deps=["online_features"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "online_offline_skew",
+            asset="feature_skew_audit",
+            description="Served feature values equal Feast's point-in-time recomputation",
+        )
+    ],
+    description=(
+        "The feature vectors sampled by the inference service, recomputed with Feast point-in-time "
+        "retrieval at the event time of the online row they came from, and compared (table skew_audit)."
+    ),
+)
+def feature_skew_audit(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
+    from hybridops.observability.skew import audit, read_feature_log, write_audit
+
+    settings = hybridops.settings()
+    served = read_feature_log(settings)
+    report = audit(feature_store(settings), served)
+    with connect(settings.warehouse_db) as con:
+        write_audit(con, report, context.run.run_id, datetime.now(UTC).replace(tzinfo=None))
+    compared, mismatches = int(report["compared"].sum()), int(report["mismatches"].sum())
+    yield dg.MaterializeResult(
+        metadata={"served_rows": len(served), "values_compared": compared, "mismatches": mismatches}
+    )
+    worst = report.sort_values("mismatches", ascending=False).head(3)
+    yield dg.AssetCheckResult(
+        check_name="online_offline_skew",
+        passed=mismatches == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{mismatches} of {compared} served values differ from the offline store"
+            + (
+                ": " + ", ".join(f"{r.feature} ({r.mismatches})" for r in worst.itertuples() if r.mismatches)
+                if mismatches
+                else ""
+            )
+            if compared
+            else "nothing served yet: the inference service logs a sample of what it serves"
+        ),
+        metadata={"compared": compared, "mismatches": mismatches},
+    )

@@ -1,0 +1,101 @@
+"""Online/offline skew audit: served feature vectors recomputed with Feast point-in-time retrieval.
+
+The inference service logs a sample of what it served (``<home>/serving/feature_log``): the entity keys,
+every feature value and, per feature view, the event timestamp of the online row it used. For each view
+the audit asks Feast's offline store for the value as of that event timestamp (the same row, through the
+same definitions) and compares. A served value that differs, or that the offline store cannot reproduce,
+is a mismatch: the two paths disagree (a materialization bug, a stale or rewritten offline source, a
+serving-side transformation). Null served values (unknown entities) are not compared.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from hybridops.features.compute import LOCAL_TZ, origin_hour_key
+from hybridops.features.store import historical_features, load_definitions_module
+from hybridops.serving.feature_log import feature_log_dir
+from hybridops.settings import Settings
+from hybridops.warehouse.db import replace_rows
+
+AUDIT_TABLE = "skew_audit"
+RELATIVE_TOLERANCE = 1e-9
+
+
+def read_feature_log(settings: Settings) -> pd.DataFrame:
+    """Every logged served vector (empty frame when the service has logged nothing yet)."""
+    files = sorted(feature_log_dir(settings).rglob("*.parquet"))
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+
+
+def _local(text: str) -> datetime:
+    """The request's scheduled departure as New York local time (naive), as the service read it."""
+    value = datetime.fromisoformat(text)
+    return value.astimezone(LOCAL_TZ).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _entities(log: pd.DataFrame) -> pd.DataFrame:
+    local = [_local(str(text)) for text in log["sched_dep"]]
+    return pd.DataFrame(
+        {
+            "flight_id": [f"served-{i}" for i in range(len(log))],
+            "origin": log["origin"].astype(str),
+            "carrier": log["carrier"].astype(str),
+            "route": log["route"].astype(str),
+            "tailnum": log["tailnum"].astype("string"),
+            "origin_hour": [origin_hour_key(o, t) for o, t in zip(log["origin"], local, strict=True)],
+        }
+    )
+
+
+def audit(store: FeatureStore, log: pd.DataFrame) -> pd.DataFrame:
+    """Per feature view and feature: values compared, mismatches, and how many had no offline value."""
+    module = load_definitions_module()
+    columns = ["feature_view", "feature", "compared", "mismatches", "missing_offline"]
+    rows: list[dict[str, object]] = []
+    entities = _entities(log) if len(log) else pd.DataFrame()
+    for view, features in module.VIEW_FEATURES.items():
+        stamp = f"{view}_event_timestamp"
+        served = log[log[stamp].notna()] if stamp in log else log.iloc[0:0]
+        if served.empty:
+            rows += [
+                {"feature_view": view, "feature": f, "compared": 0, "mismatches": 0, "missing_offline": 0}
+                for f in features
+            ]
+            continue
+        entity_df = entities.loc[served.index].assign(
+            event_timestamp=pd.to_datetime(served[stamp], utc=True).dt.tz_localize(None)
+        )
+        offline = historical_features(store, entity_df.reset_index(drop=True))
+        for feature in features:
+            online_values = served[feature].to_numpy(dtype="float64")
+            offline_values = pd.to_numeric(offline[feature], errors="coerce").to_numpy(dtype="float64")
+            present = ~np.isnan(online_values)
+            missing = present & np.isnan(offline_values)
+            differs = (
+                present
+                & ~missing
+                & ~np.isclose(online_values, offline_values, rtol=RELATIVE_TOLERANCE, atol=0)
+            )
+            rows.append(
+                {
+                    "feature_view": view,
+                    "feature": feature,
+                    "compared": int(present.sum()),
+                    "mismatches": int((missing | differs).sum()),
+                    "missing_offline": int(missing.sum()),
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_audit(con: object, report: pd.DataFrame, run_id: str, at: datetime) -> int:
+    """Replace the stored audit with this one (the exporter reads the latest audit)."""
+    frame = report.assign(run_id=run_id, audited_at=at)
+    return replace_rows(con, AUDIT_TABLE, frame)  # type: ignore[arg-type]
