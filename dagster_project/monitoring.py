@@ -8,13 +8,14 @@ import pandas as pd
 
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
+from dagster_project.training import training_set_path
 from hybridops.features.store import feature_store
 from hybridops.inference.batch import score, score_month
 from hybridops.monitoring.drift import feature_drift, prediction_drift
 from hybridops.monitoring.loop import LoopDecision, collect_signals, decide, record_report
 from hybridops.monitoring.performance import performance
 from hybridops.monitoring.report import drift_report, write_drift
-from hybridops.registry import CHAMPION, champion, load_model
+from hybridops.registry import CHAMPION, champion, load_model, registry_client
 from hybridops.settings import Settings
 from hybridops.warehouse.db import connect, read_frame, table_exists, write_parquet_partition
 
@@ -138,14 +139,12 @@ def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsReso
 
 def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The champion's training rows (drift reference) and holdout rows (prediction reference)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    run = mlflow.get_run(run_id) if run_id else None
+    # The registry's own client: no process-wide MLflow tracking URI is changed.
+    run = registry_client(settings).get_run(run_id) if run_id else None
     tags = run.data.tags if run else {}
     sha = tags.get("hybridops.training_set_sha256")
     holdout_month = tags.get("hybridops.holdout_month")
-    path = settings.home_dir / "ml" / "training_sets" / f"{sha}.parquet"
+    path = training_set_path(settings, str(sha))
     if not sha or not path.exists():
         raise dg.Failure(
             description=f"the champion's training set ({path}) is missing: retrain to restore it"

@@ -26,23 +26,12 @@ import pandas as pd
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import ORIGIN_HOUR_SQL
+from hybridops.features.entities import flight_entities
 from hybridops.features.store import feature_names, historical_features
-from hybridops.warehouse.db import read_frame, replace_rows
+from hybridops.warehouse.db import replace_rows
 
 DECISION_THRESHOLD = 0.5
 PREDICTIONS_TABLE = "predictions"
-ENTITY_COLUMNS = [
-    "flight_id",
-    "month_key",
-    "origin",
-    "carrier",
-    "route",
-    "tailnum",
-    "origin_hour",
-    "event_timestamp",
-]
-OUTCOME_COLUMNS = ["cancelled", "delayed_15"]
 PREDICTION_COLUMNS = [
     "flight_id",
     "month_key",
@@ -73,23 +62,12 @@ class ScoringResult:
     positive_rate: float
 
 
-_ENTITIES_SQL = f"""
-    select flight_id, month_key, origin, carrier, route, tailnum,
-           {ORIGIN_HOUR_SQL} as origin_hour,
-           cast(sched_dep_utc as timestamp) as event_timestamp,
-           cancelled, delayed_15
-    from fct_flights
-    where month_key = ?
-    order by sched_dep_utc, flight_id
-"""
-
-
 def scoring_entities(con: duckdb.DuckDBPyConnection, month_key: str) -> pd.DataFrame:
     """The month's flights from ``fct_flights`` as a Feast entity frame plus the outcome columns.
 
     Cancelled flights are kept (flagged by ``cancelled``); ``delayed_15`` is null for them.
     """
-    frame = read_frame(con, _ENTITIES_SQL, [month_key])
+    frame = flight_entities(con, [month_key])
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"])
     frame["cancelled"] = frame["cancelled"].astype("boolean")
     frame["delayed_15"] = frame["delayed_15"].astype("boolean")

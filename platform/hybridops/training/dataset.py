@@ -23,21 +23,11 @@ import pandas as pd
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import ORIGIN_HOUR_SQL
+from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, flight_entities
 from hybridops.features.store import feature_names, historical_features, load_definitions_module
 from hybridops.settings import TrainingSettings
 
-ENTITY_FRAME_COLUMNS = [
-    "flight_id",
-    "month_key",
-    "origin",
-    "carrier",
-    "route",
-    "tailnum",
-    "origin_hour",
-    "event_timestamp",
-    "label",
-]
+ENTITY_FRAME_COLUMNS = [*FLIGHT_ENTITY_COLUMNS, "label"]
 
 
 @dataclass(frozen=True)
@@ -62,17 +52,6 @@ class TrainingSet:
     feature_view_digests: dict[str, str] = field(default_factory=dict)  # view -> hash of its definition
 
 
-_LABELLED_SQL = f"""
-    select flight_id, month_key, origin, carrier, route, tailnum,
-           {ORIGIN_HOUR_SQL} as origin_hour,
-           cast(sched_dep_utc as timestamp) as event_timestamp,
-           cancelled, delayed_15
-    from fct_flights
-    where month_key in (select unnest(?::varchar[]))
-    order by flight_id
-"""
-
-
 def labelled_flights(con: duckdb.DuckDBPyConnection, months: list[str]) -> LabelledFlights:
     """Flights of ``months`` from ``fct_flights`` with ``label = delayed_15`` as int 0/1.
 
@@ -80,7 +59,8 @@ def labelled_flights(con: duckdb.DuckDBPyConnection, months: list[str]) -> Label
     delay) and counted in ``cancelled_excluded``. A departed flight without ``delayed_15`` (not produced by
     the warehouse, but guarded) is excluded too and counted in ``unlabelled_excluded``.
     """
-    raw = con.execute(_LABELLED_SQL, [list(months)]).df()
+    # flight_id order: the training set's content hash and row order do not depend on departure order.
+    raw = flight_entities(con, months).sort_values("flight_id", kind="stable")
     cancelled = raw["cancelled"].fillna(False).astype(bool)
     unlabelled = ~cancelled & raw["delayed_15"].isna()
     kept = raw[~cancelled & ~unlabelled].copy()
