@@ -10,22 +10,53 @@ from hybridops.settings import Settings
 
 CODE_LOCATION_MODULE = "dagster_project.definitions"
 
-# Local storage, no telemetry (machines here are offline), runs kept for the UI.
+_MANAGED = "# Written by hybridops; delete this line to keep your own edits."
+_STORAGE = "hybridops.orchestration.storage"
+
+# No telemetry (machines here are offline); Dagster's SQLite layout under the instance folder, through
+# storages that keep their connections open (see hybridops.orchestration.storage for why).
 _DAGSTER_YAML = """\
+{managed}
 telemetry:
   enabled: false
 run_monitoring:
   enabled: false
+run_storage:
+  module: {storage}
+  class: LocalRunStorage
+  config:
+    base_dir: {home}/history
+event_log_storage:
+  module: {storage}
+  class: LocalEventLogStorage
+  config:
+    base_dir: {home}/history/runs
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {home}/schedules
 """
 
 
+# What earlier releases wrote: Dagster's default storages over the same files.
+_EARLIER_DAGSTER_YAML = "telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: false\n"
+
+
+def dagster_yaml(home: Path) -> str:
+    return _DAGSTER_YAML.format(managed=_MANAGED, storage=_STORAGE, home=home)
+
+
 def prepare_dagster_home(settings: Settings) -> Path:
-    """Create the instance folder and its ``dagster.yaml`` on first use."""
+    """Create the instance folder and its ``dagster.yaml``; keep a file the user has taken over."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML)
+    wanted = dagster_yaml(home.resolve())
+    current = config.read_text() if config.exists() else None
+    # Rewritten while it is ours, so a moved state directory or a newer hybridops takes effect.
+    if current in (None, _EARLIER_DAGSTER_YAML) or (current.startswith(_MANAGED) and current != wanted):
+        config.write_text(wanted)
     return home
 
 
