@@ -191,12 +191,32 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd.Data
     request["event_timestamp"] = pd.to_datetime(request["event_timestamp"])
     if request["event_timestamp"].dt.tz is None:
         request["event_timestamp"] = request["event_timestamp"].dt.tz_localize("UTC")
-    module = load_definitions_module()
+    retrieve = _RETRIEVAL.get(store.config.offline_store.type, _view_by_view)
+    result = retrieve(store, request, load_definitions_module())
+    # flight_id is unique, so aligning by it keeps every entity row in its original order.
+    features = result.set_index("flight_id")[feature_names()].reindex(entity_df["flight_id"])
+    out = entity_df.reset_index(drop=True).join(features.reset_index(drop=True))
+    assert len(out) == len(entity_df), "historical features changed the number of entity rows"
+    return out
+
+
+def _all_views_at_once(store: FeatureStore, request: pd.DataFrame, module: ModuleType) -> pd.DataFrame:
+    """One point-in-time query over every view (the DuckDB store keeps every entity row, nulls included)."""
+    refs = [f"{view}:{name}" for view, names in module.VIEW_FEATURES.items() for name in names]
+    found = store.get_historical_features(entity_df=request, features=refs).to_df()
+    if len(found) != len(request):
+        raise RuntimeError(f"Feast returned {len(found)} rows for {len(request)} entity rows")
+    return found
+
+
+def _view_by_view(store: FeatureStore, request: pd.DataFrame, module: ModuleType) -> pd.DataFrame:
+    """One query per view over distinct (entity, timestamp) rows, each with its own request id.
+
+    Feast's dask store mis-joins views keyed by different entities and collapses entity rows with equal
+    keys and timestamps, and may drop rows without a value; left joins restore every row.
+    """
     result = request[["flight_id"]]
     for view, features in module.VIEW_FEATURES.items():
-        # One view per query over distinct (entity, timestamp) rows, each with its own request id: Feast's
-        # dask store mis-joins views keyed by different entities and collapses entity rows with equal
-        # keys and timestamps, and stores may drop rows without a value. Left joins restore every row.
         entity = module.VIEW_ENTITY[view]
         keys = request[[entity, "event_timestamp"]].drop_duplicates().reset_index(drop=True)
         keys[_REQUEST_ID] = np.arange(len(keys), dtype="int64")
@@ -212,10 +232,11 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd.Data
         )
         result = result.merge(per_flight[["flight_id", *features]], on="flight_id", how="left")
         assert len(result) == len(request), f"{view}: historical features changed the number of rows"
-    result = result[["flight_id", *feature_names()]]
-    out = entity_df.merge(result, on="flight_id", how="left", validate="one_to_one")
-    assert len(out) == len(entity_df), "historical features changed the number of entity rows"
-    return out
+    return result
+
+
+# Retrieval strategy per offline store type (``feast.offline_store`` setting).
+_RETRIEVAL = {"duckdb": _all_views_at_once, "dask": _view_by_view}
 
 
 def online_features(store: FeatureStore, entity_rows: list[dict[str, Any]]) -> pd.DataFrame:
