@@ -3,16 +3,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov, the chart's security scanner, pins many heavy dependencies of its own: kept out of .venv.
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 
 .PHONY: setup run test lint format ui bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(SCAN_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(SCAN_STAMP): requirements-scan.txt
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	@touch $(SCAN_STAMP)
 
 run: setup
 	$(BIN)/hybridops run

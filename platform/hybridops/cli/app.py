@@ -189,9 +189,10 @@ def exporter(
 def monitor(
     exporter_port: Annotated[int, typer.Option(help="Port of the exporter it starts.")] = 9464,
     inference_url: Annotated[
-        str, typer.Option(help="Inference service to scrape.")
+        str, typer.Option(help="Inference service to scrape (its /metrics); empty for none.")
     ] = "http://127.0.0.1:8000",
     prometheus_port: Annotated[int, typer.Option(help="Port of the Prometheus it starts.")] = 9090,
+    interval: Annotated[str, typer.Option(help="Scrape and rule evaluation interval.")] = "15s",
 ) -> None:
     """Start the exporter and a real Prometheus (Debian package `prometheus`) with the platform's alert rules."""
     from hybridops.observability.monitor import monitor as run_monitor
@@ -200,8 +201,9 @@ def monitor(
     run_monitor(
         load_settings(),
         exporter_port=exporter_port,
-        inference_url=inference_url,
+        inference_url=inference_url or None,
         prometheus_port=prometheus_port,
+        interval=interval,
     )
 
 
@@ -280,12 +282,65 @@ def status(
     namespace: NamespaceOption = "hybridops",
     release: ReleaseOption = "hybridops",
     context: ContextOption = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, max=1000, help="How many recent runs to show.")] = 10,
+    dagster_postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            "--dagster-postgres-url",
+            envvar="HYBRIDOPS_DAGSTER_POSTGRES_URL",
+            help="Postgres URL of the cluster's Dagster instance (e.g. through kubectl port-forward).",
+        ),
+    ] = None,
+    dagster_home: Annotated[
+        Path | None,
+        typer.Option(
+            "--dagster-home",
+            help="Folder with the dagster.yaml of the instance to read (default: the one under HYBRIDOPS_HOME).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as one JSON document.")] = False,
 ) -> None:
-    """Deployments, StatefulSets, pods, the Dagster daemon and the recorded revisions of a release."""
-    from hybridops.deploy import cluster
-    from hybridops.deploy.tables import print_status
+    """Deployments, pods, revisions of a release; then Dagster's last runs and daemon heartbeats.
 
-    print_status(cluster.status(cluster.connect(context), namespace, release))
+    Exits 1 when the cluster is unreachable; the Dagster part is still shown (or why it is not).
+    """
+    import dataclasses
+    import json
+
+    from hybridops.deploy import cluster, dagster_status
+    from hybridops.deploy.tables import print_dagster, print_status
+    from hybridops.settings import load_settings
+
+    kube: cluster.StatusReport | None = None
+    kube_error = ""
+    try:
+        kube = cluster.status(cluster.connect(context), namespace, release)
+    except cluster.ClusterUnavailable as exc:
+        kube_error = str(exc)
+    if kube_error and not as_json:
+        typer.echo(f"hybridops: {kube_error}", err=True)
+    elif kube is not None and not as_json:
+        print_status(kube)
+
+    home = dagster_home if dagster_home or dagster_postgres_url else load_settings().dagster_home
+    dagster: dagster_status.DagsterReport | None = None
+    dagster_error = ""
+    try:
+        dagster = dagster_status.read(home, dagster_postgres_url, limit=runs)
+    except dagster_status.InstanceUnavailable as exc:
+        dagster_error = str(exc)
+    if as_json:
+        document = {
+            "cluster": dataclasses.asdict(kube) if kube else {"error": kube_error},
+            "dagster": dataclasses.asdict(dagster) if dagster else {"error": dagster_error},
+        }
+        typer.echo(json.dumps(document, indent=2))
+    elif dagster is not None:
+        print_dagster(dagster)
+    else:
+        typer.echo(f"hybridops: {dagster_error}", err=True)
+    if kube_error:
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hybridops.deploy.cluster import DeployReport, StatusReport, WorkloadStatus
+from hybridops.deploy.dagster_status import DagsterReport
 
 console = Console()
 
@@ -57,3 +58,37 @@ def print_status(report: StatusReport) -> None:
     for r in report.revisions:
         revisions.add_row(str(r.number), r.status, r.profile, r.deployed_at, r.description)
     console.print(revisions)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def print_dagster(report: DagsterReport) -> None:
+    runs = Table(title=f"last Dagster runs ({report.instance})")
+    for column in ("run", "job", "status", "started", "ended", "duration"):
+        runs.add_column(column)
+    for r in report.runs:
+        color = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "red"}.get(r.status, "yellow")
+        runs.add_row(
+            r.run_id[:8],
+            escape(r.job),
+            f"[{color}]{r.status}[/]",
+            r.started_at or "-",
+            r.ended_at or "-",
+            _seconds(r.duration_seconds),
+        )
+    console.print(runs if report.runs else "Dagster runs: none yet")
+    daemons = Table(title="Dagster daemon heartbeats")
+    for column in ("daemon", "required", "last heartbeat", "healthy", "errors"):
+        daemons.add_column(column)
+    for d in report.daemons:
+        age = "never" if d.heartbeat_age_seconds is None else f"{_seconds(d.heartbeat_age_seconds)} ago"
+        daemons.add_row(
+            d.daemon_type,
+            "yes" if d.required else "no",
+            age,
+            "[green]healthy[/]" if d.healthy else "[red]unhealthy[/]",
+            str(d.errors),
+        )
+    console.print(daemons if report.daemons else "Dagster daemons: none required, no heartbeats")
