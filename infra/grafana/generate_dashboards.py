@@ -150,6 +150,20 @@ PIPELINE = dashboard(
             unit="s",
         ),
         panel(
+            "Freshness budget used by watched assets (alert at 100%)",
+            "bargauge",
+            [
+                (
+                    "(time() - hybridops_dagster_asset_last_materialization_timestamp_seconds)"
+                    " / on (asset) group_left () max by (asset) (hybridops_dagster_asset_freshness_threshold_seconds)",
+                    "{{asset}}",
+                )
+            ],
+            unit="percentunit",
+            description="Age of the latest materialization over the asset's threshold "
+            "(settings monitoring.freshness_max_age_hours); HybridopsDataFreshnessBreached fires above 100%.",
+        ),
+        panel(
             "Time since last success by job",
             "bargauge",
             [("time() - hybridops_dagster_job_last_success_timestamp_seconds", "{{dagster_job}}")],
@@ -235,6 +249,20 @@ FEATURES = dashboard(
             "bargauge",
             [("time() - hybridops_feast_last_materialization_timestamp_seconds", "{{feature_view}}")],
             unit="s",
+        ),
+        panel(
+            "Freshness budget used (alert at 100%)",
+            "bargauge",
+            [
+                (
+                    "(time() - hybridops_feast_last_materialization_timestamp_seconds)"
+                    " / on () group_left () max(hybridops_feast_freshness_threshold_seconds)",
+                    "{{feature_view}}",
+                )
+            ],
+            unit="percentunit",
+            description="Age of the latest materialization over the threshold "
+            "(settings monitoring.feature_view_max_age_hours); HybridopsFeatureViewStale fires above 100%.",
         ),
         panel(
             "Materialized up to (event time)",

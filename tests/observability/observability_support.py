@@ -1,16 +1,20 @@
-"""Helpers of the observability tests: free ports, a real Prometheus in a temp dir, PromQL of the
-dashboards and rules. A module with a unique name (not conftest) so test modules import it by name."""
+"""Helpers of the observability tests: free ports, a real Prometheus and a real Alertmanager in temp dirs,
+a webhook receiver, PromQL of the dashboards and rules. A module with a unique name (not conftest) so test
+modules import it by name."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ def free_port() -> int:
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -79,6 +84,28 @@ def alert_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def rule_files_with_for(workdir: Path, for_overrides: dict[str, str]) -> list[Path]:
+    """The project's rule files copied to ``workdir`` with the ``for`` of the named alerts replaced.
+
+    Only the waiting time changes (a 15m ``for`` cannot elapse in a test); expressions, labels and
+    annotations stay the project's own.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in sorted(RULES_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        for group in document["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") in for_overrides:
+                    rule["for"] = for_overrides[rule["alert"]]
+        target = workdir / path.name
+        target.write_text(yaml.safe_dump(document, sort_keys=False))
+        out.append(target)
+    missing = set(for_overrides) - {rule["alert"] for rule in alert_rules()}
+    assert not missing, f"no such alerts in {RULES_DIR}: {sorted(missing)}"
+    return out
+
+
 # --- a real Prometheus -------------------------------------------------------------------------------
 @dataclass
 class Prometheus:
@@ -102,19 +129,26 @@ def prometheus_binary() -> str | None:
 
 @contextmanager
 def run_prometheus(
-    workdir: Path, targets: dict[str, str], rule_files: list[Path], interval: str = "1s"
+    workdir: Path,
+    targets: dict[str, str],
+    rule_files: list[Path],
+    interval: str = "1s",
+    alertmanager: str | None = None,
 ) -> Iterator[Prometheus]:
-    """Start ``prometheus`` on a free loopback port scraping ``targets`` (job name -> host:port)."""
+    """Start ``prometheus`` on a free loopback port scraping ``targets`` (job name -> host:port), sending
+    its alerts to ``alertmanager`` (host:port) when given."""
     binary = prometheus_binary()
     assert binary, "prometheus is not installed"
     workdir.mkdir(parents=True, exist_ok=True)
-    config = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
         ],
     }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -139,12 +173,193 @@ def run_prometheus(
         )
         yield prom
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- a real Alertmanager and a webhook receiver ------------------------------------------------------
+def alertmanager_binary() -> str | None:
+    """Debian names the binary ``prometheus-alertmanager``; upstream builds name it ``alertmanager``."""
+    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One webhook notification of Alertmanager (payload version 4) and when it arrived."""
+
+    path: str
+    body: dict[str, Any]
+    received: float
+
+    @property
+    def receiver(self) -> str:
+        return str(self.body["receiver"])
+
+    @property
+    def status(self) -> str:
+        return str(self.body["status"])
+
+    @property
+    def alertname(self) -> str:
+        return str(self.body["groupLabels"].get("alertname", ""))
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(self.body["alerts"])
+
+
+class WebhookReceiver:
+    """A loopback HTTP server that records every notification POSTed to it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: list[Notification] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with receiver._lock:
+                    receiver._received.append(Notification(self.path, body, time.monotonic()))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # the test asserts on the recorded notifications, not on an access log
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def notifications(self) -> list[Notification]:
+        with self._lock:
+            return list(self._received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def run_webhook() -> Iterator[WebhookReceiver]:
+    webhook = WebhookReceiver()
+    try:
+        yield webhook
+    finally:
+        webhook.close()
+
+
+TIMING_KEYS = ("group_wait", "group_interval")
+
+
+def _routes(route: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield route
+    for child in route.get("routes", []):
+        yield from _routes(child)
+
+
+def alertmanager_config_for_test(
+    webhook_url: str,
+    group_wait: str = "1s",
+    group_interval: str = "1s",
+    resolve_timeout: str = "5s",
+) -> dict[str, Any]:
+    """The project's Alertmanager configuration, adapted the way a deployment sets its receivers.
+
+    The routing tree (matchers, grouping, repeat intervals) and the inhibition rules stay the project's
+    own. Two things change: the waiting times (``group_wait`` and ``group_interval`` wherever the tree
+    sets them, ``resolve_timeout``), and every receiver's notifiers, which become one webhook to
+    ``<webhook_url>/hooks/<receiver name>`` keeping the notifier's ``send_resolved``.
+    """
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config.setdefault("global", {})["resolve_timeout"] = resolve_timeout
+    root = config["route"]
+    for route in _routes(root):
+        for key in TIMING_KEYS:
+            if key in route or route is root:
+                route[key] = group_wait if key == "group_wait" else group_interval
+    for receiver in config["receivers"]:
+        notifiers = [
+            (kind, notifier)
+            for kind in [key for key in receiver if key.endswith("_configs")]
+            for notifier in receiver.pop(kind)
+        ]
+        # Alertmanager's own default: webhooks send resolved notifications, e-mail and Slack do not.
+        send_resolved = any(n.get("send_resolved", kind == "webhook_configs") for kind, n in notifiers)
+        if notifiers:
+            receiver["webhook_configs"] = [
+                {"url": f"{webhook_url}/hooks/{receiver['name']}", "send_resolved": send_resolved}
+            ]
+    return dict(config)
+
+
+def without_timing(config: dict[str, Any]) -> dict[str, Any]:
+    """The routing tree without its waiting times (to compare an adapted config with the project's)."""
+    route = copy.deepcopy(config["route"])
+    for node in _routes(route):
+        for key in TIMING_KEYS:
+            node.pop(key, None)
+    return dict(route)
+
+
+@dataclass
+class Alertmanager:
+    url: str
+    address: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def alerts(self, alertname: str | None = None) -> list[dict[str, Any]]:
+        """Every alert Alertmanager holds (active, silenced and inhibited), optionally by name."""
+        params: dict[str, Any] = {"active": "true", "silenced": "true", "inhibited": "true"}
+        if alertname:
+            params["filter"] = f'alertname="{alertname}"'
+        response = requests.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
+        response.raise_for_status()
+        return list(response.json())
+
+
+@contextmanager
+def run_alertmanager(workdir: Path, config: dict[str, Any]) -> Iterator[Alertmanager]:
+    """Start Alertmanager on a free loopback port with ``config``; clustering off (no other socket)."""
+    binary = alertmanager_binary()
+    assert binary, "alertmanager is not installed"
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    log = workdir / "alertmanager.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    manager = Alertmanager(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", process, log)
+    try:
+        wait_for(
+            lambda: requests.get(f"{manager.url}/-/ready", timeout=2).status_code == 200,
+            30,
+            f"Alertmanager ready ({log})",
+        )
+        yield manager
+    finally:
+        stop_process(process)
 
 
 @contextmanager

@@ -89,6 +89,20 @@ def test_every_alert_is_unit_tested_firing_and_silent() -> None:
     assert names <= silent, names - silent
 
 
+def test_rule_unit_tests_use_the_default_freshness_thresholds() -> None:
+    # infra/prometheus/tests feeds the thresholds the exporter exports with default settings (26h).
+    from hybridops.settings import MonitoringSettings
+
+    defaults = MonitoringSettings()
+    assert defaults.freshness_thresholds_hours() == dict.fromkeys(
+        ["flights", "weather", "fct_flights", "on_time_report", "spc_daily_metrics"], 26.0
+    )
+    assert defaults.feature_view_max_age_hours == 26.0
+    unit_tests = (RULE_TESTS_DIR / "hybridops_test.yaml").read_text()
+    assert "hybridops_dagster_asset_freshness_threshold_seconds" in unit_tests
+    assert "93600x" in unit_tests  # 26h in seconds
+
+
 @needs_amtool
 def test_amtool_check_config() -> None:
     result = subprocess.run(

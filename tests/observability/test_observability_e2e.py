@@ -30,8 +30,8 @@ from observability_support import (
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hybridops.observability.exporter import exporter_registry, start_exporter
-from hybridops.settings import Settings
+from hybridops.observability.exporter import exporter_registry, start_exporter, stop_exporter
+from hybridops.settings import MonitoringSettings, Settings
 
 pytestmark = pytest.mark.e2e
 MONTHS = ["2013-01", "2013-02"]
@@ -223,6 +223,23 @@ def test_missing_stores_are_reported_not_raised(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing").exists()  # reading never creates a store
 
 
+def test_freshness_thresholds_come_from_settings(tmp_path: Path) -> None:
+    monitoring = MonitoringSettings(
+        freshness_assets=["flights"],
+        freshness_max_age_hours=2,
+        freshness_max_age_hours_by_asset={"on_time_report": 170},
+        feature_view_max_age_hours=0.5,
+    )
+    registry, collector = exporter_registry(Settings(home=tmp_path / "nothing", monitoring=monitoring))
+    samples = scrape(registry)
+    collector.close()
+    assert pick(samples, "hybridops_dagster_asset_freshness_threshold_seconds") == {
+        frozenset({("asset", "flights")}): 7200.0,
+        frozenset({("asset", "on_time_report")}): 612000.0,
+    }
+    assert pick(samples, "hybridops_feast_freshness_threshold_seconds") == {frozenset(): 1800.0}
+
+
 def test_scrapes_are_fast(settings: Settings) -> None:
     registry, collector = exporter_registry(settings, cache_seconds=0)
     try:
@@ -280,8 +297,7 @@ def prometheus(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             thread.join(15)
     finally:
         stop.set()
-        server.shutdown()
-        collector.close()
+        stop_exporter(server, collector)
 
 
 @pytest.mark.parametrize("query", panel_queries(), ids=lambda q: f"{q.dashboard}:{q.panel}")

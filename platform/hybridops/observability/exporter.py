@@ -12,9 +12,16 @@ this collector reads the stores themselves each time Prometheus scrapes:
 
 Each source is read independently: a missing or unreadable store sets
 ``hybridops_exporter_source_up{source=...}`` to 0 and the other sources are still exported. Reads that
-are slow and change rarely (MLflow, Feast) are cached for ``cache_seconds``; the Dagster reads are
-incremental (runs updated and check evaluations stored since the previous scrape), so a scrape stays
-well under a second on a long-lived instance.
+change only when a batch runs (warehouse, MLflow, Feast) are cached for ``cache_seconds``: besides being
+cheaper, fewer read-only opens of the DuckDB file mean fewer collisions with the pipeline's writer (DuckDB
+admits one writing process or many reading ones, never both). The Dagster reads are incremental (runs
+updated and check evaluations stored since the previous scrape), so a scrape stays well under a second on
+a long-lived instance.
+
+The freshness thresholds of ``settings.monitoring`` are exported too
+(``hybridops_dagster_asset_freshness_threshold_seconds{asset}``,
+``hybridops_feast_freshness_threshold_seconds``): the freshness alerts compare against them, so the
+thresholds are settings (and chart values), not numbers in the rule files.
 
 The collector never imports ``dagster_project``.
 """
@@ -586,11 +593,12 @@ def _feast_registry_path(settings: Settings) -> Path | None:
 
 # --- MLflow ------------------------------------------------------------------------------------------
 def _mlflow_metrics(settings: Settings) -> list[Metric]:
-    from hybridops.registry.models import champion
-
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise FileNotFoundError(f"no MLflow store at {uri}")
+    # Imported once there is a store to read: importing MLflow takes seconds.
+    from hybridops.registry.models import champion
+
     info = InfoMetricFamily(
         f"{PREFIX}_model_champion",
         "The registry's champion model version.",
@@ -617,6 +625,27 @@ def _mlflow_metrics(settings: Settings) -> list[Metric]:
     return [info, version, holdout]
 
 
+# --- thresholds from settings ------------------------------------------------------------------------
+def _threshold_metrics(settings: Settings) -> list[Metric]:
+    """The freshness thresholds the alert rules compare against (``on (asset)`` matching)."""
+    monitoring = settings.monitoring
+    assets = GaugeMetricFamily(
+        f"{PREFIX}_dagster_asset_freshness_threshold_seconds",
+        "Age of the latest materialization above which a watched asset is stale "
+        "(monitoring.freshness_max_age_hours, freshness_max_age_hours_by_asset).",
+        labels=["asset"],
+    )
+    for asset, hours in sorted(monitoring.freshness_thresholds_hours().items()):
+        assets.add_metric([asset], hours * 3600.0)
+    views = GaugeMetricFamily(
+        f"{PREFIX}_feast_freshness_threshold_seconds",
+        "Age of the latest materialization above which a feature view is stale "
+        "(monitoring.feature_view_max_age_hours).",
+    )
+    views.add_metric([], monitoring.feature_view_max_age_hours * 3600.0)
+    return [assets, views]
+
+
 # --- the collector -----------------------------------------------------------------------------------
 class HybridopsCollector(Collector):
     """Reads every store at scrape time; one failing store never hides the others."""
@@ -635,6 +664,7 @@ class HybridopsCollector(Collector):
         self._dagster = _DagsterReader(settings.dagster_home)
         self._feast_store: Any = None
         self._cache: dict[str, tuple[float, list[Metric]]] = {}
+        self._errors: dict[str, str] = {}  # the last error of each unreadable source
 
     def close(self) -> None:
         self._dagster.dispose()
@@ -664,7 +694,7 @@ class HybridopsCollector(Collector):
             "feast": self._read_feast,
             "mlflow": lambda: _mlflow_metrics(self.settings),
         }
-        cached = {"feast", "mlflow"}
+        cached = {"warehouse", "feast", "mlflow"}
         for source, read in readers.items():
             started = time.perf_counter()
             try:
@@ -676,8 +706,15 @@ class HybridopsCollector(Collector):
                     if source in cached:
                         self._cache[source] = (now, metrics)
                 ok = 1.0
+                if self._errors.pop(source, None) is not None:
+                    log.warning("%s is readable again", source)
             except Exception as exc:
-                log.warning("cannot read %s: %r", source, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                # One warning when a source becomes unreadable (or its error changes), not one per scrape:
+                # a missing store would otherwise fill the log at every scrape interval.
+                error = repr(exc)
+                level = logging.DEBUG if self._errors.get(source) == error else logging.WARNING
+                self._errors[source] = error
+                log.log(level, "cannot read %s: %s", source, error, exc_info=log.isEnabledFor(logging.DEBUG))
                 self._cache.pop(source, None)
                 if source == "dagster":
                     self._dagster.dispose()
@@ -687,6 +724,7 @@ class HybridopsCollector(Collector):
             up.add_metric([source], ok)
             duration.add_metric([source], time.perf_counter() - started)
             yield from metrics
+        yield from _threshold_metrics(self.settings)
         yield up
         yield duration
 
@@ -710,14 +748,30 @@ def exporter_registry(settings: Settings, **options: Any) -> tuple[CollectorRegi
 
 
 def start_exporter(
-    settings: Settings, host: str = "127.0.0.1", port: int = 9464
+    settings: Settings, host: str = "127.0.0.1", port: int = 9464, **options: Any
 ) -> tuple[WSGIServer, threading.Thread, HybridopsCollector]:
-    """Serve ``/metrics`` from a background thread; returns the server (``shutdown()`` it), its thread
-    and the collector (``close()`` it)."""
-    registry, collector = exporter_registry(settings)
-    collector.collect()  # warm up: imports and first full reads happen before the first scrape
+    """Serve ``/metrics`` from a background thread; returns the server, its thread and the collector
+    (:func:`stop_exporter` stops both). ``options`` go to :class:`HybridopsCollector`.
+
+    Raises:
+        OSError: the address cannot be bound (the port is taken).
+    """
+    registry, collector = exporter_registry(settings, **options)
+    # Bind first: a taken port fails at once, not after the warm-up's seconds of imports and reads.
     server, thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        collector.collect()  # warm up: a scrape arriving meanwhile waits for it on the collector's lock
+    except BaseException:
+        stop_exporter(server, collector)
+        raise
     return server, thread, collector
+
+
+def stop_exporter(server: WSGIServer, collector: HybridopsCollector) -> None:
+    """Stop serving, release the port (``shutdown`` alone keeps the socket open) and the stores."""
+    server.shutdown()
+    server.server_close()
+    collector.close()
 
 
 def serve_exporter(settings: Settings, host: str = "127.0.0.1", port: int = 9464) -> None:
@@ -729,5 +783,4 @@ def serve_exporter(settings: Settings, host: str = "127.0.0.1", port: int = 9464
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
-        collector.close()
+        stop_exporter(server, collector)
