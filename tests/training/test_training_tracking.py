@@ -60,7 +60,9 @@ def test_run_holds_params_metrics_lineage_and_artifacts(tracked: dict[str, Any])
 
     assert params["seed"] == "42" and params["deterministic"] == "True"
     assert params["num_threads"] == "2" and params["objective"] == "binary"
-    assert params["num_boost_round"] == "40" and params["learning_rate"] == "0.05"
+    assert (
+        params["num_boost_round"] == "40" and params["learning_rate"] == "0.1" and params["max_bin"] == "63"
+    )
     assert params["train_months"] == ",".join(plan.train) and params["holdout_month"] == plan.holdout
     holdout = tracked["trained"].holdout_metrics
     for name in ("auc", "logloss", "brier", "ece"):

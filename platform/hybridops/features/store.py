@@ -159,13 +159,17 @@ def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
     start, end = month_window(month_key)
     last = end - timedelta(microseconds=1)  # Feast's materialization window is inclusive at both ends
     counts: dict[str, int] = {}
+    windows: dict[datetime, list[str]] = {}
     for view, entity in module.VIEW_ENTITY.items():
         view_start = _EPOCH if view in STATIC_VIEWS else start
         counts[view] = _rows_in_window(_view_path(store, view), entity, view_start, last)
         if counts[view]:
-            # Feast prints coloured progress to stdout; the caller reports counts itself.
-            with contextlib.redirect_stdout(io.StringIO()):
-                store.materialize(start_date=view_start, end_date=last, feature_views=[view])
+            windows.setdefault(view_start, []).append(view)
+    for view_start, views in windows.items():
+        # One call per window: Feast commits the registry once per call, not once per view.
+        # It also prints coloured progress to stdout; the caller reports counts itself.
+        with contextlib.redirect_stdout(io.StringIO()):
+            store.materialize(start_date=view_start, end_date=last, feature_views=views)
     return counts
 
 

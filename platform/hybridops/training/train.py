@@ -69,6 +69,7 @@ def lgb_params(settings: TrainingSettings) -> dict[str, Any]:
         "learning_rate": settings.learning_rate,
         "num_leaves": settings.num_leaves,
         "min_data_in_leaf": 20,
+        "max_bin": settings.max_bin,
         "feature_fraction": 1.0,
         "bagging_fraction": 1.0,
         "bagging_freq": 0,
@@ -149,7 +150,7 @@ def train_model(
         _matrix(train, features),
         label=train["label"].astype("int64").to_numpy(),
         feature_name=list(features),
-        params={"verbosity": -1},
+        params={"verbosity": -1, "max_bin": settings.max_bin},
         free_raw_data=False,
     )
     booster = lgb.train(params, dataset, num_boost_round=settings.num_boost_round)
