@@ -6,6 +6,7 @@ the partitions it carries, inside one transaction, so re-running a month never d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,17 +14,49 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from hybridops.errors import HybridopsError
+
+# A scrape by `hybridops exporter` holds a read lock for well under a second; a pipeline write waits it out.
+LOCK_WAIT_SECONDS = 30.0
+
 
 @contextmanager
-def connect(db_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, creating its folder on first use."""
+def connect(
+    db_path: Path, read_only: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, creating its folder on first use.
+
+    DuckDB lets one process write a file or several read it, never both at once: while another process
+    holds it, the open is retried until ``lock_wait_seconds`` have passed.
+
+    Raises:
+        HybridopsError: the file stayed locked by another process.
+    """
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path), read_only=read_only)
+    con = _open(db_path, read_only, lock_wait_seconds)
     try:
         yield con
     finally:
         con.close()
+
+
+def _open(db_path: Path, read_only: bool, lock_wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + lock_wait_seconds
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                raise HybridopsError(
+                    f"the warehouse {db_path} is locked by another process (waited {lock_wait_seconds:.0f} s): "
+                    "stop the other hybridops run or exporter that has it open, then retry"
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -1,0 +1,67 @@
+"""Warehouse connections: another process's lock is waited out, then reported in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hybridops.errors import HybridopsError
+from hybridops.warehouse.db import connect
+
+# Holds a read-only connection (what an exporter scrape does) for the given seconds.
+_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    with connect(path) as con:
+        con.execute("create table t as select 1 as x")
+    return path
+
+
+def test_a_write_waits_for_a_reader_in_another_process(warehouse: Path) -> None:
+    holder = _hold(warehouse, 1.0)
+    try:
+        with pytest.raises(duckdb.IOException):  # what the pipeline hit before it waited
+            duckdb.connect(str(warehouse)).close()
+        with connect(warehouse, lock_wait_seconds=20) as con:
+            con.execute("insert into t values (2)")
+            assert con.execute("select count(*) from t").fetchone() == (2,)
+    finally:
+        holder.wait(timeout=20)
+
+
+def test_a_lock_held_too_long_is_one_clear_error(warehouse: Path) -> None:
+    holder = _hold(warehouse, 10.0)
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(HybridopsError, match="locked by another process") as info,
+            connect(warehouse, lock_wait_seconds=0.5),
+        ):
+            pass
+        assert str(warehouse) in str(info.value)
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
