@@ -242,16 +242,27 @@ topologySpreadConstraints:
     secretKeyRef:
       name: {{ include "hybridops.redis.secretName" . }}
       key: {{ include "hybridops.redis.secretKey" . }}
-- name: HYBRIDOPS_FEAST__PROJECT
-  value: {{ .Values.feast.project | quote }}
-- name: HYBRIDOPS_FEAST__REGISTRY
-  value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
+{{ include "hybridops.feast.registryEnv" . }}
 - name: HYBRIDOPS_FEAST__ONLINE_STORE__TYPE
   value: redis
 - name: HYBRIDOPS_FEAST__ONLINE_STORE__CONNECTION_STRING
   value: {{ printf "%s:%s,password=$(REDIS_PASSWORD)" (include "hybridops.redis.host" .) (include "hybridops.redis.port" .) | quote }}
 {{- end }}
 {{- if .Values.mlflow.enabled }}
+{{ include "hybridops.mlflow.clientEnv" . }}
+{{- end }}
+{{- end -}}
+
+{{/* Feast's SQL registry (needs PG_PASSWORD defined before it). */}}
+{{- define "hybridops.feast.registryEnv" -}}
+- name: HYBRIDOPS_FEAST__PROJECT
+  value: {{ .Values.feast.project | quote }}
+- name: HYBRIDOPS_FEAST__REGISTRY
+  value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
+{{- end -}}
+
+{{/* An MLflow client of the tracking server (the admin login, its password by secretKeyRef). */}}
+{{- define "hybridops.mlflow.clientEnv" -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: HYBRIDOPS_MLFLOW__TRACKING_URI
@@ -263,7 +274,22 @@ topologySpreadConstraints:
     secretKeyRef:
       name: {{ include "hybridops.mlflow.authSecretName" . }}
       key: {{ include "hybridops.mlflow.authSecretKey" . }}
-{{- end }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- exporter */}}
+{{- define "hybridops.exporter.enabled" -}}
+{{- if and .Values.exporter.enabled .Values.monitoring.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The exporter's sources this release does not deploy, as a regex ("" when it deploys them all): their
+     hybridops_exporter_source_* series are dropped at scrape time, so a DataOps-only release does not
+     report MLflow and Feast as down forever. */}}
+{{- define "hybridops.exporter.absentSources" -}}
+{{- $absent := list -}}
+{{- if not .Values.dagster.enabled }}{{ $absent = concat $absent (list "dagster" "warehouse") }}{{ end -}}
+{{- if not .Values.feast.enabled }}{{ $absent = append $absent "feast" }}{{ end -}}
+{{- if not .Values.mlflow.enabled }}{{ $absent = append $absent "mlflow" }}{{ end -}}
+{{- join "|" $absent -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- checksums */}}

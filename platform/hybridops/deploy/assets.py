@@ -1,4 +1,4 @@
-"""The chart ships the platform's alert rules and dashboards from ``infra/``.
+"""The chart ships the platform's alert rules, dashboards and Alertmanager routing from ``infra/``.
 
 Helm can only read files inside the chart, so ``infra/`` (the source) is copied into
 ``charts/hybridops/files/``; ``python -m hybridops.deploy.assets --check`` fails when the copies are stale
@@ -15,6 +15,8 @@ CHART_FILES = ROOT / "charts" / "hybridops" / "files"
 SOURCES = {
     "rules": (ROOT / "infra" / "prometheus" / "rules", "*.yaml"),
     "dashboards": (ROOT / "infra" / "grafana" / "dashboards", "*.json"),
+    # The routing tree and inhibition rules of the bundled Alertmanager (receivers come from values).
+    "alertmanager": (ROOT / "infra" / "alertmanager", "*.yml"),
 }
 
 

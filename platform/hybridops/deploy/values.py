@@ -10,7 +10,7 @@ Keys are camelCase as is usual for Helm values; every model forbids unknown keys
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -291,6 +291,24 @@ class InferenceValues(_Values):
     scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
+# --- exporter -------------------------------------------------------------------------------------------------
+
+
+class ExporterValues(_Values):
+    """``hybridops exporter``: the platform's /metrics, read from the stores at scrape time.
+
+    It reads the Dagster instance (the chart's dagster.yaml, Postgres storage), the warehouse on the data
+    volume (read-only), the Feast SQL registry and the MLflow registry; it never opens the online store.
+    """
+
+    enabled: bool = Field(True, description="Deploy the exporter (only when monitoring.enabled is true too).")
+    image: Image = Field(default_factory=platform_image)
+    port: int = Field(9464, ge=1024, le=65535, description="Port of /metrics in the pod.")
+    resources: Resources = Field(default_factory=lambda: resources("100m", "512Mi", "1", "1536Mi"))
+    service: Service = Field(default_factory=lambda: Service(port=9464))
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+
+
 # --- data stores ----------------------------------------------------------------------------------------------
 
 
@@ -339,6 +357,91 @@ class GrafanaValues(_Values):
     service: Service = Field(default_factory=lambda: Service(port=80))
 
 
+class WebhookNotifier(_Values):
+    """A webhook receiver (Alertmanager's JSON payload, POSTed)."""
+
+    url: str = Field(pattern=r"^https?://\S+$", description="Endpoint the notifications are POSTed to.")
+    send_resolved: bool = True
+
+
+class SlackNotifier(_Values):
+    api_url: str = Field(
+        pattern=r"^https://\S+$",
+        description="Slack incoming-webhook URL (a credential: it is rendered into the Alertmanager Secret).",
+    )
+    channel: str | None = Field(None, description="#channel or @user; default the webhook's own channel.")
+    send_resolved: bool = True
+
+
+class SecretKeyRef(_Values):
+    name: str = Field(min_length=1, description="Secret in the release namespace.")
+    key: str = Field("password", min_length=1)
+
+
+class EmailNotifier(_Values):
+    to: str = Field(min_length=3, description="Recipient address(es), comma-separated.")
+    from_: str = Field(alias="from", min_length=3, description="Sender address.")
+    smarthost: str = Field(pattern=r"^[^:\s]+:[0-9]+$", description="host:port of the SMTP relay.")
+    auth_username: str | None = Field(None, description="SMTP login, when the relay needs one.")
+    auth_password_secret: SecretKeyRef | None = Field(
+        None, description="Secret holding the SMTP password (mounted as a file, never rendered)."
+    )
+    require_tls: bool = True
+    send_resolved: bool = False
+
+
+class AlertReceiver(_Values):
+    """Where one receiver of the routing tree notifies; none set: alerts stay in the Alertmanager UI."""
+
+    webhook: WebhookNotifier | None = None
+    slack: SlackNotifier | None = None
+    email: EmailNotifier | None = None
+
+
+class AlertReceivers(_Values):
+    """The receivers of infra/alertmanager/alertmanager.yml (routed by team and severity)."""
+
+    default: AlertReceiver = Field(default_factory=AlertReceiver, description="Alerts without a known team.")
+    data_team: AlertReceiver = Field(default_factory=AlertReceiver, description="team=data, warnings.")
+    data_team_critical: AlertReceiver = Field(
+        default_factory=AlertReceiver, description="team=data, severity=critical."
+    )
+    ml_team: AlertReceiver = Field(default_factory=AlertReceiver, description="team=ml, warnings.")
+    ml_team_critical: AlertReceiver = Field(
+        default_factory=AlertReceiver, description="team=ml, severity=critical."
+    )
+
+
+class AlertmanagerValues(_Values):
+    """The bundled Alertmanager: infra/alertmanager/alertmanager.yml's routing tree, receivers from values."""
+
+    enabled: bool = Field(True, description="Bundled mode only: Prometheus sends its alerts here.")
+    image: Image = Field(default_factory=lambda: Image(repository="prom/alertmanager", tag="v0.27.0"))
+    resources: Resources = Field(default_factory=lambda: resources("50m", "64Mi", "500m", "256Mi"))
+    service: Service = Field(default_factory=lambda: Service(port=9093))
+    retention: str = Field(
+        "120h", pattern=r"^[0-9]+(ms|s|m|h)$", description="Silences and notification log."
+    )
+    external_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description="URL users reach Alertmanager at (links in notifications).",
+    )
+    receivers: AlertReceivers = Field(default_factory=AlertReceivers)
+    existing_secret: str | None = Field(
+        None,
+        description="Secret with a complete alertmanager.yml, used instead of the one rendered from receivers.",
+    )
+    existing_secret_key: str = "alertmanager.yml"
+    egress_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=list,
+        description=(
+            "Extra ports Alertmanager may connect to outside the release (NetworkPolicy); the ports of the "
+            "receivers set above are always allowed. Set them when using existingSecret."
+        ),
+    )
+
+
 class ExternalMonitoring(_Values):
     """Objects for an existing kube-prometheus-stack (the CRDs must be installed)."""
 
@@ -362,10 +465,12 @@ class ExternalMonitoring(_Values):
 class MonitoringValues(_Values):
     enabled: bool = True
     mode: Literal["bundled", "external"] = Field(
-        "bundled", description="bundled: Prometheus + Grafana; external: monitors for an existing stack."
+        "bundled",
+        description="bundled: Prometheus, Alertmanager and Grafana; external: monitors for an existing stack.",
     )
     prometheus: PrometheusValues = Field(default_factory=PrometheusValues)
     grafana: GrafanaValues = Field(default_factory=GrafanaValues)
+    alertmanager: AlertmanagerValues = Field(default_factory=AlertmanagerValues)
     external: ExternalMonitoring = Field(default_factory=ExternalMonitoring)
 
 
@@ -403,6 +508,7 @@ class ChartValues(_Values):
     mlflow: MlflowValues = Field(default_factory=MlflowValues)
     feast: FeastValues = Field(default_factory=FeastValues)
     inference: InferenceValues = Field(default_factory=InferenceValues)
+    exporter: ExporterValues = Field(default_factory=ExporterValues)
     postgresql: PostgresqlValues = Field(default_factory=PostgresqlValues)
     redis: RedisValues = Field(default_factory=RedisValues)
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
