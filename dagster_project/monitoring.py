@@ -53,6 +53,7 @@ def batch_predictions(
             loaded.info.version,
             context.partition_key,
             context.run.run_id,
+            cache_dir=settings.feature_cache_dir,
         )
     # The exact inputs the model saw, kept for drift and for auditing online/offline skew.
     write_parquet_partition(

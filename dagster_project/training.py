@@ -66,7 +66,9 @@ def training_set(
     plan = _plan(loaded_months(settings), config, settings)
     with connect(settings.warehouse_db, read_only=True) as con:
         labelled = labelled_flights(con, [*plan.train, plan.holdout])
-    built = build_training_set(feature_store(settings), labelled.entities, settings.training)
+    built = build_training_set(
+        feature_store(settings), labelled.entities, settings.training, cache_dir=settings.feature_cache_dir
+    )
     path = training_set_path(settings, built.sha256)
     path.parent.mkdir(parents=True, exist_ok=True)
     built.frame.to_parquet(path, index=False)

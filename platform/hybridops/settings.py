@@ -12,10 +12,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Severity = Literal["ERROR", "WARN"]
+ExporterSource = Literal["dagster", "warehouse", "feast", "mlflow"]
+"""A store the metrics exporter reads (``hybridops.observability.exporter``); the skew audit is a warehouse
+table, read with the warehouse."""
+EXPORTER_SOURCES: tuple[ExporterSource, ...] = ("dagster", "warehouse", "feast", "mlflow")
 
 FIRST_MONTH = "2013-01"
 LAST_MONTH = "2013-12"
@@ -234,6 +238,23 @@ class MonitoringSettings(_Section):
             "A Feast feature view not materialized for this many hours is stale (HybridopsFeatureViewStale)."
         ),
     )
+    exporter_sources: list[ExporterSource] = Field(
+        default_factory=lambda: list(EXPORTER_SOURCES),
+        json_schema_extra={"uniqueItems": True},
+        description=(
+            "Stores the metrics exporter reads: dagster, warehouse (the skew audit included), feast, mlflow. "
+            "A source left out is never opened and exports nothing, not even "
+            "hybridops_exporter_source_up, so a deployment without MLflow or Feast does not report them down."
+        ),
+    )
+
+    @field_validator("exporter_sources")
+    @classmethod
+    def _distinct_sources(cls, sources: list[ExporterSource]) -> list[ExporterSource]:
+        repeated = sorted({source for source in sources if sources.count(source) > 1})
+        if repeated:
+            raise ValueError(f"exporter source listed more than once: {', '.join(repeated)}")
+        return sources
 
     def freshness_thresholds_hours(self) -> dict[str, float]:
         """Every watched asset with its freshness threshold in hours."""
@@ -356,6 +377,11 @@ class Settings(BaseSettings):
     @property
     def feast_dir(self) -> Path:
         return self.home_dir / "feast"
+
+    @property
+    def feature_cache_dir(self) -> Path:
+        """Point-in-time features per month and feature-data version (hybridops.features.pit_cache)."""
+        return self.home_dir / "ml" / "feature_cache"
 
     @property
     def mlflow_dir(self) -> Path:

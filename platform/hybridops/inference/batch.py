@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import lightgbm as lgb
@@ -27,6 +28,7 @@ from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import flight_entities
+from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names, historical_features
 from hybridops.warehouse.db import replace_rows
 
@@ -127,10 +129,18 @@ def score_month(
     model_version: str | int,
     month_key: str,
     run_id: str,
+    cache_dir: Path | None = None,
 ) -> ScoringResult:
-    """Score every flight of ``month_key`` and replace the month's rows of ``predictions``."""
+    """Score every flight of ``month_key`` and replace the month's rows of ``predictions``.
+
+    With ``cache_dir``, features already retrieved for these flights on the same feature data (the
+    training holdout) are reused (``hybridops.features.pit_cache``).
+    """
     entities = scoring_entities(con, month_key)
-    features = historical_features(store, entities)
+    if cache_dir is not None:
+        features = cached_historical_features(store, entities, cache_dir)
+    else:
+        features = historical_features(store, entities)
     probabilities = score(booster, features, feature_names())
     scored_at = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's clock: naive UTC
     predictions = _predictions_frame(

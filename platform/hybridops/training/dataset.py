@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,6 +25,7 @@ from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, flight_entities
+from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names, historical_features, load_definitions_module
 from hybridops.settings import TrainingSettings
 
@@ -112,9 +114,15 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def build_training_set(
-    store: FeatureStore, entities: pd.DataFrame, settings: TrainingSettings | None = None
+    store: FeatureStore,
+    entities: pd.DataFrame,
+    settings: TrainingSettings | None = None,
+    cache_dir: Path | None = None,
 ) -> TrainingSet:
     """Join point-in-time Feast features onto ``entities`` (one row per flight, sorted by ``flight_id``).
+
+    With ``cache_dir`` (and a ``month_key`` column), months already retrieved on the same feature data
+    are read from ``hybridops.features.pit_cache`` instead of being joined again.
 
     Raises:
         HybridopsError: fewer rows than ``settings.min_rows``, a row count different from the entity
@@ -129,7 +137,10 @@ def build_training_set(
             f"{settings.min_rows}; load more months or lower the setting"
         )
     names = feature_names()
-    frame = historical_features(store, entities)
+    if cache_dir is not None and "month_key" in entities.columns:
+        frame = cached_historical_features(store, entities, cache_dir)
+    else:
+        frame = historical_features(store, entities)
     if len(frame) != len(entities):
         raise HybridopsError(
             f"Feast returned {len(frame)} rows for {len(entities)} entity rows; refusing a training set "

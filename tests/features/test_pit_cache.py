@@ -1,0 +1,116 @@
+"""Point-in-time features cached per month and feature-data version."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from features_support import load_tables
+
+from hybridops.features import pit_cache
+from hybridops.features.compute import build_feature_tables, origin_hour_key
+from hybridops.features.pit_cache import cached_historical_features, feature_data_version
+from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
+from hybridops.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def store_and_entities(january_frames, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pit")
+    settings = Settings(home=tmp / "home")
+    con = duckdb.connect(str(tmp / "warehouse.duckdb"))
+    try:
+        load_tables(con, *january_frames)
+        build_feature_tables(con, settings.parquet_dir, "2013-01")
+    finally:
+        con.close()
+    store = feature_store(settings)
+    apply_definitions(store, settings)
+    sample = january_frames[0].sample(2000, random_state=7)
+    entities = (
+        sample[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
+        .rename(columns={"sched_dep_utc": "event_timestamp"})
+        .assign(
+            origin_hour=[
+                origin_hour_key(o, t)
+                for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
+            ],
+            # Two "months" of entity rows, so one can be cached while the other is not.
+            month_key=["2013-01-a" if i % 2 else "2013-01-b" for i in range(len(sample))],
+        )
+        .reset_index(drop=True)
+    )
+    return settings, store, entities
+
+
+@pytest.fixture
+def feast_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Entity rows of every retrieval that reached Feast."""
+    calls: list[int] = []
+
+    def counting(store, rows):
+        calls.append(len(rows))
+        return historical_features(store, rows)
+
+    monkeypatch.setattr(pit_cache, "historical_features", counting)
+    return calls
+
+
+def test_cached_equals_a_fresh_retrieval_and_is_reused(store_and_entities, tmp_path, feast_calls) -> None:
+    _settings, store, entities = store_and_entities
+    cache = tmp_path / "cache"
+    expected = historical_features(store, entities)
+
+    first = cached_historical_features(store, entities, cache)
+    pd.testing.assert_frame_equal(first, expected, check_dtype=False)
+    assert feast_calls == [len(entities)]  # both months in one query
+    assert len(list(cache.rglob("*.parquet"))) == 2  # one file per month
+
+    shuffled = entities.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    again = cached_historical_features(store, shuffled, cache)
+    assert feast_calls == [len(entities)]  # nothing asked again
+    assert again["flight_id"].tolist() == shuffled["flight_id"].tolist()
+    pd.testing.assert_frame_equal(
+        again.set_index("flight_id")[feature_names()],
+        expected.set_index("flight_id").loc[shuffled["flight_id"], feature_names()],
+        check_dtype=False,
+    )
+
+
+def test_only_months_whose_rows_changed_are_retrieved(store_and_entities, tmp_path, feast_calls) -> None:
+    _settings, store, entities = store_and_entities
+    cache = tmp_path / "cache"
+    cached_historical_features(store, entities, cache)
+    fewer = entities.drop(index=entities.index[entities["month_key"] == "2013-01-b"][:10])
+    out = cached_historical_features(store, fewer, cache)
+    assert feast_calls == [len(entities), int((fewer["month_key"] == "2013-01-b").sum())]
+    pd.testing.assert_frame_equal(
+        out.reset_index(drop=True),
+        historical_features(store, fewer).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+def test_rewritten_feature_data_is_retrieved_again(store_and_entities, tmp_path, feast_calls) -> None:
+    _settings, store, entities = store_and_entities
+    cache = tmp_path / "cache"
+    cached_historical_features(store, entities, cache)
+    before = feature_data_version(store)
+    source = Path(sorted(Path(p) for p in _source_files(store, "origin_weather"))[0])
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # what a rebuild does
+    try:
+        assert feature_data_version(store) != before
+        cached_historical_features(store, entities, cache)
+        assert feast_calls == [len(entities), len(entities)]
+        assert [p.name for p in cache.iterdir()] == [feature_data_version(store)]  # the old version is gone
+    finally:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _source_files(store, view: str) -> list[str]:
+    return glob.glob(str(store.get_feature_view(view).batch_source.path))
