@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deploy_support import CASES, CRD_KINDS, objects
+from deploy_support import CASES, CRD_KINDS, find, objects
 
 from hybridops.deploy import chart
 
@@ -167,3 +167,18 @@ def test_a_misspelled_or_invalid_field_is_caught(kind: str, mutate: Any, expecte
     mutate(obj)
     found = errors(obj)
     assert any(expected in e for e in found), found
+
+
+def test_the_mlflow_servicemonitor_basic_auth_matches_the_crd() -> None:
+    """MLflow's /metrics needs its admin login: basicAuth with both halves as Secret key selectors, which the
+    schema checks (a literal username, as in a plain Prometheus config, is rejected)."""
+    monitor = copy.deepcopy(find(objects("hybrid", (EXTERNAL,)), "ServiceMonitor", "hybridops-mlflow"))
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert set(endpoint["basicAuth"]) == {"username", "password"}
+    assert errors(monitor) == []
+    endpoint["basicAuth"]["username"] = "admin"
+    found = errors(monitor)
+    assert any("basicAuth.username: 'admin' is not of type 'object'" in e for e in found), found
+    endpoint["basicAuth"]["username"] = {"name": "hybridops-mlflow-scrape"}
+    found = errors(monitor)
+    assert any("'key' is a required property" in e for e in found), found

@@ -1,10 +1,12 @@
 """The platform exporter in the chart: its Deployment and Service in every profile, a pod whose settings find
-the stores the exporter reads, the bundled Prometheus' scrape jobs (exporter, every inference replica) and the
-NetworkPolicies that let the scrapes and the exporter's reads through."""
+the stores the exporter reads and name only the sources the release deploys (so no scrape drops a source's
+series), the bundled Prometheus' scrape jobs (exporter, every inference replica) and the NetworkPolicies that
+let the scrapes and the exporter's reads through."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,7 +18,7 @@ import duckdb
 import pytest
 import typer
 import yaml
-from deploy_support import EXISTING_SECRETS, find, objects, render
+from deploy_support import CASES, EXISTING_SECRETS, find, objects, render
 
 from hybridops.cli.app import app
 from hybridops.deploy import chart
@@ -26,6 +28,9 @@ PROFILES = chart.profiles()
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
 EXPORTER = "hybridops-exporter"
 PROMTOOL = shutil.which("promtool")
+DATAOPS_EXTERNAL = chart.CI_DIR / "external-monitoring-dataops-values.yaml"
+# The component each exporter source needs (the warehouse is on the data volume of the Dagster pipeline).
+SOURCE_COMPONENT = {"dagster": "dagster", "warehouse": "dagster", "feast": "feast", "mlflow": "mlflow"}
 
 
 def _render(profile: str = "hybrid", **overrides: Any) -> tuple[dict[str, Any], ...]:
@@ -248,7 +253,18 @@ def test_the_exporter_pod_finds_every_store(
     assert _env_refs(yaml.safe_load(instance)) <= set(env)
     assert settings.warehouse_db.resolve() == local["/data"] / "warehouse" / "hybridops.duckdb"
     values = yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())
-    assert settings.monitoring.model_dump(mode="json") == values["hybridops"]["config"]["monitoring"]
+    profile_monitoring = (
+        chart.user_values(profile).get("hybridops", {}).get("config", {}).get("monitoring", {})
+    )
+    assert settings.monitoring.model_dump(mode="json") == {
+        **values["hybridops"]["config"]["monitoring"],
+        **profile_monitoring,
+    }
+    # The exporter reads only what the profile deploys: DataOps has no Feast and no MLflow.
+    if profile == "dataops":
+        assert settings.monitoring.exporter_sources == ["dagster", "warehouse"]
+    else:
+        assert settings.monitoring.exporter_sources == ["dagster", "warehouse", "feast", "mlflow"]
     quarantined = {
         tuple(sample.labels.values()): sample.value
         for family in exporter._warehouse_metrics(settings)
@@ -289,22 +305,52 @@ def test_bundled_prometheus_scrapes_the_exporter(profile: str) -> None:
     service = find(objs, "Service", EXPORTER)
     assert job["static_configs"] == [{"targets": [f"{EXPORTER}:{service['spec']['ports'][0]['port']}"]}]
     assert job.get("metrics_path", "/metrics") == "/metrics"
-    # The sources a profile does not deploy are dropped, not reported down (HybridopsExporterSourceDown).
-    relabel = job.get("metric_relabel_configs", [])
-    if profile == "dataops":
-        assert relabel == [
-            {
-                "source_labels": ["__name__", "source"],
-                "regex": "hybridops_exporter_source_(up|read_duration_seconds);(feast|mlflow)",
-                "action": "drop",
-            }
-        ]
-        pattern = re.compile(relabel[0]["regex"])
-        assert pattern.fullmatch("hybridops_exporter_source_up;mlflow")
-        assert not pattern.fullmatch("hybridops_exporter_source_up;warehouse")
-        assert not pattern.fullmatch("hybridops_feast_materialization_intervals;feast")
-    else:
-        assert relabel == []
+    # Nothing dropped at scrape time: the exporter exports no series of a source the profile lacks.
+    assert "metric_relabel_configs" not in job and "relabel_configs" not in job
+
+
+def _exporter_sources(objs: tuple[dict[str, Any], ...]) -> list[str]:
+    """monitoring.exporter_sources as the exporter pod reads it (the config ConfigMap it takes its env from)."""
+    _, _, container = _exporter(objs)
+    (source,) = container["envFrom"]
+    data = find(objs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    return list(json.loads(data["HYBRIDOPS_MONITORING"])["exporter_sources"])
+
+
+@pytest.mark.parametrize(("case", "profile", "files"), CASES, ids=[c[0] for c in CASES])
+def test_the_exporter_reads_exactly_what_the_release_deploys(
+    case: str, profile: str, files: tuple[Path, ...]
+) -> None:
+    """Every source of every component the release deploys, and nothing else: so neither the bundled
+    Prometheus nor an external one drops hybridops_exporter_source_* series (no relabeling anywhere), and
+    HybridopsExporterSourceDown cannot fire for a store the release does not have."""
+    objs = objects(profile, files)
+    values = chart.user_values(profile, files)
+    deployed = {
+        source
+        for source, component in SOURCE_COMPONENT.items()
+        if values.get(component, {}).get("enabled", True)
+    }
+    sources = _exporter_sources(objs)
+    assert set(sources) == deployed and len(sources) == len(deployed), case
+    if any(o["kind"] == "ConfigMap" and o["metadata"]["name"] == "hybridops-prometheus" for o in objs):
+        for job in _prometheus_config(objs)["scrape_configs"]:
+            assert "metric_relabel_configs" not in job, (case, job["job_name"])
+    for monitor in (o for o in objs if o["kind"] == "ServiceMonitor"):
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert "metricRelabelings" not in endpoint, (case, monitor["metadata"]["name"])
+
+
+def test_the_dataops_exporter_gets_its_sources_through_the_config_configmap() -> None:
+    objs = objects("dataops")
+    config = find(objs, "ConfigMap", "hybridops-config")["data"]
+    assert json.loads(config["HYBRIDOPS_MONITORING"])["exporter_sources"] == ["dagster", "warehouse"]
+    _, _, container = _exporter(objs)
+    assert container["envFrom"] == [{"configMapRef": {"name": "hybridops-config"}}]
+    # No other variable of the pod overrides the section (HYBRIDOPS_MONITORING__*).
+    assert not [e["name"] for e in container["env"] if e["name"].startswith("HYBRIDOPS_MONITORING")]
+    # A change of the sources rolls the exporter: the ConfigMap is what checksum/hybridops-config hashes
+    # (test_exporter_rolls_when_its_config_changes).
 
 
 @pytest.mark.parametrize("profile", ["mlops", "hybrid"])
@@ -334,15 +380,12 @@ def test_external_mode_has_no_headless_service_and_monitors_the_exporter() -> No
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
     assert "metricRelabelings" not in endpoint
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    dataops = objects("hybrid", (chart.CI_DIR / "external-monitoring-dataops-values.yaml",))
+    # DataOps watched by an existing stack: the exporter reads Dagster and the warehouse only, so its
+    # ServiceMonitor keeps every series (no drop of MLflow's and Feast's source-up series any more).
+    dataops = objects("hybrid", (DATAOPS_EXTERNAL,))
     (endpoint,) = find(dataops, "ServiceMonitor", EXPORTER)["spec"]["endpoints"]
-    assert endpoint["metricRelabelings"] == [
-        {
-            "sourceLabels": ["__name__", "source"],
-            "regex": "hybridops_exporter_source_(up|read_duration_seconds);(feast|mlflow)",
-            "action": "drop",
-        }
-    ]
+    assert "metricRelabelings" not in endpoint
+    assert _exporter_sources(dataops) == ["dagster", "warehouse"]
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: apt-get install prometheus (Debian package)")
@@ -476,7 +519,12 @@ def test_network_policies_let_the_exporter_read_and_prometheus_scrape() -> None:
         assert egress_allowed(objs, "exporter", target, port), target
         assert ingress_allowed(objs, exporter, target, port), target
     assert not ingress_allowed(objs, exporter, "redis", "redis")  # it never opens the online store
-    for target, port in [("exporter", "metrics"), ("inference", "http"), ("alertmanager", "http")]:
+    for target, port in [
+        ("exporter", "metrics"),
+        ("inference", "http"),
+        ("alertmanager", "http"),
+        ("mlflow", "http"),  # /metrics behind MLflow's basic auth: same port, the login is in the request
+    ]:
         assert egress_allowed(objs, "prometheus", target, port), target
         assert ingress_allowed(objs, prometheus, target, port), target
         assert not ingress_allowed(objs, grafana, target, port), target  # the allows are not allow-all
@@ -486,11 +534,13 @@ def test_network_policies_let_the_exporter_read_and_prometheus_scrape() -> None:
 
 
 def test_network_policies_in_external_mode_let_the_stacks_prometheus_scrape_the_exporter() -> None:
-    objs = objects("hybrid", (EXTERNAL,))
+    # The public ingress narrowed, so MLflow's allow-anyone rule does not hide a missing scrape allow.
+    objs = tuple(chart.manifests(chart.render("hybrid", [EXTERNAL], overrides=NARROW_INGRESS)))
     monitoring = {"kubernetes.io/metadata.name": "monitoring"}
-    assert ingress_allowed(objs, {"app": "prometheus"}, "exporter", "metrics", monitoring)
     elsewhere = {"kubernetes.io/metadata.name": "default"}
-    assert not ingress_allowed(objs, {"app": "prometheus"}, "exporter", "metrics", elsewhere)
+    for target, port in [("exporter", "metrics"), ("mlflow", "http")]:
+        assert ingress_allowed(objs, {"app": "prometheus"}, target, port, monitoring), target
+        assert not ingress_allowed(objs, {"app": "prometheus"}, target, port, elsewhere), target
 
 
 def test_dataops_exporter_reaches_postgres_without_mlflow_or_feast() -> None:

@@ -65,6 +65,14 @@ def test_values_yaml_defaults_are_the_models_and_settings_defaults() -> None:
         ),
         ({"inference": {"image": {"tag": "latest"}}}, "tag"),
         ({"hybridops": {"config": {"quality": {"max_bad_row_ratio": 2}}}}, "max_bad_row_ratio"),
+        (
+            {"hybridops": {"config": {"monitoring": {"exporter_sources": ["skew"]}}}},
+            "/hybridops/config/monitoring/exporter_sources/0': value must be one of",
+        ),
+        (
+            {"hybridops": {"config": {"monitoring": {"exporter_sources": ["dagster", "dagster"]}}}},
+            "/hybridops/config/monitoring/exporter_sources': items at 0 and 1 are equal",
+        ),
     ],
 )
 def test_schema_rejects_invalid_values(overrides: dict, fragment: str) -> None:
@@ -93,6 +101,28 @@ def test_schema_rejects_invalid_values(overrides: dict, fragment: str) -> None:
             {"inference": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
             "inference.autoscaling.maxReplicas must be >= inference.autoscaling.minReplicas",
         ),
+        # The exporter would report a source the release does not deploy as down forever.
+        (
+            {"mlflow": {"enabled": False}, "inference": {"enabled": False}},
+            "exporter_sources lists mlflow, but mlflow.enabled=false: leave it out",
+        ),
+        (
+            {"feast": {"enabled": False}, "inference": {"enabled": False}},
+            "exporter_sources lists feast, but feast.enabled=false",
+        ),
+        ({"dagster": {"enabled": False}}, "exporter_sources lists dagster, but dagster.enabled=false"),
+        (
+            {
+                "dagster": {"enabled": False},
+                "hybridops": {"config": {"monitoring": {"exporter_sources": ["warehouse"]}}},
+            },
+            "exporter_sources lists warehouse, but dagster.enabled=false",
+        ),
+        # The MLflow ServiceMonitor's basicAuth Secrets must be in its own namespace (the release's).
+        (
+            {"monitoring": {"mode": "external", "external": {"namespace": "monitoring"}}},
+            "monitoring.external.namespace must be the release namespace while MLflow is monitored",
+        ),
     ],
 )
 def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> None:
@@ -107,6 +137,54 @@ def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> 
             loaded.render(values, name="hybridops", namespace="hybridops")
     finally:
         loaded.close()
+
+
+@pytest.mark.parametrize(
+    ("profile", "overrides"),
+    [
+        # Without the exporter nothing reads the sources: no check.
+        (
+            "hybrid",
+            {"mlflow": {"enabled": False}, "inference": {"enabled": False}, "exporter": {"enabled": False}},
+        ),
+        (
+            "hybrid",
+            {"feast": {"enabled": False}, "inference": {"enabled": False}, "monitoring": {"enabled": False}},
+        ),
+        # The sources narrowed to what is deployed (what profiles/dataops.yaml does).
+        (
+            "hybrid",
+            {
+                "mlflow": {"enabled": False},
+                "feast": {"enabled": False},
+                "inference": {"enabled": False},
+                "hybridops": {"config": {"monitoring": {"exporter_sources": ["dagster", "warehouse"]}}},
+            },
+        ),
+        # Monitors in another namespace are fine without an MLflow ServiceMonitor, or in the release's.
+        ("hybrid", {"monitoring": {"mode": "external", "external": {"namespace": "hybridops"}}}),
+        (
+            "hybrid",
+            {
+                "monitoring": {
+                    "mode": "external",
+                    "external": {"namespace": "monitoring", "serviceMonitors": False},
+                }
+            },
+        ),
+        ("dataops", {"monitoring": {"mode": "external", "external": {"namespace": "monitoring"}}}),
+    ],
+    ids=[
+        "exporter-off",
+        "monitoring-off",
+        "sources-narrowed",
+        "monitors-in-release",
+        "no-servicemonitors",
+        "dataops",
+    ],
+)
+def test_valid_neighbours_of_those_combinations_render(profile: str, overrides: dict) -> None:
+    assert chart.render(profile, overrides=overrides)
 
 
 def test_unknown_profile_is_named() -> None:

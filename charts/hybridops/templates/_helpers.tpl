@@ -281,15 +281,27 @@ topologySpreadConstraints:
 {{- if and .Values.exporter.enabled .Values.monitoring.enabled }}true{{ end -}}
 {{- end -}}
 
-{{/* The exporter's sources this release does not deploy, as a regex ("" when it deploys them all): their
-     hybridops_exporter_source_* series are dropped at scrape time, so a DataOps-only release does not
-     report MLflow and Feast as down forever. */}}
-{{- define "hybridops.exporter.absentSources" -}}
-{{- $absent := list -}}
-{{- if not .Values.dagster.enabled }}{{ $absent = concat $absent (list "dagster" "warehouse") }}{{ end -}}
-{{- if not .Values.feast.enabled }}{{ $absent = append $absent "feast" }}{{ end -}}
-{{- if not .Values.mlflow.enabled }}{{ $absent = append $absent "mlflow" }}{{ end -}}
-{{- join "|" $absent -}}
+{{/* The component that provides each exporter source (monitoring.exporter_sources): the warehouse is on the
+     data volume of the Dagster pipeline. A source of a component this release does not deploy fails the
+     render (hybridops.validate): the exporter would report it down forever. */}}
+{{- define "hybridops.exporter.sourceComponents" -}}
+{{- dict "dagster" "dagster" "warehouse" "dagster" "feast" "feast" "mlflow" "mlflow" | toJson -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- MLflow /metrics behind basic auth */}}
+{{/* The admin password as the bundled Prometheus reads it (the mlflow-auth volume of its pod). */}}
+{{- define "hybridops.prometheus.mlflowPasswordFile" -}}
+/etc/prometheus/secrets/mlflow/password
+{{- end -}}
+
+{{/* ServiceMonitor basicAuth takes the username from a Secret too: this one holds mlflow.auth.adminUsername. */}}
+{{- define "hybridops.mlflow.scrapeSecretName" -}}
+{{- include "hybridops.componentName" (dict "ctx" . "component" "mlflow-scrape") -}}
+{{- end -}}
+
+{{- define "hybridops.mlflow.serviceMonitor" -}}
+{{- $m := .Values.monitoring -}}
+{{- if and .Values.mlflow.enabled $m.enabled (eq $m.mode "external") $m.external.serviceMonitors }}true{{ end -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- checksums */}}
@@ -396,6 +408,18 @@ replicas: {{ .replicas }}
 {{- if and $a.enabled (lt (int $a.maxReplicas) (int $a.minReplicas)) -}}
 {{- fail (printf "%s.autoscaling.maxReplicas must be >= %s.autoscaling.minReplicas" $component $component) -}}
 {{- end -}}
+{{- end -}}
+{{- if include "hybridops.exporter.enabled" . -}}
+{{- $components := include "hybridops.exporter.sourceComponents" . | fromJson -}}
+{{- range $source := .Values.hybridops.config.monitoring.exporter_sources -}}
+{{- $component := index $components $source -}}
+{{- if not (index $.Values $component).enabled -}}
+{{- fail (printf "hybridops.config.monitoring.exporter_sources lists %s, but %s.enabled=false: leave it out (as profiles/dataops.yaml does), or the exporter reports it down" $source $component) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (include "hybridops.mlflow.serviceMonitor" .) .Values.monitoring.external.namespace (ne .Values.monitoring.external.namespace .Release.Namespace) -}}
+{{- fail "monitoring.external.namespace must be the release namespace while MLflow is monitored: the MLflow ServiceMonitor's basicAuth reads the admin password from a Secret in its own namespace" -}}
 {{- end -}}
 {{- if and .Values.dagster.enabled .Values.dagster.runLauncher.jobNamespace (ne .Values.dagster.runLauncher.jobNamespace .Release.Namespace) -}}
 {{- fail "dagster.runLauncher.jobNamespace must be the release namespace (the Role, Secrets and PVC live there)" -}}

@@ -299,6 +299,7 @@ class ExporterValues(_Values):
 
     It reads the Dagster instance (the chart's dagster.yaml, Postgres storage), the warehouse on the data
     volume (read-only), the Feast SQL registry and the MLflow registry; it never opens the online store.
+    Which of them: hybridops.config.monitoring.exporter_sources (only components the release deploys).
     """
 
     enabled: bool = Field(True, description="Deploy the exporter (only when monitoring.enabled is true too).")

@@ -10,18 +10,21 @@ this collector reads the stores themselves each time Prometheus scrapes:
 * ``feast``: the Feast registry (materialization intervals and last update of each feature view);
 * ``mlflow``: the registry's champion (version and holdout metrics).
 
-Each source is read independently: a missing or unreadable store sets
-``hybridops_exporter_source_up{source=...}`` to 0 and the other sources are still exported. Reads that
-change only when a batch runs (warehouse, MLflow, Feast) are cached for ``cache_seconds``: besides being
-cheaper, fewer read-only opens of the DuckDB file mean fewer collisions with the pipeline's writer (DuckDB
-admits one writing process or many reading ones, never both). The Dagster reads are incremental (runs
-updated and check evaluations stored since the previous scrape), so a scrape stays well under a second on
-a long-lived instance.
+``settings.monitoring.exporter_sources`` lists the sources to read (all four by default): a source left
+out is never opened, exports nothing (no ``hybridops_exporter_source_up`` either) and logs nothing, so a
+deployment without MLflow or Feast does not report them down. Each enabled source is read independently:
+a missing or unreadable store sets ``hybridops_exporter_source_up{source=...}`` to 0 and the other sources
+are still exported. Reads that change only when a batch runs (warehouse, MLflow, Feast) are cached for
+``cache_seconds``: besides being cheaper, fewer read-only opens of the DuckDB file mean fewer collisions
+with the pipeline's writer (DuckDB admits one writing process or many reading ones, never both). The
+Dagster reads are incremental (runs updated and check evaluations stored since the previous scrape), so a
+scrape stays well under a second on a long-lived instance.
 
 The freshness thresholds of ``settings.monitoring`` are exported too
 (``hybridops_dagster_asset_freshness_threshold_seconds{asset}``,
 ``hybridops_feast_freshness_threshold_seconds``): the freshness alerts compare against them, so the
-thresholds are settings (and chart values), not numbers in the rule files.
+thresholds are settings (and chart values), not numbers in the rule files. Each is exported only with its
+source (dagster, feast) enabled.
 
 The collector never imports ``dagster_project``.
 """
@@ -49,12 +52,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from hybridops.settings import Settings
+from hybridops.settings import EXPORTER_SOURCES, ExporterSource, Settings
 
 log = logging.getLogger(__name__)
 
 PREFIX = "hybridops"
-SOURCES = ("dagster", "warehouse", "feast", "mlflow")
+SOURCES: tuple[ExporterSource, ...] = EXPORTER_SOURCES
 RUN_DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 SPC_SERIES = ("value", "center", "ucl", "lcl", "ewma", "ewma_ucl", "ewma_lcl")
@@ -627,8 +630,10 @@ def _mlflow_metrics(settings: Settings) -> list[Metric]:
 
 # --- thresholds from settings ------------------------------------------------------------------------
 def _threshold_metrics(settings: Settings) -> list[Metric]:
-    """The freshness thresholds the alert rules compare against (``on (asset)`` matching)."""
+    """The freshness thresholds the alert rules compare against (``on (asset)`` matching), each with its
+    source: the assets' with dagster, the feature views' with feast."""
     monitoring = settings.monitoring
+    sources = set(monitoring.exporter_sources)
     assets = GaugeMetricFamily(
         f"{PREFIX}_dagster_asset_freshness_threshold_seconds",
         "Age of the latest materialization above which a watched asset is stale "
@@ -643,12 +648,12 @@ def _threshold_metrics(settings: Settings) -> list[Metric]:
         "(monitoring.feature_view_max_age_hours).",
     )
     views.add_metric([], monitoring.feature_view_max_age_hours * 3600.0)
-    return [assets, views]
+    return [family for source, family in (("dagster", assets), ("feast", views)) if source in sources]
 
 
 # --- the collector -----------------------------------------------------------------------------------
 class HybridopsCollector(Collector):
-    """Reads every store at scrape time; one failing store never hides the others."""
+    """Reads the enabled stores at scrape time; one failing store never hides the others."""
 
     def __init__(
         self,
@@ -680,7 +685,8 @@ class HybridopsCollector(Collector):
         now = self.clock()
         up = GaugeMetricFamily(
             f"{PREFIX}_exporter_source_up",
-            "1 when the exporter could read the source (dagster, warehouse, feast, mlflow) at this scrape.",
+            "1 when the exporter could read the source at this scrape; only the sources enabled by "
+            "monitoring.exporter_sources (dagster, warehouse, feast, mlflow) are reported.",
             labels=["source"],
         )
         duration = GaugeMetricFamily(
@@ -688,14 +694,17 @@ class HybridopsCollector(Collector):
             "Time spent reading each source at this scrape (0 when served from the cache).",
             labels=["source"],
         )
-        readers: dict[str, Callable[[], list[Metric]]] = {
+        readers: dict[ExporterSource, Callable[[], list[Metric]]] = {
             "dagster": lambda: list(self._dagster.collect(now)),
             "warehouse": lambda: list(_warehouse_metrics(self.settings)),
             "feast": self._read_feast,
             "mlflow": lambda: _mlflow_metrics(self.settings),
         }
         cached = {"warehouse", "feast", "mlflow"}
-        for source, read in readers.items():
+        # A disabled source is not opened, not reported (no source_up, no duration) and not logged.
+        enabled = set(self.settings.monitoring.exporter_sources)
+        for source in (s for s in SOURCES if s in enabled):
+            read = readers[source]
             started = time.perf_counter()
             try:
                 hit = self._cache.get(source)
