@@ -15,12 +15,17 @@ Measured in the same run, on the SQLite online store, then (unless ``--no-redis`
   ``mlflow models serve -m models:/flight_delay@champion --env-manager local`` and a thin aiohttp proxy
   (``POST /predict``: entity keys -> feast ``/get-online-features`` (feature service ``flight_delay_v1``,
   features matched by name) -> model input -> mlflow ``/invocations``).
-* **floor**: ``OnlineFeatureReader.read`` (Feast ``online_read``) + ``booster.predict`` in this process,
-  per-call latency, no HTTP.
+* **floor**: the service's own read (``OnlineFeatureReader.read``: every view in one store round trip, on
+  Feast's layout) + its predict, in this process, per-call latency, no HTTP.
+* **feast floor**: the same with Feast's ``OnlineStore.online_read`` (one call per view) and
+  ``Booster.predict``: what the service's read path was before it read all views at once.
+* **harness floor**: the open-loop client against a do-nothing HTTP server (fixed reply, pinned like the
+  servers): the latency the load generator, loopback and scheduler add by themselves.
 
 Every server process is pinned to CPU 0 and every load generator to CPU 1 (2-core machine). Load: an open-loop
 asyncio client (a subprocess of this script with uvloop; latency counted from each request's *scheduled* send
-time, so queueing is not hidden) at a fixed rate (500 rps for 1 row, 50 rps for 100 rows), and ``wrk -t1 -c8``
+time, so queueing is not hidden; the note adds p50/p99 from the actual send, without the client's own
+lateness) at a fixed rate (500 rps for 1 row, 50 rps for 100 rows), and ``wrk -t1 -c8``
 (closed loop) for saturation throughput. Every load loop is bounded in time and count.
 """
 
@@ -232,7 +237,10 @@ def fixed_rate(target: str, url: str, bodies: Path, rows: int, rate: int, durati
     if out.returncode != 0:
         raise RuntimeError(f"open-loop client failed: {out.stderr[-3000:]}")
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    note = f"dispatch wait p99 {r['lag_p99_ms']:.2f} ms"
+    note = (
+        f"dispatch wait p99 {r['lag_p99_ms']:.2f} ms; from actual send p50 {r['sent_p50_ms']:.2f} / "
+        f"p99 {r['sent_p99_ms']:.2f} ms"
+    )
     if r["statuses"]:
         note += f"; statuses {r['statuses']}"
     return Result(
@@ -282,6 +290,7 @@ def openloop_main(url: str, bodies_path: str, rate: int, duration: float) -> Non
         for _ in range(conns):
             pool.put_nowait(await asyncio.open_connection(host, port))
         latencies: list[float] = []
+        from_send: list[float] = []  # excludes the client's own lateness (timer granularity, its CPU)
         lags: list[float] = []
         statuses: Counter[int] = Counter()
         errors = 0
@@ -291,10 +300,13 @@ def openloop_main(url: str, bodies_path: str, rate: int, duration: float) -> Non
             conn = await pool.get()
             reader, writer = conn
             try:
-                lags.append(time.perf_counter() - due)
+                sent = time.perf_counter()
+                lags.append(sent - due)
                 writer.write(requests[i % len(requests)])
                 status = await asyncio.wait_for(read_response(reader), timeout)
-                latencies.append(time.perf_counter() - due)
+                done = time.perf_counter()
+                latencies.append(done - due)
+                from_send.append(done - sent)
                 statuses[status] += 1
                 pool.put_nowait(conn)
             except Exception:
@@ -319,6 +331,7 @@ def openloop_main(url: str, bodies_path: str, rate: int, duration: float) -> Non
         bad = sum(n for s, n in statuses.items() if not 200 <= s < 300)
         ms = sorted(x * 1e3 for x in latencies) or [float("nan")]
         lag = sorted(x * 1e3 for x in lags) or [float("nan")]
+        sent_ms = sorted(x * 1e3 for x in from_send) or [float("nan")]
 
         def q(values: list[float], p: float) -> float:
             return values[min(len(values) - 1, int(p * len(values)))]
@@ -326,10 +339,66 @@ def openloop_main(url: str, bodies_path: str, rate: int, duration: float) -> Non
         return {
             "completed": len(latencies), "seconds": seconds, "p50_ms": q(ms, 0.5), "p99_ms": q(ms, 0.99),
             "max_ms": ms[-1], "errors": errors + bad, "lag_p99_ms": q(lag, 0.99),
+            "sent_p50_ms": q(sent_ms, 0.5), "sent_p99_ms": q(sent_ms, 0.99),
             "statuses": {str(s): n for s, n in statuses.items() if not 200 <= s < 300},
         }  # fmt: skip
 
     print(json.dumps(asyncio.run(main())))
+
+
+# --- the harness floor: a server that does nothing ------------------------------------------------------
+def noop_server_main(port: int) -> None:
+    """HTTP/1.1 keep-alive server answering every request with a fixed 200 JSON: what the load generator,
+    loopback and the scheduler cost by themselves (the floor under every latency of this benchmark)."""
+    with suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    body = b'{"predictions":[]}'
+    reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        await reader.readexactly(int(line[15:]))
+                writer.write(reply)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def harness_floor(work: Path, bodies: dict[int, Path], duration: float) -> list[Result]:
+    server = Server("harness floor")
+    port = free_port()
+    log = work / "noop-server.log"
+    proc = server.start([sys.executable, __file__, "_noop_server", str(port)], dict(os.environ), log)
+    try:
+        url = f"http://127.0.0.1:{port}/predict"
+        wait_http(url, proc, 30, log)
+        results = [
+            fixed_rate("harness floor", url, bodies[1], 1, ONE_ROW_RATE, duration),
+            fixed_rate("harness floor", url, bodies[100], 100, HUNDRED_ROW_RATE, duration),
+        ]
+    finally:
+        server.stop()
+    for r in results:
+        r.note += "; a do-nothing server (fixed reply): the load generator's and loopback's own latency"
+        print(
+            f"  harness floor {r.rows:>3} rows {r.mode:20} p50 {r.p50:7.2f}  p99 {r.p99:8.2f} ms", flush=True
+        )
+    return results
 
 
 # --- the peer's thin client --------------------------------------------------------------------------------
@@ -494,8 +563,46 @@ def measure_server(
     return results, (rss_before, server.rss())
 
 
+def feast_reader(settings: Any) -> Any:
+    """``rows -> feature matrix`` through Feast's ``OnlineStore.online_read``, one call per feature view."""
+    import numpy as np
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from hybridops.features.store import feature_names, feature_store, load_definitions_module
+
+    module = load_definitions_module()
+    store = feature_store(settings)
+    online = store._get_provider().online_store
+    names = feature_names()
+    views = [
+        (store.get_feature_view(view), module.VIEW_ENTITY[view], list(features))
+        for view, features in module.VIEW_FEATURES.items()
+    ]
+
+    def read(rows: list[dict[str, str | None]]) -> Any:
+        matrix = np.full((len(rows), len(names)), np.nan)
+        for view, entity, features in views:
+            keys = list(dict.fromkeys(row[entity] for row in rows if row[entity] is not None))
+            protos = [EntityKey(join_keys=[entity], entity_values=[Value(string_val=k)]) for k in keys]
+            found: dict[str, list[float | None]] = {}
+            replies = online.online_read(store.config, view, protos, list(features))
+            for key, (_, values) in zip(keys, replies, strict=True):
+                if values:
+                    kinds = [(values[f], values[f].WhichOneof("val")) if f in values else (None, None)
+                             for f in features]  # fmt: skip
+                    found[key] = [None if kind is None else float(getattr(v, kind)) for v, kind in kinds]
+            for i, row in enumerate(rows):
+                for f, value in zip(features, found.get(row[entity] or "", ()), strict=False):
+                    if value is not None:
+                        matrix[i, names.index(f)] = value
+        return matrix
+
+    return read
+
+
 def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
-    """Feast online_read (hybridops' reader) + booster.predict in this process, per call."""
+    """The service's read + predict, then Feast's online_read + Booster.predict, in this process, per call."""
     from hybridops.features.store import feature_names
     from hybridops.serving.features import OnlineFeatureReader, entity_row
     from hybridops.serving.metrics import ServingMetrics
@@ -509,6 +616,18 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
         holder.load_initial()
         model = holder.current
         assert model is not None, holder.last_error
+        read_with_feast = feast_reader(settings)
+
+        def ours(batch: list[dict[str, str | None]]) -> Any:
+            return model.predict(reader.read(batch).matrix)
+
+        def feasts(batch: list[dict[str, str | None]]) -> Any:
+            return model.booster.predict(read_with_feast(batch)[:, model.columns], num_threads=1)
+
+        subjects = [
+            ("floor", ours, "service read (all views, one round trip) + predict, no HTTP"),
+            ("feast floor", feasts, "Feast online_read per view + Booster.predict, no HTTP"),
+        ]
         out = []
         for rows, calls in ((1, 300 if quick else 3000), (100, 50 if quick else 500)):
             batches = []
@@ -521,30 +640,32 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
                         for f in flights
                     ]
                 )  # fmt: skip
-            for batch in batches[:20]:  # warm-up
-                model.predict(reader.read(batch).matrix)
-            times = []
-            started = time.perf_counter()
-            for i in range(calls):
-                t0 = time.perf_counter()
-                model.predict(reader.read(batches[i % len(batches)]).matrix)
-                times.append((time.perf_counter() - t0) * 1e3)
-            seconds = time.perf_counter() - started
-            times.sort()
-            out.append(
-                Result(
-                    "floor",
-                    rows,
-                    "in-process, 1 thread",
-                    calls,
-                    seconds,
-                    statistics.median(times),
-                    times[min(len(times) - 1, int(0.99 * len(times)))],
-                    times[-1],
-                    0,
-                    "Feast online_read + booster.predict, no HTTP",
+            for target, call, note in subjects:
+                for batch in batches[:20]:  # warm-up
+                    call(batch)
+                times = []
+                started = time.perf_counter()
+                for i in range(calls):
+                    t0 = time.perf_counter()
+                    call(batches[i % len(batches)])
+                    times.append((time.perf_counter() - t0) * 1e3)
+                seconds = time.perf_counter() - started
+                times.sort()
+                out.append(
+                    Result(
+                        target,
+                        rows,
+                        "in-process, 1 thread",
+                        calls,
+                        seconds,
+                        statistics.median(times),
+                        times[min(len(times) - 1, int(0.99 * len(times)))],
+                        times[-1],
+                        0,
+                        note,
+                    )
                 )
-            )
+        reader.close()
         return out
     finally:
         os.sched_setaffinity(0, saved)
@@ -605,7 +726,10 @@ def find(results: list[Result], target: str, rows: int, mode_prefix: str) -> Res
 
 
 def report(
-    sections: dict[str, tuple[list[Result], dict[str, tuple[float, float]]]], duration: float, took: float
+    sections: dict[str, tuple[list[Result], dict[str, tuple[float, float]]]],
+    duration: float,
+    took: float,
+    load_start: tuple[float, float, float],
 ) -> str:
     lines = [
         "| store | subject | rows/request | load | requests | throughput (rps) | p50 ms | p99 ms | max ms "
@@ -669,7 +793,9 @@ def report(
     text += "\n\nGoals:\n\n" + "\n".join(goals) + "\n"
     text += (
         f"\n{duration:g} s per load run; benchmark wall time {took / 60:.1f} min. "
-        f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.\n"
+        f"Load average at the start: {', '.join(f'{x:.2f}' for x in load_start)}; at the end: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (the benchmark's own servers and clients add about "
+        "2 while they run).\n"
     )
     return text
 
@@ -685,9 +811,13 @@ def append_doc(out: Path, table: str, args: argparse.Namespace) -> None:
         "Servers pinned to CPU 0, load generators to CPU 1. *hybridops* = `hybridops serve` (1 uvicorn "
         "process). *peer* = `feast serve` (1 worker, same registry and online store) + `mlflow models serve "
         "-m models:/flight_delay@champion --env-manager local` (1 worker) + a thin aiohttp proxy chaining "
-        "them (RSS is the sum of the three process trees). *floor* = Feast `online_read` + "
-        "`booster.predict` in one process, per call, no HTTP. Open-loop rows: asyncio+uvloop client, "
-        "latency from each request's scheduled send time; saturation rows: `wrk -t1 -c8` (closed loop). "
+        "them (RSS is the sum of the three process trees). *floor* = the service's own read (every feature "
+        "view in one store round trip, Feast's layout and serialization) + its predict, in one process, per "
+        "call, no HTTP; *feast floor* = Feast's `online_read` (one call per view) + `Booster.predict`, the "
+        "same way. *harness floor* = the same open-loop client against a do-nothing HTTP server (fixed "
+        "reply): what the load generator, loopback and scheduler cost by themselves. Open-loop rows: "
+        "asyncio+uvloop client, latency from each request's scheduled send time (the note adds it from the "
+        "actual send); saturation rows: `wrk -t1 -c8` (closed loop). "
         "Bodies: real February 2013 flights (tailnum known), 500 distinct 1-row bodies and 100 bodies "
         "of 100 random flights, cycled.\n\n"
         f"{table}\n"
@@ -727,6 +857,8 @@ def main() -> int:
     from hybridops.registry.models import load_model
     from hybridops.settings import Settings
 
+    load_start = os.getloadavg()
+    print(f"load average at the start: {', '.join(f'{x:.2f}' for x in load_start)}", flush=True)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="hybridops-serving-bench-"))
     home = args.home
@@ -767,12 +899,14 @@ def main() -> int:
                 finally:
                     server.stop()
             results += floor(store_settings, bodies, args.quick)
+            if label == "SQLite":  # the harness does not depend on the store: measured once
+                results += harness_floor(work, bodies, args.duration)
             sections[label] = (results, rss)
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
-    table = report(sections, args.duration, time.perf_counter() - started)
+    table = report(sections, args.duration, time.perf_counter() - started, load_start)
     print()
     print(table)
     if not args.no_doc:
@@ -785,6 +919,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_openloop":
         openloop_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_noop_server":
+        noop_server_main(int(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_peer_proxy":
         peer_proxy_main(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:

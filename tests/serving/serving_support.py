@@ -7,6 +7,7 @@ A module with a unique name (not conftest) so test modules import it unambiguous
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -195,8 +196,18 @@ class RedisServer:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
 
+    def pause(self) -> None:
+        """SIGSTOP: connections are still accepted by the kernel, nothing answers (a hung Redis)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None:
+            self.resume()  # a stopped process would not act on SIGTERM
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
@@ -214,3 +225,41 @@ def redis_settings(world: World, redis: RedisServer, **serving: Any) -> Settings
         settings = settings.model_copy(update={"serving": settings.serving.model_copy(update=serving)})
     materialize_month(feature_store(settings), "2013-01")
     return settings
+
+
+# --- Feast's own read path, the reference of the service's one-round-trip reader ----------------------
+def feast_online_rows(settings: Settings, rows: list[dict[str, str | None]]) -> dict[str, np.ndarray]:
+    """matrix / event_ts / missing of ``rows`` through Feast's ``OnlineStore.online_read``, one call per view
+    and per flight, values through Feast's ``feast_value_type_to_python_type``."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import feast_value_type_to_python_type
+
+    from hybridops.features.store import load_definitions_module
+
+    module = load_definitions_module()
+    store = feature_store(settings)
+    online = store._get_provider().online_store
+    names = feature_names()
+    views = list(module.VIEW_FEATURES)
+    matrix = np.full((len(rows), len(names)), np.nan)
+    event_ts = np.full((len(rows), len(views)), np.nan)
+    missing = np.ones((len(rows), len(views)), dtype=bool)
+    for v, view_name in enumerate(views):
+        entity = module.VIEW_ENTITY[view_name]
+        view = store.get_feature_view(view_name)
+        features = list(module.VIEW_FEATURES[view_name])
+        for i, row in enumerate(rows):
+            if row[entity] is None:
+                continue
+            key = EntityKey(join_keys=[entity], entity_values=[Value(string_val=row[entity])])
+            ((ts, values),) = online.online_read(store.config, view, [key], list(features))
+            python = {name: feast_value_type_to_python_type(val) for name, val in (values or {}).items()}
+            if not any(python.get(name) is not None for name in features):
+                continue
+            missing[i, v] = False
+            event_ts[i, v] = ts.timestamp()
+            for name in features:
+                if python.get(name) is not None:
+                    matrix[i, names.index(name)] = float(python[name])
+    return {"matrix": matrix, "event_ts": event_ts, "missing": missing}

@@ -1,8 +1,10 @@
 """The served model: loaded once from the registry alias, kept in memory, reloaded when the alias moves.
 
-A background thread resolves the reference (default ``<model_name>@champion``) every
-``serving.model_poll_seconds`` and loads the new version when it changed (``load_model`` checks the
-file's SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``
+A background thread looks the reference (default ``<model_name>@champion``) up every
+``serving.model_poll_seconds`` with one registry call on a kept client (``get_model_version_by_alias``:
+about 3 ms of CPU, where ``resolve`` with a new client takes about 40 ms, which the request thread felt on
+a single core) and loads the new version only when it changed (``load_model`` checks the file's
+SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``
 (``model.lgb``, LightGBM's native text, plus ``model.json`` with name, version and the file's sha256), so a
 registry outage at start serves the last good model from disk (its hash verified), and an outage later
 keeps the model in memory.
@@ -16,15 +18,18 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from mlflow import MlflowClient
 
 from hybridops.errors import HybridopsError
-from hybridops.modeling.artifact import TamperedModelError, file_sha256
-from hybridops.registry.models import load_model, resolve
+from hybridops.modeling.artifact import SHA_TAG, TamperedModelError, file_sha256
+from hybridops.registry.client import parse_model_ref, registry_client
+from hybridops.registry.models import CHAMPION, load_model
+from hybridops.serving.booster_predict import BoosterPredictor
 from hybridops.serving.metrics import ServingMetrics
 from hybridops.settings import Settings
 
@@ -43,10 +48,13 @@ class ServedModel:
     source: str  # "registry" or "disk_cache"
     loaded_at: float
     columns: np.ndarray  # positions of booster.feature_name() in the served feature order
+    predictor: BoosterPredictor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "predictor", BoosterPredictor(self.booster))
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        features = matrix[:, self.columns]
-        return np.asarray(self.booster.predict(features, num_threads=1), dtype="float64")
+        return self.predictor.predict(matrix[:, self.columns])
 
 
 def model_ref(settings: Settings) -> str:
@@ -123,6 +131,7 @@ class ModelHolder:
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: tuple[tuple[str, str | None], MlflowClient] | None = None
 
     # --- loading ----------------------------------------------------------------------------------
     def _install(self, model: ServedModel) -> None:
@@ -166,16 +175,33 @@ class ModelHolder:
             self.metrics.reloads.labels("disk_cache", "failure").inc()
             log.error("no model to serve: %s", self.last_error)
 
+    def _registry(self) -> MlflowClient:
+        """One client per registry location (tests point ``settings`` at another registry)."""
+        where = (self.settings.mlflow_tracking_uri, self.settings.mlflow.registry_uri)
+        if self._client is None or self._client[0] != where:
+            self._client = (where, registry_client(self.settings))
+        return self._client[1]
+
+    def peek(self) -> tuple[str, str, str | None]:
+        """(name, version, sha256 tag) that the reference points at now, in one registry call."""
+        ref = parse_model_ref(model_ref(self.settings))
+        client = self._registry()
+        if ref.version is not None:
+            mv = client.get_model_version(ref.name, ref.version)
+        else:
+            mv = client.get_model_version_by_alias(ref.name, ref.alias or CHAMPION)
+        return mv.name, str(mv.version), (mv.tags or {}).get(SHA_TAG)
+
     def poll_once(self) -> bool:
-        """Reload when the reference resolves to another version (or no model is loaded). True if reloaded."""
+        """Reload when the reference points at another version (or no model is loaded). True if reloaded."""
         try:
-            info = resolve(self.settings, model_ref(self.settings))
+            name, version, sha256 = self.peek()
+            self.last_error = None
             current = self.current
-            same = current is not None and (info.name, info.version) == (current.name, current.version)
-            if same and current is not None and current.registry_sha256 in (None, info.sha256):
+            same = current is not None and (name, version) == (current.name, current.version)
+            if same and current is not None and current.registry_sha256 in (None, sha256):
                 return False
             self._install(self.load_from_registry())
-            self.last_error = None
             return True
         except Exception as exc:  # keep serving the last good model
             self.last_error = f"registry: {exc}"
