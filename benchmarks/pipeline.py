@@ -117,6 +117,10 @@ def direct(home: Path, months: list[str]) -> dict[str, float]:
     return seconds
 
 
+def _load(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def main() -> int:
     import warnings
 
@@ -128,6 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     months = parse_month_range(args.months, "2013-01", "2013-12")
     root = Path(tempfile.mkdtemp(prefix="hybridops-bench-"))
+    load_before = os.getloadavg()
     try:
         console.print(f"[bold]orchestrated[/] hybridops run {months[0]}..{months[-1]} …")
         summary, wall = orchestrated(root / "orchestrated", months)
@@ -175,7 +180,10 @@ def main() -> int:
             f"\n## Pipeline, {months[0]}..{months[-1]} ({time.strftime('%Y-%m-%d')})\n\n"
             f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/pipeline.py --months {args.months}`.\n"
             f"Rows ingested {summary.rows_ingested:,}; flights in the warehouse {summary.warehouse_rows:,}; "
-            f"wall {wall:.1f} s.\n\n" + "\n".join(lines) + f"\n\n{table.caption}.\n"
+            f"wall {wall:.1f} s. Load average (1, 5, 15 min) before: {_load(load_before)}; after: "
+            f"{_load(os.getloadavg())} (a busy machine inflates every stage).\n\n"
+            + "\n".join(lines)
+            + f"\n\n{table.caption}.\n"
         )
     console.print(f"appended to {args.out}")
     return 0

@@ -81,18 +81,25 @@ def test_cached_equals_a_fresh_retrieval_and_is_reused(store_and_entities, tmp_p
     )
 
 
-def test_only_months_whose_rows_changed_are_retrieved(store_and_entities, tmp_path, feast_calls) -> None:
+def test_only_flights_not_cached_with_the_same_keys_are_retrieved(
+    store_and_entities, tmp_path, feast_calls
+) -> None:
     _settings, store, entities = store_and_entities
     cache = tmp_path / "cache"
-    cached_historical_features(store, entities, cache)
-    fewer = entities.drop(index=entities.index[entities["month_key"] == "2013-01-b"][:10])
-    out = cached_historical_features(store, fewer, cache)
-    assert feast_calls == [len(entities), int((fewer["month_key"] == "2013-01-b").sum())]
-    pd.testing.assert_frame_equal(
-        out.reset_index(drop=True),
-        historical_features(store, fewer).reset_index(drop=True),
-        check_dtype=False,
-    )
+    # Training sees labelled flights, scoring every flight: the cache works per flight, not per frame.
+    some = entities.iloc[::3]
+    cached_historical_features(store, some, cache)
+    assert feast_calls == [len(some)]
+
+    moved = entities.copy()
+    moved.loc[0, "event_timestamp"] = moved.loc[0, "event_timestamp"] + pd.Timedelta(hours=6)
+    out = cached_historical_features(store, moved, cache)
+    rest = len(entities) - len(some) + 1  # the others, and the flight whose departure moved
+    assert feast_calls == [len(some), rest]
+    pd.testing.assert_frame_equal(out, historical_features(store, moved), check_dtype=False)
+
+    cached_historical_features(store, moved.iloc[5:50], cache)
+    assert len(feast_calls) == 2  # a subset of what is cached asks nothing
 
 
 def test_rewritten_feature_data_is_retrieved_again(store_and_entities, tmp_path, feast_calls) -> None:

@@ -3,8 +3,8 @@
 Training, batch scoring and the retraining loop retrieve the same flights' features several times in
 one pipeline run: the holdout month is scored later, and the retraining set covers every month that was
 scored. A flight's point-in-time features depend only on its entity row and on the feature data, so a
-month's result is stored under a key made of both (the entity rows' content hash, and a version of every
-view's definition and source files) and read back instead of repeating Feast's point-in-time join.
+month's flights are stored with their entity keys under a version of every view's definition and source
+files, and read back (for the same keys and timestamp) instead of repeating Feast's point-in-time join.
 Rebuilding a month's feature tables or re-applying a changed view changes the version, which empties
 the cache.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -34,17 +35,26 @@ def feature_data_version(store: FeatureStore) -> str:
     return digest.hexdigest()[:20]
 
 
-def _rows_digest(rows: pd.DataFrame) -> str:
-    ordered = rows[ENTITY_DF_COLUMNS].sort_values("flight_id", kind="mergesort").reset_index(drop=True)
-    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()[
-        :20
-    ]
+def _same_entities(rows: pd.DataFrame, cached: pd.DataFrame) -> pd.Series:
+    """Per requested row: is it in ``cached`` with the very same entity keys and timestamp?"""
+    known = cached.reindex(rows["flight_id"])
+    same = pd.Series(rows["flight_id"].isin(cached.index).to_numpy(), index=rows.index)
+    for column in ENTITY_DF_COLUMNS[1:]:
+        left = rows[column].to_numpy()
+        right = known[column].to_numpy()
+        if column == "event_timestamp":
+            left = pd.to_datetime(left).as_unit("ns").asi8
+            right = pd.to_datetime(right).as_unit("ns").asi8
+        # A flight without a tail number has a null key on both sides, and null != null.
+        equal = (left == right) | (pd.isna(left) & pd.isna(right))
+        same &= pd.Series(equal, index=rows.index)
+    return same
 
 
 def cached_historical_features(store: FeatureStore, entities: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
-    """``historical_features(store, entities)``, each ``month_key`` of ``entities`` read from the cache
-    when the same rows were retrieved on the same feature data; the months not found are retrieved in one
-    Feast query and stored.
+    """``historical_features(store, entities)``, with the flights already retrieved on the same feature
+    data (same entity keys and timestamp) read from the cache; the others are retrieved in one Feast query
+    and added to their month's file.
     """
     version = feature_data_version(store)
     folder = cache_dir / version
@@ -52,30 +62,37 @@ def cached_historical_features(store: FeatureStore, entities: pd.DataFrame, cach
         for stale in cache_dir.iterdir():
             if stale.name != version:
                 shutil.rmtree(stale, ignore_errors=True)
-    names = load_definitions_module().VIEW_FEATURES
-    features = [name for view in names.values() for name in view]
+    features = [name for view in load_definitions_module().VIEW_FEATURES.values() for name in view]
 
     found: list[pd.DataFrame] = []
-    missing: list[tuple[Path, pd.DataFrame]] = []
+    missing: list[pd.DataFrame] = []
+    months: dict[str, pd.DataFrame | None] = {}
     for month, rows in entities.groupby("month_key", sort=True):
-        path = folder / f"{month}-{_rows_digest(rows)}.parquet"
-        if path.exists():
-            found.append(pd.read_parquet(path))
-        else:
-            missing.append((path, rows))
+        path = folder / f"{month}.parquet"
+        cached = pd.read_parquet(path).set_index("flight_id") if path.exists() else None
+        months[str(month)] = cached
+        hit = _same_entities(rows, cached) if cached is not None else pd.Series(False, index=rows.index)
+        if hit.any() and cached is not None:
+            found.append(cached.loc[rows.loc[hit, "flight_id"], features].reset_index())
+        if not hit.all():
+            missing.append(rows.loc[~hit])
     if missing:
-        fresh = historical_features(store, pd.concat([rows for _, rows in missing], ignore_index=True))
+        asked = pd.concat(missing, ignore_index=True)
+        fresh = historical_features(store, asked)[[*ENTITY_DF_COLUMNS, "month_key", *features]]
+        found.append(fresh[["flight_id", *features]])
         folder.mkdir(parents=True, exist_ok=True)
-        by_flight = fresh.set_index("flight_id")[features]
-        for path, rows in missing:
-            part = by_flight.loc[rows["flight_id"]].reset_index()
-            staged = path.with_suffix(".tmp")
-            part.to_parquet(staged, index=False)
+        for month, new in fresh.groupby("month_key", sort=True):
+            cached = months.get(str(month))
+            kept = new.set_index("flight_id").drop(columns="month_key")
+            if cached is not None:
+                kept = pd.concat([cached.drop(index=kept.index, errors="ignore"), kept])
+            path = folder / f"{month}.parquet"
+            staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            kept.reset_index().to_parquet(staged, index=False)
             staged.replace(path)  # readers never see a half-written file
-            found.append(part)
-    values = pd.concat(found, ignore_index=True).set_index("flight_id")[features] if found else None
     out = entities.reset_index(drop=True)
-    if values is None:
+    if not found:
         return out.assign(**{name: pd.Series(dtype="float64") for name in features})
-    joined = values.reindex(out["flight_id"]).reset_index(drop=True)
+    values = pd.concat(found, ignore_index=True).drop_duplicates("flight_id", keep="last")
+    joined = values.set_index("flight_id")[features].reindex(out["flight_id"]).reset_index(drop=True)
     return out.join(joined)
