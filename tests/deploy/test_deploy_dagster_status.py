@@ -5,19 +5,12 @@ API; and an instance that cannot be reached."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
 from dagster._daemon.types import DaemonHeartbeat
@@ -28,6 +21,7 @@ from hybridops.orchestration.instance import prepare_dagster_home
 from hybridops.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
+from deploy_postgres import closed_port, throwaway_postgres
 from k8s_double import K8sDouble, running
 
 NS = "team-a"
@@ -114,14 +108,8 @@ def test_a_missing_local_instance_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "dagster").exists()  # status only reads; it creates nothing
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_an_unreachable_postgres_instance_is_one_line_without_the_password() -> None:
-    url = f"postgresql://dagster:s3cret-pw@127.0.0.1:{_closed_port()}/dagster"
+    url = f"postgresql://dagster:s3cret-pw@127.0.0.1:{closed_port()}/dagster"
     started = time.monotonic()
     with pytest.raises(dagster_status.InstanceUnavailable) as raised:
         dagster_status.read(postgres_url=url)
@@ -131,58 +119,12 @@ def test_an_unreachable_postgres_instance_is_one_line_without_the_password() -> 
     assert "s3cret-pw" not in message and "\n" not in message
 
 
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a loopback port: the storage a cluster's Dagster instance uses."""
-    initdb, postgres = _pg_binary("initdb"), _pg_binary("postgres")
-    if not initdb or not postgres:
-        pytest.skip("no PostgreSQL server binaries (initdb, postgres) on this machine")
-    base = Path(tempfile.mkdtemp(prefix="hybridops-pg-"))
-    as_owner: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as its own system user
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _closed_port()
-    subprocess.run(
-        # the chart's default database user, so its rendered dagster.yaml can log in as is
-        [*as_owner, initdb, "-D", str(data), "-U", "hybridops", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    server = subprocess.Popen(
-        [*as_owner, postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(base)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"postgresql://hybridops:unused@127.0.0.1:{port}/postgres"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # an open port is not enough: the server refuses logins while it starts up
-            try:
-                psycopg2.connect(url, connect_timeout=1).close()
-                break
-            except psycopg2.OperationalError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the throwaway PostgreSQL did not start") from None
-                time.sleep(0.2)
+    """A throwaway PostgreSQL server on a loopback port: the storage a cluster's Dagster instance uses
+    (the chart's default database user, so its rendered dagster.yaml can log in as is)."""
+    with throwaway_postgres() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_read_a_postgres_instance_through_its_url(postgres_url: str) -> None:
@@ -309,7 +251,7 @@ def test_status_json_reports_both_parts_and_each_failure_in_one_field(
 def test_status_with_an_unreachable_instance_says_so_in_one_line(
     double: K8sDouble, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"postgresql://dagster:pw@127.0.0.1:{_closed_port()}/dagster"
+    url = f"postgresql://dagster:pw@127.0.0.1:{closed_port()}/dagster"
     code, out, err = _main(monkeypatch, capsys, "status", "-n", NS, "--dagster-postgres-url", url)
 
     assert code == 0, err  # the cluster answered; the instance is reported, not fatal

@@ -224,6 +224,10 @@ topologySpreadConstraints:
 {{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretPasswordKey }}{{ else }}password{{ end -}}
 {{- end -}}
 
+{{- define "hybridops.mlflow.flaskKeyKey" -}}
+{{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretFlaskKeyKey }}{{ else }}flask-secret-key{{ end -}}
+{{- end -}}
+
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}

@@ -241,9 +241,29 @@ class MlflowArtifacts(_Values):
 class MlflowAuth(_Values):
     admin_username: str = "admin"
     existing_secret: str | None = Field(
-        None, description="Secret with the admin password; default a generated one."
+        None,
+        description=(
+            "Secret with the admin password and the basic-auth app's Flask secret key; default a generated one."
+        ),
     )
     existing_secret_password_key: str = "password"
+    existing_secret_flask_key_key: str = Field(
+        "flask-secret-key",
+        description=(
+            "Key of existingSecret holding the Flask secret key (MLFLOW_FLASK_SERVER_SECRET_KEY: CSRF and "
+            "sessions of the basic-auth app, the same in every replica; MLflow refuses to start without it)."
+        ),
+    )
+    cache_ttl_seconds: int = Field(
+        60,
+        ge=0,
+        description=(
+            "Seconds each MLflow worker caches a successful login (auth_cache_ttl_seconds). 0 checks the "
+            "password hash (PBKDF2-SHA256, 1,000,000 rounds: about 0.5 s of CPU) on every request, which caps "
+            "the server near two authenticated requests per second per core; with a cache, a changed password "
+            "or deleted user may still be accepted this long by a worker that cached it."
+        ),
+    )
 
 
 class MlflowValues(_Values):
