@@ -217,7 +217,10 @@ class Cluster:
                     content = self.dagster_instance_to_loopback(content)
                 target = mounts[mount["mountPath"]] / file_name
                 target.write_text(pod.relocate(self.to_loopback(content)))
-        env = {key: pod.relocate(value) for key, value in image_env(image or container["image"]).items()}
+        base = image_env(image or container["image"])
+        # PATH names this machine's programs, not pod paths: a checkout under /tmp must not be moved into
+        # the pod's /tmp emptyDir.
+        env = {key: value if key == "PATH" else pod.relocate(value) for key, value in base.items()}
         for source in container.get("envFrom", []):
             assert set(source) == {"configMapRef"}, source
             data = find(self.objs, "ConfigMap", source["configMapRef"]["name"])["data"]
