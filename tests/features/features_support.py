@@ -16,7 +16,31 @@ from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 from hybridops.features.compute import origin_hour_key
 from hybridops.warehouse.conform import FCT_FLIGHTS_COLUMNS, WEATHER_COLUMNS
 
-__all__ = ["con", "fct_row", "january_frames", "load_tables", "origin_hours", "planes_frame", "weather_frame"]
+__all__ = [
+    "con",
+    "entity_rows",
+    "fct_row",
+    "january_frames",
+    "load_tables",
+    "origin_hours",
+    "planes_frame",
+    "weather_frame",
+]
+
+
+def entity_rows(flights: pd.DataFrame) -> pd.DataFrame:
+    """Feast entity rows of ``fct_flights`` rows: the join keys and the scheduled departure (UTC)."""
+    return (
+        flights[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
+        .rename(columns={"sched_dep_utc": "event_timestamp"})
+        .assign(
+            origin_hour=[
+                origin_hour_key(o, t)
+                for o, t in zip(flights["origin"], flights["sched_dep_local"], strict=True)
+            ]
+        )
+        .reset_index(drop=True)
+    )
 
 
 def origin_hours(origins: pd.Series, sched_dep_utc: pd.Series) -> pd.Series:

@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from features_support import load_tables
+from features_support import entity_rows, load_tables
 
 from hybridops.features import pit_cache
-from hybridops.features.compute import build_feature_tables, origin_hour_key
+from hybridops.features.compute import build_feature_tables
 from hybridops.features.pit_cache import cached_historical_features, feature_data_version
 from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
 from hybridops.settings import Settings
@@ -31,19 +31,9 @@ def store_and_entities(january_frames, tmp_path_factory):
     store = feature_store(settings)
     apply_definitions(store, settings)
     sample = january_frames[0].sample(2000, random_state=7)
-    entities = (
-        sample[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
-        .rename(columns={"sched_dep_utc": "event_timestamp"})
-        .assign(
-            origin_hour=[
-                origin_hour_key(o, t)
-                for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
-            ],
-            # Two "months" of entity rows, so one can be cached while the other is not.
-            month_key=["2013-01-a" if i % 2 else "2013-01-b" for i in range(len(sample))],
-        )
-        .reset_index(drop=True)
-    )
+    # Two "months" of entity rows, so one can be cached while the other is not.
+    entities = entity_rows(sample)
+    entities["month_key"] = ["2013-01-a" if i % 2 else "2013-01-b" for i in range(len(entities))]
     return settings, store, entities
 
 

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from features_support import fct_row, load_tables, origin_hours, planes_frame, weather_frame
+from features_support import entity_rows, fct_row, load_tables, origin_hours, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, month_window, origin_hour_key
 from hybridops.features.store import (
@@ -222,17 +222,7 @@ def test_historical_features_keep_every_row(january_store, january_frames) -> No
     fct = january_frames[0]
     size = 3000 if settings.feast.offline_store == "duckdb" else 600  # the dask store is slow
     sample = fct.sample(size, random_state=3)
-    entity_df = (
-        sample[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
-        .rename(columns={"sched_dep_utc": "event_timestamp"})
-        .assign(
-            origin_hour=[
-                origin_hour_key(o, t)
-                for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
-            ]
-        )
-        .reset_index(drop=True)
-    )
+    entity_df = entity_rows(sample)
     out = historical_features(store, entity_df)
     assert len(out) == len(entity_df)
     assert out["flight_id"].tolist() == entity_df["flight_id"].tolist()

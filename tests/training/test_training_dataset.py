@@ -11,6 +11,7 @@ import pytest
 from training_support import fct_row, feast_for, load_tables, planes_frame, weather_frame
 
 from hybridops.errors import HybridopsError
+from hybridops.features import pit_cache
 from hybridops.features.compute import origin_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store
 from hybridops.settings import Settings, TrainingSettings
@@ -278,8 +279,8 @@ def test_too_few_rows_are_refused(synthetic: dict[str, Any]) -> None:
 
 
 def test_lost_rows_are_refused(synthetic: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    real = dataset.historical_features
-    monkeypatch.setattr(dataset, "historical_features", lambda store, df: real(store, df).iloc[1:])
+    real = pit_cache.historical_features
+    monkeypatch.setattr(pit_cache, "historical_features", lambda store, df: real(store, df).iloc[1:])
     entities = synthetic["labelled"].entities.head(200)
     with pytest.raises(HybridopsError, match="199 rows for 200 entity rows"):
         build_training_set(synthetic["store"], entities, TrainingSettings(min_rows=100))

@@ -20,7 +20,12 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore
 
-from hybridops.features.store import ENTITY_DF_COLUMNS, historical_features, load_definitions_module
+from hybridops.features.store import (
+    ENTITY_DF_COLUMNS,
+    feature_names,
+    historical_features,
+    load_definitions_module,
+)
 
 
 def feature_data_version(store: FeatureStore) -> str:
@@ -51,18 +56,23 @@ def _same_entities(rows: pd.DataFrame, cached: pd.DataFrame) -> pd.Series:
     return same
 
 
-def cached_historical_features(store: FeatureStore, entities: pd.DataFrame, cache_dir: Path) -> pd.DataFrame:
+def cached_historical_features(
+    store: FeatureStore, entities: pd.DataFrame, cache_dir: Path | None
+) -> pd.DataFrame:
     """``historical_features(store, entities)``, with the flights already retrieved on the same feature
     data (same entity keys and timestamp) read from the cache; the others are retrieved in one Feast query
-    and added to their month's file.
+    and added to their month's file. Without a ``cache_dir`` (or a ``month_key`` column) it is exactly
+    ``historical_features``.
     """
+    if cache_dir is None or "month_key" not in entities.columns:
+        return historical_features(store, entities)
     version = feature_data_version(store)
     folder = cache_dir / version
     if cache_dir.exists():
         for stale in cache_dir.iterdir():
             if stale.name != version:
                 shutil.rmtree(stale, ignore_errors=True)
-    features = [name for view in load_definitions_module().VIEW_FEATURES.values() for name in view]
+    features = feature_names()
 
     found: list[pd.DataFrame] = []
     missing: list[pd.DataFrame] = []

@@ -29,7 +29,7 @@ from feast import FeatureStore
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import flight_entities
 from hybridops.features.pit_cache import cached_historical_features
-from hybridops.features.store import feature_names, historical_features
+from hybridops.features.store import feature_names
 from hybridops.warehouse.db import replace_rows
 
 DECISION_THRESHOLD = 0.5
@@ -137,10 +137,7 @@ def score_month(
     training holdout) are reused (``hybridops.features.pit_cache``).
     """
     entities = scoring_entities(con, month_key)
-    if cache_dir is not None:
-        features = cached_historical_features(store, entities, cache_dir)
-    else:
-        features = historical_features(store, entities)
+    features = cached_historical_features(store, entities, cache_dir)
     probabilities = score(booster, features, feature_names())
     scored_at = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's clock: naive UTC
     predictions = _predictions_frame(

@@ -26,7 +26,7 @@ from feast import FeatureStore
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, flight_entities
 from hybridops.features.pit_cache import cached_historical_features
-from hybridops.features.store import feature_names, historical_features, load_definitions_module
+from hybridops.features.store import feature_names, load_definitions_module
 from hybridops.settings import TrainingSettings
 
 ENTITY_FRAME_COLUMNS = [*FLIGHT_ENTITY_COLUMNS, "label"]
@@ -137,10 +137,7 @@ def build_training_set(
             f"{settings.min_rows}; load more months or lower the setting"
         )
     names = feature_names()
-    if cache_dir is not None and "month_key" in entities.columns:
-        frame = cached_historical_features(store, entities, cache_dir)
-    else:
-        frame = historical_features(store, entities)
+    frame = cached_historical_features(store, entities, cache_dir)
     if len(frame) != len(entities):
         raise HybridopsError(
             f"Feast returned {len(frame)} rows for {len(entities)} entity rows; refusing a training set "
