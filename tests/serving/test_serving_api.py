@@ -15,6 +15,7 @@ from serving_support import World, running_server
 from hybridops.features.compute import origin_hour_key
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score
+from hybridops.serving.metrics import ServingMetrics, use_process_local_values
 from hybridops.settings import SqliteOnlineStore
 
 FLIGHT = {
@@ -164,6 +165,23 @@ def test_metrics_exposition(server) -> None:
     ]:
         assert name in text, name
     assert 'hybridops_serving_model_info{name="' in text and 'version="1"' in text
+
+
+def test_serve_keeps_metric_values_in_process(monkeypatch, tmp_path: Path) -> None:
+    """Feast's import turns on prometheus_client's file-backed multiprocess values; ``hybridops serve``
+    (one process, its own /metrics) turns them off before building its metrics."""
+    from prometheus_client import generate_latest, values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
+    assert type(ServingMetrics().flights._value).__name__ == "MmapedValue"  # what Feast's import did
+    use_process_local_values()
+    metrics = ServingMetrics()
+    metrics.predictions.observe(0.3)
+    metrics.requests.labels("503").inc()  # label children are created later, also in process
+    assert isinstance(metrics.predictions._sum, values.MutexValue)
+    assert isinstance(metrics.requests.labels("503")._value, values.MutexValue)
+    assert b'hybridops_serving_requests_total{status="503"} 1.0' in generate_latest(metrics.registry)
 
 
 def test_feature_log_is_parquet(server, world: World) -> None:

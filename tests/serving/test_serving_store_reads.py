@@ -19,6 +19,7 @@ from hybridops.errors import HybridopsError
 from hybridops.serving.booster_predict import BoosterPredictor
 from hybridops.serving.entity_keys import EntityKeyEncoder
 from hybridops.serving.features import OnlineFeatureReader, entity_row
+from hybridops.serving.online_sqlite import _bucket
 
 
 def _rows(world: World) -> list[dict[str, str | None]]:
@@ -49,8 +50,30 @@ def test_sqlite_reads_equal_feasts_online_read(world: World) -> None:
     try:
         _assert_same(reader, expected, rows)
         _assert_same(reader, {k: v[:1] for k, v in expected.items()}, rows[:1])  # one flight
+        # batches whose key counts are padded to a statement shape (spare placeholders bound to NULL),
+        # twice each so the second read reuses a cached statement
+        for size in (2, 9, 37, 100, 37, 9):
+            picked = slice(None, size * 7, 7)
+            _assert_same(reader, {k: v[picked] for k, v in expected.items()}, rows[picked])
     finally:
         reader.close()
+
+
+def test_sqlite_statement_shapes_pad_at_most_a_quarter() -> None:
+    assert [_bucket(n) for n in (0, 1, 8, 9, 11, 16, 17, 97, 128, 129)] == [
+        0,
+        1,
+        8,
+        10,
+        12,
+        16,
+        20,
+        112,
+        128,
+        160,
+    ]
+    assert all(n <= _bucket(n) <= n * 1.25 for n in range(1, 6000))
+    assert len({_bucket(n) for n in range(1, 5001)}) < 60  # few shapes for any batch up to max_flights
 
 
 def test_redis_reads_equal_feasts_online_read(world: World, tmp_path) -> None:

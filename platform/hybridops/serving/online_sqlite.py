@@ -20,9 +20,24 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _tabl
 
 from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value
 
-_MAX_QUERIES = 512  # distinct statements kept: one per combination of key counts seen
+_MAX_QUERIES = 512  # distinct statements kept: one per combination of (bucketed) key counts seen
 _CACHE_KIB = 64 * 1024  # SQLite page cache ceiling (pages are allocated as they are read)
 _MMAP_BYTES = 256 * 2**20
+
+
+def _bucket(count: int) -> int:
+    """``count`` rounded up to three significant bits (9 -> 10, 97 -> 112): the statement's number of
+    placeholders per view; the spare ones are bound to NULL, which no ``IN`` matches.
+
+    A statement per exact combination of key counts made nearly every batch of real traffic a new
+    statement (99 of the benchmark's 100 bodies of 100 flights have their own counts), and preparing one
+    five-way UNION ALL of ~200 placeholders costs 0.3-0.45 ms of CPU, a third of its execution. Padded,
+    21 shapes cover those 100 bodies and stay in sqlite3's statement cache, for at most 25% more
+    placeholders (about 0.04 ms more per execution of 100 flights)."""
+    if count <= 8:
+        return count
+    shift = count.bit_length() - 3
+    return (((count - 1) >> shift) + 1) << shift
 
 
 def _unix(raw: object) -> float:
@@ -55,7 +70,8 @@ class SqliteOnlineRead:
         self._queries: dict[tuple[int, ...], str] = {}
 
     def _query(self, counts: tuple[int, ...]) -> str:
-        """The statement for these numbers of keys per view (the same text hits sqlite3's statement cache)."""
+        """The statement for these numbers of placeholders per view (the same text hits sqlite3's
+        statement cache)."""
         sql = self._queries.get(counts)
         if sql is None:
             if len(self._queries) >= _MAX_QUERIES:
@@ -67,10 +83,13 @@ class SqliteOnlineRead:
         return sql
 
     def fill(self, keys: Sequence[Sequence[bytes]], out: Sequence[ViewRows]) -> None:
-        counts = tuple(len(view_keys) for view_keys in keys)
+        counts = tuple(_bucket(len(view_keys)) for view_keys in keys)
         if not any(counts):
             return
-        params = [key for view_keys in keys for key in view_keys]
+        params: list[bytes | None] = []
+        for view_keys, count in zip(keys, counts, strict=True):
+            params += view_keys
+            params += [None] * (count - len(view_keys))
         rows = self._conn.execute(self._query(counts), params).fetchall()
         index = [{key: j for j, key in enumerate(view_keys)} for view_keys in keys]
         positions = self._positions
