@@ -200,3 +200,33 @@ def test_the_setting_from_the_environment_and_its_validation(monkeypatch: pytest
     schema = MonitoringSettings.model_json_schema()["properties"]["exporter_sources"]
     assert schema["uniqueItems"] is True
     assert schema["items"]["enum"] == list(EXPORTER_SOURCES)
+
+
+def test_a_warehouse_held_by_a_pipeline_run_keeps_its_last_values_marked_stale(tmp_path: Path) -> None:
+    """While ``hybridops run`` keeps the warehouse open (DuckDB: one writing process), a scrape cannot read
+    it: the last values stay exported with source_up 0, so alerts on them do not flap; then they update."""
+    from hybridops.warehouse.db import connect, kept_open
+
+    settings = Settings(home=tmp_path / "home", monitoring=MonitoringSettings(exporter_sources=["warehouse"]))
+    settings.warehouse_dir.mkdir(parents=True)
+    with connect(settings.warehouse_db) as con:
+        con.execute("create table quarantine as select 'flights' as table_name, 'range' as check_name")
+    registry, collector = exporter_registry(settings, cache_seconds=0)
+
+    def scrape() -> tuple[float, list[float]]:
+        samples = [
+            (s.name, dict(s.labels), s.value)
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for s in family.samples
+        ]
+        rows = [v for name, _, v in samples if name == "hybridops_quality_quarantined_rows"]
+        return _by_source(samples, "hybridops_exporter_source_up")["warehouse"], rows
+
+    try:
+        assert scrape() == (1.0, [1.0])
+        with kept_open(settings.warehouse_db), connect(settings.warehouse_db) as con:
+            con.execute("insert into quarantine values ('weather', 'range')")
+            assert scrape() == (0.0, [1.0])  # locked by this "run": stale, not gone
+        assert scrape() == (1.0, [1.0, 1.0])  # flights and weather, read again
+    finally:
+        collector.close()

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from hybridops.errors import HybridopsError
-from hybridops.warehouse.db import connect
+from hybridops.warehouse.db import connect, kept_open, replace_rows
 
 # Holds a read-only connection (what an exporter scrape does) for the given seconds.
 _HOLDER = """
@@ -65,3 +66,42 @@ def test_a_lock_held_too_long_is_one_clear_error(warehouse: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_kept_open_hands_out_cursors_on_one_database_and_releases_it(warehouse: Path) -> None:
+    with kept_open(warehouse):
+        with connect(warehouse) as con:
+            con.execute("insert into t values (2)")
+        with kept_open(warehouse), connect(warehouse, read_only=True) as con:  # nested: the same database
+            assert con.execute("select count(*) from t").fetchall() == [(2,)]
+        # Another process cannot open the file while it is kept open here...
+        reader = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb,sys; duckdb.connect(sys.argv[1], read_only=True)",
+                str(warehouse),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert reader.returncode != 0 and "lock" in reader.stderr.lower()
+    # ...and can once the block ends (with what was written inside it).
+    holder = _hold(warehouse, 0.1)
+    holder.wait(timeout=30)
+    with connect(warehouse, read_only=True) as con:
+        assert con.execute("select sum(x) from t").fetchall() == [(3,)]
+
+
+def test_replace_rows_replaces_several_partitions_at_once(warehouse: Path) -> None:
+    with connect(warehouse) as con:
+        months = pd.DataFrame({"month_key": ["2013-01", "2013-02", "2013-03"], "n": [1, 2, 3]})
+        replace_rows(con, "m", months)
+        replace_rows(
+            con,
+            "m",
+            pd.DataFrame({"month_key": ["2013-01"], "n": [10]}),
+            {"month_key": ["2013-01", "2013-02"]},
+        )
+        rows = con.execute("select month_key, n from m order by 1").fetchall()
+    assert rows == [("2013-01", 10), ("2013-03", 3)]

@@ -14,7 +14,9 @@ this collector reads the stores themselves each time Prometheus scrapes:
 out is never opened, exports nothing (no ``hybridops_exporter_source_up`` either) and logs nothing, so a
 deployment without MLflow or Feast does not report them down. Each enabled source is read independently:
 a missing or unreadable store sets ``hybridops_exporter_source_up{source=...}`` to 0 and the other sources
-are still exported. Reads that change only when a batch runs (warehouse, MLflow, Feast) are cached for
+are still exported; a cached source that was read before keeps exporting its last values while it is
+unreadable (a pipeline run holds the DuckDB warehouse for its whole duration), so its alerts do not flap
+for a lock: ``source_up`` says the values are stale. Reads that change only when a batch runs (warehouse, MLflow, Feast) are cached for
 ``cache_seconds``: besides being cheaper, fewer read-only opens of the DuckDB file mean fewer collisions
 with the pipeline's writer (DuckDB admits one writing process or many reading ones, never both). The
 Dagster reads are incremental (runs updated and check evaluations stored since the previous scrape), so a
@@ -706,8 +708,8 @@ class HybridopsCollector(Collector):
         for source in (s for s in SOURCES if s in enabled):
             read = readers[source]
             started = time.perf_counter()
+            hit = self._cache.get(source)
             try:
-                hit = self._cache.get(source)
                 if source in cached and hit is not None and now - hit[0] < self.cache_seconds:
                     metrics = hit[1]
                 else:
@@ -724,12 +726,12 @@ class HybridopsCollector(Collector):
                 level = logging.DEBUG if self._errors.get(source) == error else logging.WARNING
                 self._errors[source] = error
                 log.log(level, "cannot read %s: %s", source, error, exc_info=log.isEnabledFor(logging.DEBUG))
-                self._cache.pop(source, None)
                 if source == "dagster":
                     self._dagster.dispose()
                 if source == "feast":
                     self._feast_store = None
-                metrics, ok = [], 0.0
+                # The last good read stays exported (its age grows; source_up = 0 marks it stale).
+                metrics, ok = (hit[1] if hit is not None else []), 0.0
             up.add_metric([source], ok)
             duration.add_metric([source], time.perf_counter() - started)
             yield from metrics

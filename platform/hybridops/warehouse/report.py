@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from hybridops.warehouse.db import replace_rows
+from hybridops.warehouse.db import replace_rows, table_exists
 
 SOURCE_TABLE = "fct_flights"
 REPORT_TABLE = "rpt_on_time"
@@ -88,12 +88,7 @@ class ReportResult:
 
 
 def _require_source(con: duckdb.DuckDBPyConnection) -> None:
-    # fetchall(), not db.table_exists: its fetchone() leaves a DuckDB 2 result open, and a later
-    # con.register() (in replace_rows) then fails with "connection has an unfinished result".
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_name = ?", [SOURCE_TABLE]
-    ).fetchall()
-    if not found[0][0]:
+    if not table_exists(con, SOURCE_TABLE):
         raise ValueError(f"table {SOURCE_TABLE} does not exist: build the conformed flights first")
 
 
