@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from dagster_project.partitions import monthly
+from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.features.compute import build_feature_tables
-from hybridops.features.store import apply_definitions, feature_store, materialize_month
+from hybridops.features.store import apply_definitions, feature_store, materialize_months
 from hybridops.warehouse.db import connect
 
 OWNERS = ["team:data", "team:ml"]
@@ -15,7 +15,7 @@ OWNERS = ["team:data", "team:ml"]
     group_name="features",
     owners=OWNERS,
     kinds={"parquet", "duckdb"},
-    partitions_def=monthly,
+    **MONTHLY,
     deps=["fct_flights", "weather", "planes"],
     description=(
         "Feature view sources (Feast offline store): origin weather by hour, carrier and route delay "
@@ -24,14 +24,18 @@ OWNERS = ["team:data", "team:ml"]
 )
 def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
+    per_month: dict[str, dict[str, int]] = {}
     with connect(settings.warehouse_db) as con:
-        rows = build_feature_tables(con, settings.parquet_dir, context.partition_key)
-    return dg.MaterializeResult(
-        metadata={
-            **{f"rows_{view}": count for view, count in rows.items()},
-            "dagster/row_count": sum(rows.values()),
-        }
-    )
+        # Oldest first: trailing windows of a month read the delays of the months before it.
+        for month_key in months_of(context):
+            rows = build_feature_tables(con, settings.parquet_dir, month_key)
+            per_month[month_key] = {f"rows_{view}": count for view, count in rows.items()}
+    observe_months(context, per_month)
+    totals: dict[str, int] = {}
+    for counts in per_month.values():
+        for key, count in counts.items():
+            totals[key] = totals.get(key, 0) + count
+    return dg.MaterializeResult(metadata={**totals, "dagster/row_count": sum(totals.values())})
 
 
 @dg.asset(
@@ -50,13 +54,16 @@ def feast_registry(hybridops: HybridopsResource) -> dg.MaterializeResult:
     group_name="features",
     owners=OWNERS,
     kinds={"feast", "sqlite"},
-    partitions_def=monthly,
+    **MONTHLY,
     deps=[feature_tables, feast_registry],
-    description="The month's latest feature values materialized into the Feast online store (serving).",
+    description="The latest feature values of the run's months materialized into the Feast online store.",
 )
 def online_features(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
-    written = materialize_month(feature_store(settings), context.partition_key)
+    months = months_of(context)
+    # One materialization over the whole range: the online store keeps the latest value per entity, so
+    # month by month would write every month's rows only for the next month to overwrite them.
+    written = materialize_months(feature_store(settings), months[0], months[-1])
     return dg.MaterializeResult(
         metadata={
             **{f"online_rows_{view}": count for view, count in written.items()},

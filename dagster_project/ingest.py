@@ -1,12 +1,13 @@
 """Ingest: source files into the immutable landing zone, then parsed into typed staging tables."""
 
 import dagster as dg
+import pandas as pd
 
-from dagster_project.partitions import monthly
+from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
-from hybridops.ingest.landing import land_file, landing_record
-from hybridops.ingest.parse import ParseResult, parse_table
+from hybridops.ingest.landing import LANDING_TABLE, land_file, landing_record
+from hybridops.ingest.parse import parse_table
 from hybridops.ingest.sources import resolve_source_dir, source_file
 from hybridops.warehouse.db import connect, replace_rows
 
@@ -20,37 +21,48 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         group_name="ingest",
         owners=["team:data"],
         kinds={"csv", "duckdb"},
-        partitions_def=monthly if partitioned else None,
+        **(MONTHLY if partitioned else {}),
         description=(
             f"The {table} source file landed byte for byte (content-addressed, never overwritten) and "
-            f"parsed into typed rows{' of one month' if partitioned else ''} (staging table stg_{table})."
+            f"parsed into typed rows{' per month' if partitioned else ''} (staging table stg_{table})."
         ),
     )
-    def _raw(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.Output[ParseResult]:
+    def _raw(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
         settings = hybridops.settings()
-        month_key = context.partition_key if partitioned else None
+        months: list[str | None] = list(months_of(context)) if partitioned else [None]
         try:
             path = source_file(resolve_source_dir(settings), table)
         except HybridopsError as exc:
             raise dg.Failure(description=str(exc)) from exc
         landed = land_file(path, table, settings.landing_dir)
-        parsed = parse_table(landed, month_key)
+        # The quality step parses the landed file again (cached per content hash in this process): the
+        # landing zone, not an IO manager, carries the batch, so one step can cover many months.
+        parsed = {month: parse_table(landed, month) for month in months}
+        usable = [
+            result.frame for result in parsed.values() if not result.critical and len(result.frame.columns)
+        ]
         with connect(settings.warehouse_db) as con:
             replace_rows(
                 con,
-                "landing_files",
+                LANDING_TABLE,
                 landing_record(landed, context.run.run_id),
                 {"table_name": table, "sha256": landed.sha256},
             )
-            if not parsed.critical and len(parsed.frame.columns):
-                where = {"month_key": month_key} if month_key else None
-                replace_rows(con, f"stg_{table}", parsed.frame, where)
-        return dg.Output(
-            parsed,
+            if usable:
+                where = (
+                    {"month_key": [m for m, r in parsed.items() if not r.critical]} if partitioned else None
+                )
+                replace_rows(con, f"stg_{table}", pd.concat(usable, ignore_index=True), where)
+        observe_months(
+            context,
+            {m: {"rows_read": r.rows_read, "rows_untyped": len(r.rejects)} for m, r in parsed.items() if m},
+        )
+        critical = [problem for result in parsed.values() for problem in result.critical]
+        return dg.MaterializeResult(
             metadata={
-                "rows_read": parsed.rows_read,
-                "rows_untyped": len(parsed.rejects),
-                "critical_problems": "\n".join(parsed.critical) or "none",
+                "rows_read": sum(result.rows_read for result in parsed.values()),
+                "rows_untyped": sum(len(result.rejects) for result in parsed.values()),
+                "critical_problems": "\n".join(critical) or "none",
                 "source_file": str(path),
                 "landed_file": dg.MetadataValue.path(str(landed.landed_path)),
                 "sha256": landed.sha256,

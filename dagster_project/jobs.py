@@ -36,7 +36,7 @@ scoring_job = dg.define_asset_job(
     "scoring",
     selection=dg.AssetSelection.groups("inference", "monitoring")
     - dg.AssetSelection.assets("feature_skew_audit"),
-    description="One month scored by the champion, then drift and live performance.",
+    description="The months scored by the champion (one run for consecutive months), then drift and live performance.",
 )
 
 skew_audit_job = dg.define_asset_job(

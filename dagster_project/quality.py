@@ -4,11 +4,19 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project.ingest import DIMENSION_TABLES, MONTHLY_TABLES
-from dagster_project.partitions import monthly
+from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
-from hybridops.ingest.parse import ParseResult
+from hybridops.ingest.landing import latest_landing
+from hybridops.ingest.parse import ParseResult, parse_table
+from hybridops.quality.combine import combine_all
 from hybridops.quality.quarantine import STATIC_MONTH_KEY, write_quarantine
-from hybridops.quality.validate import CheckOutcome, References, declared_checks, validate_table
+from hybridops.quality.validate import (
+    FILE_CHECK,
+    CheckOutcome,
+    References,
+    declared_checks,
+    validate_table,
+)
 from hybridops.warehouse.db import connect, read_frame, replace_rows, table_exists
 
 # Flights are checked against the dimensions; the dimensions only against themselves.
@@ -30,7 +38,7 @@ def _check_result(table: str, outcome: CheckOutcome | None, name: str) -> dg.Ass
             check_name=name,
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"not evaluated: the {table} batch is blocked by file_readable_and_schema_valid",
+            description=f"not evaluated: {_blocked_why(table)}",
         )
     return dg.AssetCheckResult(
         check_name=name,
@@ -41,15 +49,26 @@ def _check_result(table: str, outcome: CheckOutcome | None, name: str) -> dg.Ass
     )
 
 
+def _blocked_why(table: str) -> str:
+    return f"the {table} batch is blocked by {FILE_CHECK}"
+
+
+def _parsed(con, table: str, month_key: str | None) -> ParseResult:
+    """The month's rows as the ingest step parsed them, from the table's latest landed file."""
+    landed = latest_landing(con, table)
+    if landed is None:
+        raise dg.Failure(description=f"no {table} file has been landed yet: materialize raw_{table} first")
+    return parse_table(landed, month_key)
+
+
 def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
     @dg.asset(
         name=table,
-        ins={"parsed": dg.AssetIn(f"raw_{table}")},
-        deps=list(REFERENCES.get(table, ())),
+        deps=[f"raw_{table}", *REFERENCES.get(table, ())],
         group_name="quality",
         owners=["team:data"],
         kinds={"pandera", "duckdb"},
-        partitions_def=monthly if partitioned else None,
+        **(MONTHLY if partitioned else {}),
         check_specs=[
             dg.AssetCheckSpec(name, asset=table, blocking=blocking)
             for name, blocking in declared_checks(table)
@@ -60,28 +79,46 @@ def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
             "and stops everything downstream."
         ),
     )
-    def _validated(context: dg.AssetExecutionContext, hybridops: HybridopsResource, parsed: ParseResult):
+    def _validated(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
         settings = hybridops.settings()
-        month_key = context.partition_key if partitioned else None
+        months: list[str | None] = list(months_of(context)) if partitioned else [None]
+        results = {}
         with connect(settings.warehouse_db) as con:
-            result = validate_table(
-                table, parsed, _references(con, table), settings.quality, context.run.run_id
-            )
-            write_quarantine(con, table, month_key or STATIC_MONTH_KEY, result.quarantine)
-            if not result.blocked:
-                good = result.good.assign(_run_id=context.run.run_id)
-                replace_rows(con, table, good, {"month_key": month_key} if month_key else None)
+            references = _references(con, table)
+            for month_key in months:
+                result = validate_table(
+                    table, _parsed(con, table, month_key), references, settings.quality, context.run.run_id
+                )
+                write_quarantine(con, table, month_key or STATIC_MONTH_KEY, result.quarantine)
+                if not result.blocked:
+                    good = result.good.assign(_run_id=context.run.run_id)
+                    replace_rows(con, table, good, {"month_key": month_key} if month_key else None)
+                results[month_key or STATIC_MONTH_KEY] = result
+        observe_months(
+            context,
+            {
+                month: {
+                    "rows_valid": len(r.good),
+                    "rows_quarantined": len(r.quarantine),
+                    "blocked": r.blocked,
+                }
+                for month, r in results.items()
+                if partitioned
+            },
+        )
         yield dg.MaterializeResult(
             metadata={
-                "rows_valid": len(result.good),
-                "rows_quarantined": len(result.quarantine),
-                "blocked": result.blocked,
-                "dagster/row_count": len(result.good),
+                "rows_valid": sum(len(r.good) for r in results.values()),
+                "rows_quarantined": sum(len(r.quarantine) for r in results.values()),
+                "blocked": any(r.blocked for r in results.values()),
+                "dagster/row_count": sum(len(r.good) for r in results.values()),
             }
         )
-        outcomes = {outcome.name: outcome for outcome in result.checks}
-        for name, _blocking in declared_checks(table):
-            yield _check_result(table, outcomes.get(name), name)
+        combined = combine_all(
+            declared_checks(table), {m: r.checks for m, r in results.items()}, _blocked_why(table)
+        )
+        for name, outcome in combined.items():
+            yield _check_result(table, outcome, name)
 
     return _validated
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dagster_project.partitions import monthly
+from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.warehouse.conform import build_fct_flights
 from hybridops.warehouse.db import connect
@@ -13,23 +13,31 @@ from hybridops.warehouse.report import build_report
     group_name="warehouse",
     owners=["team:data"],
     kinds={"duckdb", "parquet"},
-    partitions_def=monthly,
+    **MONTHLY,
     deps=["flights", "weather", "planes", "airlines"],
     description="Flights joined with the weather at their origin and scheduled hour, planes and airlines.",
 )
 def fct_flights(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
+    per_month: dict[str, dict[str, float | int]] = {}
     with connect(settings.warehouse_db) as con:
-        rows = build_fct_flights(con, settings.parquet_dir, context.partition_key)
-        with_weather = con.execute(
-            "select avg(case when temp is not null then 1.0 else 0.0 end) from fct_flights where month_key = ?",
-            [context.partition_key],
-        ).fetchone()
+        for month_key in months_of(context):
+            rows = build_fct_flights(con, settings.parquet_dir, month_key)
+            with_weather = con.execute(
+                "select avg(case when temp is not null then 1.0 else 0.0 end) from fct_flights "
+                "where month_key = ?",
+                [month_key],
+            ).fetchone()
+            rate = float(with_weather[0] or 0.0) if with_weather else 0.0
+            per_month[month_key] = {"warehouse_rows": rows, "weather_match_rate": rate}
+    observe_months(context, per_month)
+    rows = sum(int(m["warehouse_rows"]) for m in per_month.values())
+    matched = sum(m["warehouse_rows"] * m["weather_match_rate"] for m in per_month.values())
     return dg.MaterializeResult(
         metadata={
             "warehouse_rows": rows,
             "dagster/row_count": rows,
-            "weather_match_rate": float(with_weather[0] or 0.0) if with_weather else 0.0,
+            "weather_match_rate": matched / rows if rows else 0.0,
         }
     )
 

@@ -27,6 +27,12 @@ def month_keys(first: str, last: str) -> list[str]:
     return keys
 
 
+def next_month(key: str) -> str:
+    """The month key after ``key``."""
+    year, month = _parse(key, "month")
+    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
 def parse_month_range(spec: str | None, first: str, last: str) -> list[str]:
     """Parse ``START:END`` (inclusive) or a single ``YYYY-MM`` within the available partitions.
 

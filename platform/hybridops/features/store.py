@@ -132,9 +132,10 @@ def _view_path(store: FeatureStore, view: str) -> str:
     return str(source.path)  # type: ignore[union-attr]
 
 
-def _rows_in_window(path: str, entity: str, start: datetime, end: datetime) -> int:
+def _rows_in_window(
+    con: duckdb.DuckDBPyConnection, path: str, entity: str, start: datetime, end: datetime
+) -> int:
     """Distinct entities with an event in ``[start, end]``: what Feast writes to the online store."""
-    con = duckdb.connect()
     try:
         row = con.execute(
             f"""select count(distinct "{entity}") from read_parquet(?, hive_partitioning = false)
@@ -143,8 +144,6 @@ def _rows_in_window(path: str, entity: str, start: datetime, end: datetime) -> i
         ).fetchone()
     except duckdb.IOException:  # no partition written yet
         return 0
-    finally:
-        con.close()
     return int(row[0]) if row else 0
 
 
@@ -155,16 +154,26 @@ def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
     (``plane_profile``) everything up to the month end. Returns the number of online rows (entities)
     written per view.
     """
+    return materialize_months(store, month_key, month_key)
+
+
+def materialize_months(store: FeatureStore, first: str, last_month: str) -> dict[str, int]:
+    """:func:`materialize_month` over the months ``first``..``last_month`` at once (one window)."""
     module = load_definitions_module()
-    start, end = month_window(month_key)
+    start, _ = month_window(first)
+    _, end = month_window(last_month)
     last = end - timedelta(microseconds=1)  # Feast's materialization window is inclusive at both ends
     counts: dict[str, int] = {}
     windows: dict[datetime, list[str]] = {}
-    for view, entity in module.VIEW_ENTITY.items():
-        view_start = _EPOCH if view in STATIC_VIEWS else start
-        counts[view] = _rows_in_window(_view_path(store, view), entity, view_start, last)
-        if counts[view]:
-            windows.setdefault(view_start, []).append(view)
+    con = duckdb.connect()  # one in-memory database for every count: opening one costs ~35 ms
+    try:
+        for view, entity in module.VIEW_ENTITY.items():
+            view_start = _EPOCH if view in STATIC_VIEWS else start
+            counts[view] = _rows_in_window(con, _view_path(store, view), entity, view_start, last)
+            if counts[view]:
+                windows.setdefault(view_start, []).append(view)
+    finally:
+        con.close()
     for view_start, views in windows.items():
         # One call per window: Feast commits the registry once per call, not once per view.
         # It also prints coloured progress to stdout; the caller reports counts itself.

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
+
+from hybridops.warehouse.db import table_exists
+
+LANDING_TABLE = "landing_files"
 
 _CHUNK = 1 << 20
 
@@ -83,3 +88,18 @@ def landing_record(landed: LandedFile, run_id: str) -> pd.DataFrame:
             "run_id": [run_id],
         }
     )
+
+
+def latest_landing(con: duckdb.DuckDBPyConnection, table: str) -> LandedFile | None:
+    """The file most recently landed for ``table`` (from ``landing_files``), or None before the first."""
+    if not table_exists(con, LANDING_TABLE):
+        return None
+    rows = con.execute(
+        f"select source_path, landed_path, sha256, bytes from {LANDING_TABLE} "
+        "where table_name = ? order by landed_at desc limit 1",
+        [table],
+    ).fetchall()
+    if not rows:
+        return None
+    source_path, landed_path, sha256, size = rows[0]
+    return LandedFile(table, Path(source_path), Path(landed_path), sha256, int(size))

@@ -1,8 +1,9 @@
 """Run the hybrid pipeline on the local Dagster instance and gather the run summary.
 
 The code location is loaded by module name, as the Dagster CLI does, so this module (and the CLI that
-calls it) never imports Dagster definitions at import time. Every partition is its own Dagster run on the
-instance under ``HYBRIDOPS_HOME``: the UI shows each of them with its checks and metadata.
+calls it) never imports Dagster definitions at import time. The runs go to the instance under
+``HYBRIDOPS_HOME``; consecutive months are one run (the monthly assets' single-run backfill policy), and
+the UI shows every month's materialization and each run's checks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hybridops.months import next_month
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
 from hybridops.orchestration.summary import (
     CheckSummary,
@@ -62,17 +64,53 @@ class PlannedRun:
     partition: str | None = None
     run_config: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    last_partition: str | None = None  # set for a run over the range partition..last_partition
+
+    @property
+    def partitions(self) -> str | None:
+        """``2013-01``, ``2013-01..2013-12`` for a range run, or None."""
+        if self.last_partition and self.last_partition != self.partition:
+            return f"{self.partition}..{self.last_partition}"
+        return self.partition
 
     @property
     def label(self) -> str:
-        return f"{self.job} {self.partition}" if self.partition else self.job
+        return f"{self.job} {self.partitions}" if self.partitions else self.job
+
+    def execution_args(self) -> dict[str, Any]:
+        """``partition_key`` for one partition, Dagster's range tags for several (one single-run backfill)."""
+        if self.last_partition and self.last_partition != self.partition:
+            return {
+                "partition_key": None,
+                "tags": {
+                    **self.tags,
+                    "dagster/asset_partition_range_start": self.partition,
+                    "dagster/asset_partition_range_end": self.last_partition,
+                },
+            }
+        return {"partition_key": self.partition, "tags": self.tags}
+
+
+def month_spans(months: list[str]) -> list[tuple[str, str]]:
+    """Consecutive months grouped into ``(first, last)`` spans, in order."""
+    spans: list[tuple[str, str]] = []
+    for month in months:
+        if spans and next_month(spans[-1][1]) == month:
+            spans[-1] = (spans[-1][0], month)
+        else:
+            spans.append((month, month))
+    return spans
 
 
 def plan_runs(months: list[str]) -> list[PlannedRun]:
-    """Dimensions first (they are the references of every month), then each month, then the report."""
+    """Dimensions first (they are the references of every month), then the months, then the report.
+
+    Consecutive months are one run (the monthly assets' single-run backfill policy): a year is one run of
+    ten steps rather than twelve runs of ten.
+    """
     return [
         PlannedRun(DIMENSIONS_JOB),
-        *(PlannedRun(MONTHLY_JOB, month) for month in months),
+        *(PlannedRun(MONTHLY_JOB, first, last_partition=last) for first, last in month_spans(months)),
         PlannedRun(REPORT_JOB),
     ]
 
@@ -117,12 +155,13 @@ class _Pipeline:
         job = self.defs.resolve_job_def(planned.job)
         config = run_config_for(self.settings)
         config.update(planned.run_config)
+        args = planned.execution_args()
         result = job.execute_in_process(
             run_config=config,
             instance=self.instance,
-            partition_key=planned.partition,
+            partition_key=args["partition_key"],
             raise_on_error=False,
-            tags={"hybridops/launched_by": "hybridops run", **planned.tags},
+            tags={"hybridops/launched_by": "hybridops run", **args["tags"]},
         )
         _collect(self.summary, result, planned, self.instance, self.stage_of, self.blocking)
         self.progress.done(planned.label)
@@ -142,11 +181,15 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     started = time.perf_counter()
     summary = RunSummary(status="success", months=months)
     pipeline = _Pipeline(settings, summary, progress)
+    from hybridops.warehouse.db import kept_open
+
     try:
-        data_runs = plan_runs(months)
-        progress.start(len(data_runs) + 1)
-        if all(pipeline.execute(planned) for planned in data_runs):
-            _run_ml(pipeline, months)
+        # Every step of every run opens the warehouse; kept open, each open is a cursor, not a new database.
+        with kept_open(settings.warehouse_db):
+            data_runs = plan_runs(months)
+            progress.start(len(data_runs) + 1)
+            if all(pipeline.execute(planned) for planned in data_runs):
+                _run_ml(pipeline, months)
     finally:
         pipeline.instance.dispose()
     summary.stage_seconds["orchestration"] = round(
@@ -178,9 +221,12 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
     ):
         return
     scoring = [month for month in summary.model.score_months if month in months]
-    pipeline.progress.start(len(months) + 3 + len(scoring))
-    for month in scoring:
-        if not pipeline.execute(PlannedRun(SCORING_JOB, month)):
+    # Consecutive score months are one run (batch_predictions and model_monitoring have a single-run
+    # backfill policy): one model load, one feature retrieval and one drift reference for all of them.
+    spans = month_spans(scoring)
+    pipeline.progress.start(len(plan_runs(months)) + 1 + len(spans))  # data runs, training, scoring
+    for first, last in spans:
+        if not pipeline.execute(PlannedRun(SCORING_JOB, first, last_partition=last)):
             return
 
     loop = importlib.import_module(LOOP_MODULE)
@@ -213,8 +259,12 @@ def _collect(
 ) -> None:
     summary.run_ids.append(result.run_id)
     trigger = "pipeline"
+    counted: set[dg.AssetKey] = set()
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        if materialization.asset_key in counted:
+            continue  # a range run repeats the step's totals on every partition's materialization
+        counted.add(materialization.asset_key)
         metadata: dict[str, Any] = {key: value.value for key, value in materialization.metadata.items()}
         summary.rows_ingested += int(metadata.get("rows_read", 0) or 0)
         quarantined = int(metadata.get("rows_quarantined", 0) or 0)
@@ -234,8 +284,14 @@ def _collect(
                 summary.drift.retrain_model = _model_summary(metadata, trigger)
             else:
                 summary.model = _model_summary(metadata, trigger)
-        elif asset == "model_monitoring" and planned.partition:
-            _fold_drift(summary.drift, planned.partition, metadata)
+
+    # Monitoring records each month's drift and live performance as an observation of its partition
+    # (a range run gives every partition's materialization the same metadata).
+    for event in result.get_asset_observation_events():
+        observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
+        if observation.asset_key.to_user_string() == "model_monitoring" and observation.partition:
+            metadata = {key: value.value for key, value in observation.metadata.items()}
+            _fold_drift(summary.drift, observation.partition, metadata)
 
     for evaluation in result.get_asset_check_evaluations():
         check = CheckSummary(
@@ -243,7 +299,7 @@ def _collect(
             name=evaluation.check_name,
             passed=evaluation.passed,
             severity="ERROR" if evaluation.severity.value == "ERROR" else "WARN",
-            partition=planned.partition,
+            partition=planned.partitions,
             blocking=(evaluation.asset_key, evaluation.check_name) in blocking,
             message=evaluation.description or "",
         )
@@ -251,7 +307,7 @@ def _collect(
         # Dagster blocks downstream only on ERROR; a WARN result of a blocking check is informational.
         if check.blocking and not check.passed and check.severity == "ERROR":
             summary.status = "blocked"
-            where = f" ({planned.partition})" if planned.partition else ""
+            where = f" ({planned.partitions})" if planned.partitions else ""
             summary.problems.append(f"{check.asset}.{check.name}{where}: {check.message or 'failed'}")
 
     if not result.success and summary.status == "success":

@@ -12,6 +12,7 @@ class CheckSummary(BaseModel):
     name: str
     passed: bool
     severity: Literal["ERROR", "WARN"]
+    # One month, or "first..last" for a run over consecutive months (the message names the failing months).
     partition: str | None = None
     blocking: bool = False
     message: str = ""
