@@ -6,12 +6,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from dagster_project.partitions import monthly
+from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from dagster_project.training import training_set_path
 from hybridops.features.store import feature_store
-from hybridops.inference.batch import score, score_month
-from hybridops.monitoring.drift import feature_drift, prediction_drift
+from hybridops.inference.batch import score, score_months
+from hybridops.monitoring.drift import DriftReference, feature_drift, prediction_drift
 from hybridops.monitoring.loop import LoopDecision, collect_signals, decide, record_report
 from hybridops.monitoring.performance import performance
 from hybridops.monitoring.report import drift_report, write_drift
@@ -32,49 +32,59 @@ def scored_features_root(settings: Settings) -> Path:
     group_name="inference",
     owners=OWNERS,
     kinds={"lightgbm", "duckdb"},
-    partitions_def=monthly,
+    **MONTHLY,
     deps=["champion_model", "feature_tables"],
     description=(
-        "The month's flights scored by the champion with point-in-time Feast features; each prediction "
-        "carries the model version that produced it (table `predictions`)."
+        "Each month's flights scored by the champion with point-in-time Feast features; each prediction "
+        "carries the model version that produced it (table `predictions`). A range of months is one run; "
+        "each month's figures are also recorded as an observation of its partition."
     ),
 )
 def batch_predictions(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource
 ) -> dg.MaterializeResult:
     settings = hybridops.settings()
+    months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
     with connect(settings.warehouse_db) as con:
-        result = score_month(
+        results = score_months(
             con,
             feature_store(settings),
             loaded.booster,
             loaded.info.name,
             loaded.info.version,
-            context.partition_key,
+            months,
             context.run.run_id,
             cache_dir=settings.feature_cache_dir,
         )
-    # The exact inputs the model saw, kept for drift and for auditing online/offline skew.
-    write_parquet_partition(
-        result.features, scored_features_root(settings), "scored_features", context.partition_key
-    )
-    return dg.MaterializeResult(
-        metadata={
+    per_month: dict[str, dict] = {}
+    for month, result in results.items():
+        # The exact inputs the model saw, kept for drift and for auditing online/offline skew.
+        write_parquet_partition(result.features, scored_features_root(settings), "scored_features", month)
+        per_month[month] = {
             "rows": result.rows,
             "dagster/row_count": result.rows,
             "model_version": loaded.info.version,
             "predicted_delay_rate": float(result.positive_rate),
             "mean_probability": float(result.predictions["delay_probability"].mean()),
         }
-    )
+    return dg.MaterializeResult(metadata=_range_metadata(context, per_month))
+
+
+def _range_metadata(context: dg.AssetExecutionContext, per_month: dict[str, dict]) -> dict:
+    """The materialization's metadata: the month's for one month, a summary for a range (whose months'
+    own figures are observations of their partitions)."""
+    observe_months(context, per_month)
+    if len(per_month) == 1:
+        return next(iter(per_month.values()))
+    return {"months": ",".join(per_month), "per_month": "one observation per partition"}
 
 
 @dg.asset(
     group_name="monitoring",
     owners=OWNERS,
     kinds={"duckdb"},
-    partitions_def=monthly,
+    **MONTHLY,
     deps=[batch_predictions],
     check_specs=[
         dg.AssetCheckSpec("feature_drift", asset="model_monitoring", description="PSI/KS per feature"),
@@ -83,59 +93,86 @@ def batch_predictions(
     ],
     description=(
         "Per-feature drift (PSI and KS against the champion's training months), prediction drift against "
-        "its holdout scores, and real performance once outcomes are known."
+        "its holdout scores, and real performance once outcomes are known, per month (a range run records "
+        "each month as an observation of its partition; each check names the months that failed)."
     ),
 )
 def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
     settings = hybridops.settings()
-    month = context.partition_key
+    months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
     features = loaded.booster.feature_name()
-    reference, holdout = _reference(settings, loaded.info.run_id)
-    current = pd.read_parquet(
-        scored_features_root(settings) / "scored_features" / f"month_key={month}" / "data.parquet"
-    )
-    with connect(settings.warehouse_db) as con:
-        predictions = read_frame(con, "select * from predictions where month_key = ?", [month])
-        drift = feature_drift(reference, current, features, settings.monitoring)
-        scores = prediction_drift(
-            score(loaded.booster, holdout, features), predictions["delay_probability"], settings.monitoring
-        )
-        live = performance(predictions, current)
-        report = drift_report(
-            month, drift, scores, live, settings.monitoring, model_version=loaded.info.version
-        )
-        write_drift(con, report, context.run.run_id)
-        record_report(con, report, context.run.run_id)
+    reference_frame, holdout = _reference(settings, loaded.info.run_id)
+    # Prepared once for every month: bins, shares and sorted values of the champion's training months.
+    reference = DriftReference(reference_frame, features, settings.monitoring.bins)
+    holdout_scores = score(loaded.booster, holdout, features)
+    del reference_frame, holdout
 
-    metadata: dict = {"drifted_features": ", ".join(report.drifted_features) or "none"}
-    for row in drift.itertuples():
-        metadata[f"psi_{row.feature}"] = float(row.psi)
-        metadata[f"ks_{row.feature}"] = float(row.ks_stat)
-    metadata["prediction_psi"] = float(scores["psi"])
-    if live.get("auc") is not None:
-        metadata["live_auc"] = float(live["auc"])
-    yield dg.MaterializeResult(metadata=metadata)
-    yield dg.AssetCheckResult(
-        check_name="feature_drift",
-        passed=len(report.drifted_features) < settings.monitoring.min_drifted_features,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"drifted: {', '.join(report.drifted_features) or 'none'}",
-        metadata={"drifted": len(report.drifted_features)},
-    )
-    auc = live.get("auc")
-    yield dg.AssetCheckResult(
-        check_name="live_performance",
-        passed=auc is None or auc >= settings.monitoring.min_live_auc,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"live AUC {auc:.4f}" if auc is not None else (live.get("note") or "no known outcomes"),
-    )
-    yield dg.AssetCheckResult(
-        check_name="prediction_drift",
-        passed=not scores.get("drifted", False),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"score PSI {scores['psi']:.4f}, mean shift {scores['mean_shift']:+.4f}",
-    )
+    per_month: dict[str, dict] = {}
+    failed: dict[str, list[str]] = {"feature_drift": [], "live_performance": [], "prediction_drift": []}
+    details: dict[str, list[tuple[str, str]]] = {name: [] for name in failed}
+    drifted_counts: dict[str, int] = {}
+    with connect(settings.warehouse_db) as con:
+        for month in months:
+            current = pd.read_parquet(
+                scored_features_root(settings) / "scored_features" / f"month_key={month}" / "data.parquet"
+            )
+            predictions = read_frame(con, "select * from predictions where month_key = ?", [month])
+            drift = feature_drift(reference, current, features, settings.monitoring)
+            scores = prediction_drift(holdout_scores, predictions["delay_probability"], settings.monitoring)
+            live = performance(predictions, current)
+            report = drift_report(
+                month, drift, scores, live, settings.monitoring, model_version=loaded.info.version
+            )
+            write_drift(con, report, context.run.run_id)
+            record_report(con, report, context.run.run_id)
+
+            metadata: dict = {"drifted_features": ", ".join(report.drifted_features) or "none"}
+            for row in drift.itertuples():
+                metadata[f"psi_{row.feature}"] = float(row.psi)
+                metadata[f"ks_{row.feature}"] = float(row.ks_stat)
+            metadata["prediction_psi"] = float(scores["psi"])
+            auc = live.get("auc")
+            if auc is not None:
+                metadata["live_auc"] = float(auc)
+            per_month[month] = metadata
+
+            drifted = report.drifted_features
+            drifted_counts[month] = len(drifted)
+            details["feature_drift"].append((month, f"drifted: {', '.join(drifted) or 'none'}"))
+            if len(drifted) >= settings.monitoring.min_drifted_features:
+                failed["feature_drift"].append(month)
+            details["live_performance"].append(
+                (month, f"live AUC {auc:.4f}" if auc is not None else live.get("note") or "no known outcomes")
+            )
+            if auc is not None and auc < settings.monitoring.min_live_auc:
+                failed["live_performance"].append(month)
+            details["prediction_drift"].append(
+                (month, f"score PSI {scores['psi']:.4f}, mean shift {scores['mean_shift']:+.4f}")
+            )
+            if scores.get("drifted", False):
+                failed["prediction_drift"].append(month)
+
+    yield dg.MaterializeResult(metadata=_range_metadata(context, per_month))
+    for check_name in ("feature_drift", "live_performance", "prediction_drift"):
+        bad = failed[check_name]
+        yield dg.AssetCheckResult(
+            check_name=check_name,
+            passed=not bad,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=_check_description(bad, details[check_name]),
+            metadata={"months": ",".join(months), "failed_months": ",".join(bad) or "none"}
+            # drifted features: the month's count, or the most of any month of the range
+            | ({"drifted": max(drifted_counts.values(), default=0)} if check_name == "feature_drift" else {}),
+        )
+
+
+def _check_description(failed: list[str], details: list[tuple[str, str]]) -> str:
+    """A month's result as a one-month run states it; for a range, the failed months then each month's."""
+    if len(details) == 1:
+        return details[0][1]
+    lead = f"failed in {', '.join(failed)}" if failed else "passed in every month"
+    return f"{lead}. " + "; ".join(f"{month} {text}" for month, text in details)
 
 
 def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -15,7 +15,13 @@ from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, origin_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
-from hybridops.inference.batch import MissingFeaturesError, score, score_month, scoring_entities
+from hybridops.inference.batch import (
+    MissingFeaturesError,
+    score,
+    score_month,
+    score_months,
+    scoring_entities,
+)
 from hybridops.settings import FeastSettings, Settings
 
 PARAMS = {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5, "seed": 0}
@@ -198,3 +204,26 @@ def test_score_month_of_an_empty_month_writes_nothing(scored_world) -> None:
     assert result.rows == 0 and np.isnan(result.positive_rate)
     (count,) = con.execute("select count(*) from predictions where month_key = '2013-03'").fetchone()
     assert count == 0
+
+
+def test_score_months_equals_scoring_each_month_on_its_own(scored_world) -> None:
+    con, store, booster, _fct = scored_world
+    one_by_one = {m: score_month(con, store, booster, "flight_delay", "5", m, "run-4") for m in MONTHS}
+    together = score_months(con, store, booster, "flight_delay", "5", MONTHS, "run-5")
+    assert list(together) == MONTHS and [r.rows for r in together.values()] == [400, 2]
+    for month, alone in one_by_one.items():
+        both = together[month]
+        pd.testing.assert_frame_equal(
+            both.predictions.drop(columns=["scored_at", "run_id"]),
+            alone.predictions.drop(columns=["scored_at", "run_id"]),
+        )
+        pd.testing.assert_frame_equal(both.features, alone.features)
+        assert both.positive_rate == alone.positive_rate
+    counts = con.execute(
+        "select month_key, count(*), min(run_id) from predictions where month_key in ('2013-01', '2013-02') "
+        "group by 1 order by 1"
+    ).fetchall()
+    assert counts == [("2013-01", 400, "run-5"), ("2013-02", 2, "run-5")]  # one write replaced both months
+
+
+MONTHS = ["2013-01", "2013-02"]

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hybridops.monitoring.drift import EPSILON, bin_edges, feature_drift, ks, prediction_drift, psi
+from hybridops.monitoring.drift import (
+    EPSILON,
+    DriftReference,
+    bin_edges,
+    feature_drift,
+    ks,
+    prediction_drift,
+    psi,
+)
 from hybridops.settings import MonitoringSettings, Settings
 
 
@@ -129,3 +137,23 @@ def test_prediction_drift_reports_psi_ks_and_mean_shift() -> None:
     assert shifted["drifted"]
     assert shifted["mean_shift"] == pytest.approx(0.4 - 0.2, abs=0.02)
     assert set(shifted) >= {"psi", "ks_stat", "ks_pvalue", "ref_mean", "cur_mean", "mean_shift"}
+
+
+def test_a_prepared_reference_gives_the_same_drift_as_the_frame() -> None:
+    # Large samples take the asymptotic KS path (scipy's own for more than 10,000 values): same numbers.
+    rng = np.random.default_rng(7)
+    reference = pd.DataFrame({"a": rng.normal(0, 1, 30_000), "b": rng.poisson(3, 30_000).astype("float64")})
+    reference.loc[reference.index[::50], "b"] = np.nan
+    prepared = DriftReference(reference, ["a", "b"], MonitoringSettings().bins)
+    for shift in (0.0, 0.03, 0.5):
+        current = pd.DataFrame({"a": rng.normal(shift, 1, 12_000), "b": rng.poisson(3, 12_000)})
+        direct = feature_drift(reference, current, ["a", "b"], MonitoringSettings())
+        pd.testing.assert_frame_equal(
+            feature_drift(prepared, current, ["a", "b"], MonitoringSettings()), direct, check_exact=True
+        )
+        expected = stats.ks_2samp(reference["a"], current["a"])
+        assert (
+            direct.loc[0, "ks_stat"] == expected.statistic and direct.loc[0, "ks_pvalue"] == expected.pvalue
+        )
+    with pytest.raises(ValueError, match="bins"):
+        feature_drift(prepared, current, ["a"], MonitoringSettings(bins=5))

@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
@@ -27,10 +28,15 @@ from hybridops.features.store import (
     load_definitions_module,
 )
 
+# Cache files carry each flight's entity-key hash (column ``_KEY``); the format is part of the version,
+# so files of an earlier layout are never read.
+CACHE_FORMAT = "2"
+_KEY = "_entity_key"
+
 
 def feature_data_version(store: FeatureStore) -> str:
     """Digest of every view's spec and of the size and mtime of each of its source files."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"format {CACHE_FORMAT}".encode())
     for view_name in sorted(load_definitions_module().VIEW_ENTITY):
         view = store.get_feature_view(view_name)
         digest.update(view.to_proto().spec.SerializeToString(deterministic=True))
@@ -40,20 +46,12 @@ def feature_data_version(store: FeatureStore) -> str:
     return digest.hexdigest()[:20]
 
 
-def _same_entities(rows: pd.DataFrame, cached: pd.DataFrame) -> pd.Series:
-    """Per requested row: is it in ``cached`` with the very same entity keys and timestamp?"""
-    known = cached.reindex(rows["flight_id"])
-    same = pd.Series(rows["flight_id"].isin(cached.index).to_numpy(), index=rows.index)
-    for column in ENTITY_DF_COLUMNS[1:]:
-        left = rows[column].to_numpy()
-        right = known[column].to_numpy()
-        if column == "event_timestamp":
-            left = pd.to_datetime(left).as_unit("ns").asi8
-            right = pd.to_datetime(right).as_unit("ns").asi8
-        # A flight without a tail number has a null key on both sides, and null != null.
-        equal = (left == right) | (pd.isna(left) & pd.isna(right))
-        same &= pd.Series(equal, index=rows.index)
-    return same
+def entity_keys(rows: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per row of its entity keys and timestamp (a null key hashes alike on both sides)."""
+    keys = rows[ENTITY_DF_COLUMNS[1:]].reset_index(drop=True)
+    stamps = pd.to_datetime(keys["event_timestamp"])
+    keys["event_timestamp"] = stamps.dt.as_unit("ns").astype("int64")
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
 
 
 def cached_historical_features(
@@ -73,36 +71,46 @@ def cached_historical_features(
             if stale.name != version:
                 shutil.rmtree(stale, ignore_errors=True)
     features = feature_names()
+    out = entities.reset_index(drop=True)
+    keys = entity_keys(out)
+    flight_ids = out["flight_id"].to_numpy()
 
-    found: list[pd.DataFrame] = []
-    missing: list[pd.DataFrame] = []
+    found: list[tuple[np.ndarray, pd.DataFrame]] = []  # (row positions in ``out``, their features)
+    missing: list[np.ndarray] = []
     months: dict[str, pd.DataFrame | None] = {}
-    for month, rows in entities.groupby("month_key", sort=True):
+    for month, positions in sorted(out.groupby("month_key", sort=True).indices.items()):
         path = folder / f"{month}.parquet"
-        cached = pd.read_parquet(path).set_index("flight_id") if path.exists() else None
+        cached = pd.read_parquet(path) if path.exists() else None
         months[str(month)] = cached
-        hit = _same_entities(rows, cached) if cached is not None else pd.Series(False, index=rows.index)
-        if hit.any() and cached is not None:
-            found.append(cached.loc[rows.loc[hit, "flight_id"], features].reset_index())
+        if cached is None:
+            missing.append(positions)
+            continue
+        at = pd.Index(cached["flight_id"]).get_indexer(flight_ids[positions])
+        hit = at >= 0
+        hit[hit] = cached[_KEY].to_numpy()[at[hit]] == keys[positions[hit]]
+        if hit.any():
+            found.append((positions[hit], cached[features].iloc[at[hit]]))
         if not hit.all():
-            missing.append(rows.loc[~hit])
+            missing.append(positions[~hit])
     if missing:
-        asked = pd.concat(missing, ignore_index=True)
-        fresh = historical_features(store, asked)[[*ENTITY_DF_COLUMNS, "month_key", *features]]
-        found.append(fresh[["flight_id", *features]])
+        positions = np.concatenate(missing)
+        asked = out.iloc[positions].reset_index(drop=True)
+        fresh = historical_features(store, asked)
+        # Aligned by flight: a row Feast did not return gets nulls, as in historical_features.
+        values = fresh.set_index("flight_id")[features].reindex(asked["flight_id"]).reset_index(drop=True)
+        found.append((positions, values))
+        kept = asked[ENTITY_DF_COLUMNS].assign(**{_KEY: keys[positions]}).join(values)
         folder.mkdir(parents=True, exist_ok=True)
-        for month, new in fresh.groupby("month_key", sort=True):
+        for month, rows in kept.groupby(asked["month_key"], sort=True):
             cached = months.get(str(month))
-            kept = new.set_index("flight_id").drop(columns="month_key")
             if cached is not None:
-                kept = pd.concat([cached.drop(index=kept.index, errors="ignore"), kept])
+                rows = pd.concat([cached[~cached["flight_id"].isin(rows["flight_id"])], rows])
             path = folder / f"{month}.parquet"
             staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            kept.reset_index().to_parquet(staged, index=False)
+            rows.to_parquet(staged, index=False)
             staged.replace(path)  # readers never see a half-written file
-    out = entities.reset_index(drop=True)
     if not found:
         return out.assign(**{name: pd.Series(dtype="float64") for name in features})
-    values = pd.concat(found, ignore_index=True).drop_duplicates("flight_id", keep="last")
-    joined = values.set_index("flight_id")[features].reindex(out["flight_id"]).reset_index(drop=True)
-    return out.join(joined)
+    values = pd.concat([frame for _, frame in found], ignore_index=True)
+    values.index = pd.RangeIndex(len(out)).take(np.concatenate([positions for positions, _ in found]))
+    return out.join(values.sort_index())

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,12 +65,14 @@ class ScoringResult:
     positive_rate: float
 
 
-def scoring_entities(con: duckdb.DuckDBPyConnection, month_key: str) -> pd.DataFrame:
-    """The month's flights from ``fct_flights`` as a Feast entity frame plus the outcome columns.
+def scoring_entities(con: duckdb.DuckDBPyConnection, month_key: str | Sequence[str]) -> pd.DataFrame:
+    """The flights of one month (or several) from ``fct_flights`` as a Feast entity frame plus the
+    outcome columns, in departure order.
 
     Cancelled flights are kept (flagged by ``cancelled``); ``delayed_15`` is null for them.
     """
-    frame = flight_entities(con, [month_key])
+    months = [month_key] if isinstance(month_key, str) else list(month_key)
+    frame = flight_entities(con, months)
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"])
     frame["cancelled"] = frame["cancelled"].astype("boolean")
     frame["delayed_15"] = frame["delayed_15"].astype("boolean")
@@ -136,19 +139,47 @@ def score_month(
     With ``cache_dir``, features already retrieved for these flights on the same feature data (the
     training holdout) are reused (``hybridops.features.pit_cache``).
     """
-    entities = scoring_entities(con, month_key)
+    return score_months(con, store, booster, model_name, model_version, [month_key], run_id, cache_dir)[
+        month_key
+    ]
+
+
+def score_months(
+    con: duckdb.DuckDBPyConnection,
+    store: FeatureStore,
+    booster: lgb.Booster,
+    model_name: str,
+    model_version: str | int,
+    month_keys: Sequence[str],
+    run_id: str,
+    cache_dir: Path | None = None,
+) -> dict[str, ScoringResult]:
+    """``score_month`` for several months at once: one point-in-time retrieval (Feast answers one query
+    for many months much faster than one query per month) and one write; the result per month is the
+    same as scoring each month on its own.
+    """
+    months = list(dict.fromkeys(month_keys))
+    entities = scoring_entities(con, months)
     features = cached_historical_features(store, entities, cache_dir)
-    probabilities = score(booster, features, feature_names())
+    # As the model sees them: float64, nulls as NaN (Feast's dtype depends on which rows one query holds).
+    names = feature_names()
+    features[names] = features[names].apply(pd.to_numeric, errors="coerce").astype("float64")
+    probabilities = score(booster, features, names)
     scored_at = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's clock: naive UTC
     predictions = _predictions_frame(
         features, probabilities, model_name, str(model_version), scored_at, run_id
     )
-    replace_rows(con, PREDICTIONS_TABLE, predictions, where={"month_key": month_key})
-    positive_rate = float(predictions["delayed"].mean()) if len(predictions) else float("nan")
-    return ScoringResult(
-        month_key=month_key,
-        rows=len(predictions),
-        predictions=predictions,
-        features=features,
-        positive_rate=positive_rate,
-    )
+    replace_rows(con, PREDICTIONS_TABLE, predictions, where={"month_key": months})
+    results: dict[str, ScoringResult] = {}
+    by_month = predictions["month_key"].to_numpy()
+    for month in months:
+        rows = by_month == month
+        month_predictions = predictions[rows].reset_index(drop=True)
+        results[month] = ScoringResult(
+            month_key=month,
+            rows=len(month_predictions),
+            predictions=month_predictions,
+            features=features[rows].reset_index(drop=True),
+            positive_rate=float(month_predictions["delayed"].mean()) if len(month_predictions) else math.nan,
+        )
+    return results

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from scipy import stats
 from hybridops.settings import MonitoringSettings, Settings
 
 EPSILON = 1e-4
+_KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp computes exact p-values up to this size
 
 FEATURE_DRIFT_COLUMNS = [
     "feature",
@@ -106,6 +108,27 @@ def ks(reference: Any, current: Any) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def _ks_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """``ks`` on samples already sorted and without nulls: ``scipy.stats.ks_2samp``'s own computation
+    (same statistic, same p-value), without sorting the reference again for every month. Samples larger
+    than ``_KS_EXACT_MAX_N`` take scipy's asymptotic path, as ``ks_2samp`` does; smaller ones go to scipy.
+    """
+    n1, n2 = len(ref), len(cur)
+    if n1 == 0 or n2 == 0:
+        return math.nan, math.nan
+    if max(n1, n2) <= _KS_EXACT_MAX_N:
+        result = stats.ks_2samp(ref, cur)
+        return float(result.statistic), float(result.pvalue)
+    both = np.concatenate([ref, cur])
+    gaps = np.searchsorted(ref, both, side="right") / n1 - np.searchsorted(cur, both, side="right") / n2
+    low = np.clip(-gaps[np.argmin(gaps)], 0, 1)
+    high = gaps[np.argmax(gaps)]
+    statistic = low if low > high else high
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    pvalue = np.clip(stats.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1)
+    return float(statistic), float(pvalue)
+
+
 def _mean(values: np.ndarray) -> float:
     known = values[~np.isnan(values)]
     return float(known.mean()) if len(known) else math.nan
@@ -115,33 +138,91 @@ def _null_rate(values: np.ndarray) -> float:
     return float(np.isnan(values).mean()) if len(values) else math.nan
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """One feature's reference sample, prepared once for every month compared against it."""
+
+    edges: np.ndarray
+    shares: np.ndarray  # floored at EPSILON
+    known_sorted: np.ndarray
+    mean: float
+    null_rate: float
+
+
+class DriftReference:
+    """The reference frame's features prepared once (bins, shares, sorted values, means): comparing
+    several months against it gives the same numbers as ``feature_drift`` on the frame itself."""
+
+    def __init__(self, reference: pd.DataFrame, features: Sequence[str], bins: int) -> None:
+        missing = [name for name in features if name not in reference.columns]
+        if missing:
+            raise ValueError(f"features missing from the reference frame: {missing}")
+        self.bins = bins
+        self.features = list(features)
+        self._prepared: dict[str, _Reference] = {}
+        for name in features:
+            values = _values(reference[name])
+            known = values[~np.isnan(values)]
+            edges = bin_edges(known, bins)
+            self._prepared[name] = _Reference(
+                edges=edges,
+                shares=np.maximum(_shares(values, edges), EPSILON) if len(values) else np.empty(0),
+                known_sorted=np.sort(known),
+                mean=_mean(values),
+                null_rate=_null_rate(values),
+            )
+
+    def compare(self, name: str, current: Any) -> dict[str, float]:
+        """PSI, KS and the means and null rates of ``current`` against the feature's reference."""
+        ref = self._prepared[name]
+        cur = _values(current)
+        known = cur[~np.isnan(cur)]
+        if len(ref.shares) == 0 or len(cur) == 0:
+            value = math.nan
+        else:
+            c = np.maximum(_shares(cur, ref.edges), EPSILON)
+            value = float(np.sum((c - ref.shares) * np.log(c / ref.shares)))
+        statistic, pvalue = _ks_sorted(ref.known_sorted, np.sort(known))
+        return {
+            "psi": value,
+            "ks_stat": statistic,
+            "ks_pvalue": pvalue,
+            "ref_mean": ref.mean,
+            "cur_mean": _mean(cur),
+            "ref_null_rate": ref.null_rate,
+            "cur_null_rate": _null_rate(cur),
+        }
+
+
 def feature_drift(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | DriftReference,
     current: pd.DataFrame,
     features: Sequence[str],
     settings: MonitoringSettings | Settings,
 ) -> pd.DataFrame:
-    """PSI, KS, means and null rates of each feature, and whether it drifted (one row per feature)."""
+    """PSI, KS, means and null rates of each feature, and whether it drifted (one row per feature).
+
+    ``reference`` is the reference frame or, to compare several months against the same one, a
+    ``DriftReference`` built from it once (the results are the same).
+    """
     config = monitoring_settings(settings)
-    missing = [name for name in features if name not in reference.columns or name not in current.columns]
+    known = reference.features if isinstance(reference, DriftReference) else reference.columns
+    missing = [name for name in features if name not in known or name not in current.columns]
     if missing:
         raise ValueError(f"features missing from the reference or current frame: {missing}")
+    if not isinstance(reference, DriftReference) or reference.bins != config.bins:
+        frame = reference if isinstance(reference, pd.DataFrame) else None
+        if frame is None:
+            raise ValueError(f"the reference was prepared with {reference.bins} bins, not {config.bins}")
+        reference = DriftReference(frame, features, config.bins)
     rows = []
     for name in features:
-        ref = _values(reference[name])
-        cur = _values(current[name])
-        value = psi(ref, cur, bins=config.bins)
-        statistic, pvalue = ks(ref, cur)
+        measured = reference.compare(name, current[name])
+        value, statistic = measured["psi"], measured["ks_stat"]
         rows.append(
             {
                 "feature": name,
-                "psi": value,
-                "ks_stat": statistic,
-                "ks_pvalue": pvalue,
-                "ref_mean": _mean(ref),
-                "cur_mean": _mean(cur),
-                "ref_null_rate": _null_rate(ref),
-                "cur_null_rate": _null_rate(cur),
+                **measured,
                 # nan compares False: an empty side is never flagged
                 "drifted": bool(value > config.psi_threshold or statistic > config.ks_threshold),
             }

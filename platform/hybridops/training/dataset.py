@@ -105,7 +105,10 @@ def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str
 
 def frame_sha256(frame: pd.DataFrame) -> str:
     """Content hash of a frame independent of its row order (rows sorted by ``flight_id``)."""
-    ordered = frame.sort_values("flight_id", kind="mergesort").reset_index(drop=True)
+    ordered = frame
+    if not frame["flight_id"].is_monotonic_increasing:  # a training set is already in flight_id order
+        ordered = frame.sort_values("flight_id", kind="mergesort")
+    ordered = ordered.reset_index(drop=True)
     ordered = ordered[sorted(ordered.columns)]
     digest = hashlib.sha256()
     digest.update(json.dumps([[c, str(ordered[c].dtype)] for c in ordered.columns]).encode())
@@ -143,7 +146,9 @@ def build_training_set(
             f"Feast returned {len(frame)} rows for {len(entities)} entity rows; refusing a training set "
             "that lost or duplicated flights"
         )
-    frame = frame.sort_values("flight_id", kind="mergesort").reset_index(drop=True)
+    if not frame["flight_id"].is_monotonic_increasing:
+        frame = frame.sort_values("flight_id", kind="mergesort")
+    frame = frame.reset_index(drop=True)
     for name in names:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     null_rates = {name: float(frame[name].isna().mean()) for name in names}
