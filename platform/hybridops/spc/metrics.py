@@ -63,16 +63,6 @@ def _month_rows(frame: pd.DataFrame, month_key: str) -> pd.DataFrame:
     )
     out["_day"] = pd.to_datetime(parts).astype("datetime64[ns]")
     return out
-    years = pd.to_numeric(frame["year"], errors="coerce")
-    months = pd.to_numeric(frame["month"], errors="coerce")
-    out = frame.loc[(years == year) & (months == month)].copy()
-    out["_day"] = pd.to_datetime(
-        {"year": out["year"].astype(int), "month": out["month"].astype(int), "day": out["day"].astype(int)}
-        if not out.empty
-        else pd.DataFrame({"year": [], "month": [], "day": []}),
-        errors="raise",
-    ).astype("datetime64[ns]")
-    return out
 
 
 def _num(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -131,7 +121,9 @@ def daily_metrics(flights: pd.DataFrame, weather: pd.DataFrame, month_key: str) 
         per_day["weather_visib_mean"] = wgrouped["visib"].mean()
         per_day["weather_hours"] = wgrouped.size().astype(float)
 
-    days = pd.DatetimeIndex(sorted(set(fl["_day"]) | set(we["_day"])), name="_day")
+    # unique() on the datetime64 values: a Python set of 28k Timestamps a month cost ~0.1 s
+    both = pd.concat([fl["_day"], we["_day"]], ignore_index=True).astype("datetime64[ns]")
+    days = pd.DatetimeIndex(both.unique(), name="_day").sort_values()
     if days.empty:
         return pd.DataFrame(
             {
