@@ -56,7 +56,18 @@ class QualitySettings(_Section):
 class SpcSettings(_Section):
     """Statistical process control of the data metrics."""
 
-    baseline_start: date = Field(date(2013, 1, 1), description="First day of the baseline window.")
+    baseline: Literal["trailing", "fixed"] = Field(
+        "trailing",
+        description=(
+            "Where centre lines and limits come from. trailing: the baseline_days days before each charted "
+            "month, so limits follow the seasons (the first month, with nothing before it, is charted "
+            "against itself); fixed: baseline_days days from baseline_start, one set of limits for every "
+            "month (a seasonal metric then leaves them for good)."
+        ),
+    )
+    baseline_start: date = Field(
+        date(2013, 1, 1), description="First day of the baseline window (with baseline: fixed)."
+    )
     baseline_days: int = Field(
         31, ge=8, description="Days in the baseline window that fixes centre lines and limits."
     )

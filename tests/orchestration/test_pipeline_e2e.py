@@ -99,7 +99,8 @@ def test_spc_points_limits_and_violations_are_persisted(pipeline_run):
     home, summary = pipeline_run
     points = _sql(home, "select * from spc_points where metric = 'flight_count' order by day")
     assert len(points) == 31 + 28
-    # The baseline is January: one set of limits for every point, centre = January's mean.
+    # Trailing baseline: January has nothing before it (charted against itself) and February's window is
+    # the 31 days before it, January again: one set of limits for every point, centre = January's mean.
     assert points["center"].nunique() == 1 and points["ucl"].nunique() == 1
     january = points[points["month_key"] == "2013-01"]["value"]
     assert points["center"].iloc[0] == pytest.approx(january.mean())

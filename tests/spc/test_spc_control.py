@@ -118,7 +118,7 @@ def test_run_across_the_month_boundary_is_reported_where_it_completes() -> None:
     # Baseline December 2012 (30 days alternating 10/12): centre 11, sigma_hat 2/1.128 = 1.773.
     # January alternates 10/12 until Jan 25 (10, below centre); Jan 26..31 and Feb 1..2 are 11.5
     # (above the centre, inside 1 sigma): the 8th consecutive point above is 2013-02-02.
-    settings = SpcSettings(baseline_start=date(2012, 12, 1), baseline_days=30)
+    settings = SpcSettings(baseline="fixed", baseline_start=date(2012, 12, 1), baseline_days=30)
     jan = alternating(25) + [11.5] * 6
     feb = [11.5, 11.5, *alternating(26)]
     hist = pd.concat(
@@ -215,3 +215,21 @@ def test_control_chart_markdown() -> None:
         line for line in plain.splitlines() if line.startswith("| 2013-02-10")
     ]
     assert control_chart_markdown(result.points, "other").count("\n") == 1
+
+
+def test_a_trailing_baseline_follows_the_seasons_a_fixed_one_does_not() -> None:
+    # January around 10, May and June around 19 (alternating +/-1): a seasonal level shift, no special cause.
+    hist = pd.concat(
+        [
+            history("m", "2013-01-01", [v - 9 for v in alternating(31, 18.0, 20.0)]),
+            history("m", "2013-05-01", alternating(31, 18.0, 20.0)),
+            history("m", "2013-06-01", alternating(30, 18.0, 20.0)),
+        ]
+    )
+    fixed = evaluate(hist, "2013-06", SpcSettings(baseline="fixed"), "r")
+    assert fixed.limits["m"].center == pytest.approx(10.0, abs=0.1)
+    assert (fixed.violations["rule"] == "rule1").sum() == 30  # every June day, for good
+
+    trailing = evaluate(hist, "2013-06", SpcSettings(), "r")  # limits from the 31 days before June: May
+    assert trailing.limits["m"].center == pytest.approx(19.0, abs=0.1)
+    assert trailing.violations.empty and set(trailing.baselines.values()) == {"full"}

@@ -124,8 +124,11 @@ def _metric_order(names: set[str]) -> list[str]:
 def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_id: str) -> SpcResult:
     """Chart ``month_key`` of the daily metrics in ``history`` (``spc_metrics`` rows of all months)."""
     start, end = month_bounds(month_key)
-    base_start = pd.Timestamp(settings.baseline_start)
-    base_end = base_start + pd.Timedelta(days=settings.baseline_days)
+    if settings.baseline == "trailing":
+        base_start, base_end = start - pd.Timedelta(days=settings.baseline_days), start
+    else:
+        base_start = pd.Timestamp(settings.baseline_start)
+        base_end = base_start + pd.Timedelta(days=settings.baseline_days)
     hist = _normalise(history)
 
     point_frames: list[pd.DataFrame] = []
