@@ -73,6 +73,7 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
     violations: dict[str, pd.DataFrame] = {}
     per_month: dict[str, dict[str, object]] = {}
     points = []
+    days = 0
     with connect(settings.warehouse_db) as con:
         # Oldest first: each month's limits and runs see the months before it.
         for month_key in months:
@@ -88,6 +89,7 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
             replace_rows(con, "spc_violations", result.violations, {"month_key": month_key})
             violations[month_key] = result.violations
             points.append(result.points)
+            days += int(metrics["day"].nunique())
             per_month[month_key] = {
                 "days": int(metrics["day"].nunique()),
                 "violations": len(result.violations),
@@ -96,7 +98,7 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
     observe_months(context, per_month)
     charted = pd.concat(points, ignore_index=True)
     metadata: dict[str, object] = {
-        "days": sum(int(m["days"]) for m in per_month.values()),  # type: ignore[call-overload]
+        "days": days,
         "violations": sum(len(v) for v in violations.values()),
         **_chart_metadata(charted),
         "control_chart_dep_delay_mean": dg.MetadataValue.md(
