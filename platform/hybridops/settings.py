@@ -90,6 +90,19 @@ class SpcSettings(_Section):
             "(a provisional baseline)."
         ),
     )
+    chart_only_metrics: list[str] = Field(
+        default_factory=lambda: [
+            "weather_temp_mean",
+            "weather_wind_speed_mean",
+            "weather_precip_total",
+            "weather_visib_mean",
+        ],
+        description=(
+            "Metrics charted (points, centre line, limits) but not judged by the rules: the weather is not "
+            "a process under control, and its autocorrelated daily means (fronts, heat waves) leave any "
+            "limits for days at a time; its data problems are the quality checks' (ranges, nulls)."
+        ),
+    )
     rule_severity: dict[str, Severity] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
             "rule1": "ERROR",

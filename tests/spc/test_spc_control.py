@@ -233,3 +233,16 @@ def test_a_trailing_baseline_follows_the_seasons_a_fixed_one_does_not() -> None:
     trailing = evaluate(hist, "2013-06", SpcSettings(), "r")  # limits from the 31 days before June: May
     assert trailing.limits["m"].center == pytest.approx(19.0, abs=0.1)
     assert trailing.violations.empty and set(trailing.baselines.values()) == {"full"}
+
+
+def test_chart_only_metrics_are_charted_but_never_violate() -> None:
+    hist = pd.concat(
+        [history(m, "2013-01-01", alternating(31)) for m in ("weather_temp_mean", "flight_count")]
+        + [history(m, "2013-02-01", [30.0] * 28) for m in ("weather_temp_mean", "flight_count")]
+    )
+    result = evaluate(hist, "2013-02", SpcSettings(), "r")
+    assert set(result.violations["metric"]) == {"flight_count"}  # the same shift in the weather: no rule
+    weather = result.points[result.points["metric"] == "weather_temp_mean"]
+    assert len(weather) == 28 and weather["ucl"].notna().all()  # still charted against its limits
+    judged = evaluate(hist, "2013-02", SpcSettings(chart_only_metrics=[]), "r")
+    assert set(judged.violations["metric"]) == {"flight_count", "weather_temp_mean"}

@@ -178,9 +178,10 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
             z, z_ucl, z_lcl = ewma_chart(
                 values, lim.center, lim.sigma_hat, settings.ewma_lambda, settings.ewma_width
             )
-            found = western_electric(values, lim) + ewma_violations(
-                values, lim.center, lim.sigma_hat, settings.ewma_lambda, settings.ewma_width
-            )
+            if metric not in settings.chart_only_metrics:
+                found = western_electric(values, lim) + ewma_violations(
+                    values, lim.center, lim.sigma_hat, settings.ewma_lambda, settings.ewma_width
+                )
 
         point_frames.append(
             pd.DataFrame(
