@@ -6,7 +6,7 @@ import pandas as pd
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
-from hybridops.ingest.landing import LANDING_TABLE, land_file, landing_record
+from hybridops.ingest.landing import land_file, record_landing
 from hybridops.ingest.parse import parse_table
 from hybridops.ingest.sources import resolve_source_dir, source_file
 from hybridops.warehouse.db import connect, replace_rows
@@ -42,12 +42,7 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
             result.frame for result in parsed.values() if not result.critical and len(result.frame.columns)
         ]
         with connect(settings.warehouse_db) as con:
-            replace_rows(
-                con,
-                LANDING_TABLE,
-                landing_record(landed, context.run.run_id),
-                {"table_name": table, "sha256": landed.sha256},
-            )
+            record_landing(con, landed, context.run.run_id)
             if usable:
                 where = (
                     {"month_key": [m for m, r in parsed.items() if not r.critical]} if partitioned else None

@@ -3,8 +3,8 @@ import os
 import stat
 from pathlib import Path
 
-from hybridops.ingest.landing import LANDING_TABLE, land_file, landing_record, latest_landing
-from hybridops.warehouse.db import connect, replace_rows
+from hybridops.ingest.landing import land_file, landing_record, latest_landing, record_landing
+from hybridops.warehouse.db import connect
 
 
 def test_land_copies_bytes_content_addressed_and_read_only(tmp_path: Path) -> None:
@@ -59,19 +59,11 @@ def test_latest_landing_is_the_most_recently_landed_file_of_the_table(tmp_path: 
         assert latest_landing(con, "weather") is None  # nothing landed yet
         src.write_text("origin,temp\nEWR,1.0\n")
         first = land_file(src, "weather", tmp_path / "landing")
-        replace_rows(
-            con,
-            LANDING_TABLE,
-            landing_record(first, "run-1"),
-            {"table_name": "weather", "sha256": first.sha256},
-        )
+        record_landing(con, first, "run-1")
         src.write_text("origin,temp\nEWR,2.0\n")
         second = land_file(src, "weather", tmp_path / "landing")
-        replace_rows(
-            con,
-            LANDING_TABLE,
-            landing_record(second, "run-2"),
-            {"table_name": "weather", "sha256": second.sha256},
-        )
+        record_landing(con, second, "run-2")
+        record_landing(con, second, "run-2")  # landing the same bytes again keeps one row
+        assert con.execute("select count(*) from landing_files").fetchall() == [(2,)]
         found = latest_landing(con, "weather")
     assert found == second and found.landed_path.read_text() == "origin,temp\nEWR,2.0\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from hybridops.warehouse.db import table_exists
+from hybridops.warehouse.db import replace_rows, table_exists
 
 LANDING_TABLE = "landing_files"
 
@@ -87,6 +87,16 @@ def landing_record(landed: LandedFile, run_id: str) -> pd.DataFrame:
             "landed_at": [datetime.now(UTC).replace(tzinfo=None)],
             "run_id": [run_id],
         }
+    )
+
+
+def record_landing(con: duckdb.DuckDBPyConnection, landed: LandedFile, run_id: str) -> None:
+    """Write (or refresh) the ``landing_files`` row of ``landed``: one row per table and content hash."""
+    replace_rows(
+        con,
+        LANDING_TABLE,
+        landing_record(landed, run_id),
+        {"table_name": landed.table, "sha256": landed.sha256},
     )
 
 
