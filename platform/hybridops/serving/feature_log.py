@@ -140,7 +140,11 @@ class FeatureLog:
             try:
                 frame = self._frame(chunks)
                 folder.mkdir(parents=True, exist_ok=True)
-                frame.to_parquet(path, index=False)
+                # Written under a hidden name, then renamed: a reader of the folder (the skew audit,
+                # pd.read_parquet) never sees a file still being written (a 0-byte Parquet fails it).
+                partial = path.with_name(f".{path.name}.partial")
+                frame.to_parquet(partial, index=False)
+                partial.replace(path)
             except Exception as exc:  # the log is best effort: never fail serving for it
                 log.warning("cannot write the feature log %s: %s", path, exc)
                 return None
