@@ -25,6 +25,7 @@ import yaml
 from deploy_support import EXISTING_SECRETS, find, objects
 
 from hybridops.deploy import chart
+from hybridops.processes import stop as stop_process
 
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
 DATAOPS_EXTERNAL = chart.CI_DIR / "external-monitoring-dataops-values.yaml"
@@ -221,12 +222,7 @@ def test_prometheus_with_the_rendered_job_scrapes_mlflow_behind_basic_auth(tmp_p
                         break
                     time.sleep(0.5)
             finally:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process)
     assert up == {JOB: 1.0, "without-login": 0.0}, (tmp_path / "prometheus.log").read_text()[-2000:]
     statuses = {status for _, status in seen}
     assert statuses == {200, 401}

@@ -47,6 +47,7 @@ from deploy_postgres import closed_port, throwaway_postgres
 from deploy_support import find, objects
 
 from hybridops.deploy import chart
+from hybridops.serving.schemas import FLIGHT_EXAMPLE
 
 PROFILE = "hybrid"
 REPO = Path(__file__).resolve().parents[2]
@@ -55,16 +56,9 @@ NAMESPACE = "hybridops"
 POD_IP = "10.42.0.17"  # status.podIP of every emulated pod: only ever a Host header here
 STARTUP_SECONDS = 240.0  # a generous bound on a loaded 2-core machine; a healthy stack takes far less
 
-# One entity of every Feast view (FLIGHT_EXAMPLE of the inference API: UA 1545 EWR-IAH at 05:15, N14228).
+# One entity of every Feast view, those of the inference API's example flight (UA 1545 EWR-IAH at 05:15).
 ENTITY = {"origin": "EWR", "carrier": "UA", "route": "EWR-IAH", "tailnum": "N14228", "origin_hour": "EWR-05"}
-FLIGHT = {
-    "carrier": "UA",
-    "flight": 1545,
-    "origin": "EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-    "sched_dep": "2013-01-01T05:15:00",
-}
+FLIGHT = FLIGHT_EXAMPLE
 
 
 # --- the kubelet's part ---------------------------------------------------------------------------------

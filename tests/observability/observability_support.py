@@ -21,6 +21,8 @@ from typing import Any
 import requests
 import yaml
 
+from hybridops.processes import stop as stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "infra" / "prometheus" / "rules"
 RULE_TESTS_DIR = REPO / "infra" / "prometheus" / "tests"
@@ -174,15 +176,6 @@ def run_prometheus(
         yield prom
     finally:
         stop_process(process)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # --- a real Alertmanager and a webhook receiver ------------------------------------------------------
@@ -385,9 +378,4 @@ def run_inference_service(home: Path, env: dict[str, str]) -> Iterator[str]:
         )
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 15)

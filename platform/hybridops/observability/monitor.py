@@ -19,6 +19,7 @@ import yaml
 
 from hybridops.errors import HybridopsError, UsageError
 from hybridops.observability.exporter import start_exporter, stop_exporter
+from hybridops.processes import stop
 from hybridops.settings import Settings
 
 INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
@@ -116,16 +117,6 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: 
     raise HybridopsError(f"prometheus was not ready after {timeout:.0f}s (log: {log})")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def monitor(
     settings: Settings,
     exporter_port: int = 9464,
@@ -197,7 +188,7 @@ def monitor(
             except KeyboardInterrupt:
                 print("stopping prometheus and the exporter", flush=True)
             finally:
-                _stop(process)
+                stop(process)
         finally:
             stop_exporter(server, collector)
 
