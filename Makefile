@@ -11,10 +11,12 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 
 setup: $(STAMP) $(SCAN_STAMP)
 
+# The install also builds MLflow's migrated empty store, which every fresh HYBRIDOPS_HOME copies.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m hybridops.registry.store_template
 	@touch $(STAMP)
 
 $(SCAN_STAMP): requirements-scan.txt

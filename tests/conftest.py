@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 E2E_MONTHS = ["2013-01", "2013-02"]
+_CACHE_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Per-user caches (the MLflow store template) in a folder of the session, never the user's own."""
+    cache = tempfile.mkdtemp(prefix="hybridops-test-cache-")
+    config.stash[_CACHE_KEY] = cache
+    os.environ["XDG_CACHE_HOME"] = cache  # subprocesses (CLI, servers) inherit it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_CACHE_KEY, ""), ignore_errors=True)
 
 
 def free_port() -> int:

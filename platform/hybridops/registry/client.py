@@ -58,8 +58,14 @@ def parse_model_ref(ref: str) -> ModelRef:
 
 
 def registry_client(settings: Settings) -> MlflowClient:
-    """An MLflow client on the settings' tracking store and model registry (no global MLflow state)."""
+    """An MLflow client on the settings' tracking store and model registry (no global MLflow state).
+
+    A fresh home's default SQLite store starts as a copy of the migrated template (``store_template``).
+    """
+    # Imported here, not with the package: `python -m hybridops.registry.store_template` (make setup) must
+    # find that module not yet imported, or runpy warns that it runs it a second time.
+    from hybridops.registry.store_template import ensure_local_store
+
     tracking_uri = settings.mlflow_tracking_uri
-    if settings.mlflow.tracking_uri is None:  # the default SQLite store: its folder must exist
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    ensure_local_store(settings)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=settings.mlflow.registry_uri or tracking_uri)

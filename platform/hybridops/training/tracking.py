@@ -35,6 +35,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from hybridops.modeling.artifact import log_booster
+from hybridops.registry.store_template import ensure_local_store
 from hybridops.settings import Settings
 from hybridops.training.dataset import TrainingSet
 from hybridops.training.split import SplitPlan
@@ -72,9 +73,8 @@ def git_commit() -> str:
 
 def ensure_experiment(settings: Settings) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing)."""
+    ensure_local_store(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    if settings.mlflow.tracking_uri is None:
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     name = settings.mlflow.experiment
     experiment = client.get_experiment_by_name(name)
