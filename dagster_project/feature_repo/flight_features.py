@@ -12,7 +12,10 @@ matches ``feature_store.yaml`` here. With another home, apply through hybridops 
 
 Every timestamp is naive UTC (the warehouse's one clock). Views and their event timestamps:
 
-* ``origin_weather`` (entity ``origin``): hourly weather observed at ``time_hour``; ttl 3 h.
+* ``origin_weather`` (entity ``origin_utc_hour``, e.g. ``EWR-2013-01-01T10``, the UTC hour of the scheduled
+  departure): hourly weather observed at ``time_hour``; ttl 3 h. Each observation is written under the
+  keys of the hours its ttl reaches (its own and the next three), so a flight's key picks its candidate
+  observations directly and the ttl keeps only those at most 3 h old.
 * ``carrier_delay_stats`` (entity ``carrier``): one row per carrier and local day D at D 00:00
   America/New_York (in UTC), over flights whose delay was known before that instant; ttl 2 days.
 * ``route_delay_stats`` (entity ``route``, e.g. ``EWR-IAH``): the same over 28 days; ttl 2 days.
@@ -72,7 +75,7 @@ VIEW_FEATURES: dict[str, dict[str, Any]] = {
     },
 }
 VIEW_ENTITY: dict[str, str] = {
-    "origin_weather": "origin",
+    "origin_weather": "origin_utc_hour",
     "carrier_delay_stats": "carrier",
     "route_delay_stats": "route",
     "origin_hour_delay_stats": "origin_hour",
@@ -86,7 +89,9 @@ VIEW_TTL: dict[str, timedelta] = {
     "plane_profile": timedelta(0),  # Feast: a ttl of 0 never expires (static reference data)
 }
 ENTITY_DESCRIPTIONS: dict[str, str] = {
-    "origin": "Origin airport FAA code (EWR, JFK, LGA).",
+    "origin_utc_hour": (
+        "Origin and UTC hour of the scheduled departure, 'ORIGIN-YYYY-MM-DDTHH' (e.g. 'EWR-2013-01-01T10')."
+    ),
     "carrier": "Two-letter carrier code.",
     "route": "Origin and destination airport codes, 'ORIGIN-DEST'.",
     "tailnum": "Plane tail number.",
@@ -131,7 +136,7 @@ def definitions(parquet_root: Path) -> list[Any]:
 # --- module-level objects for the Feast CLI only (default home of a source checkout) ---------------
 _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "warehouse" / "parquet"
 (
-    origin,
+    origin_utc_hour,
     carrier,
     route,
     tailnum,

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from deploy_postgres import closed_port, throwaway_postgres
 from deploy_support import find, objects
 
 from hybridops.deploy import chart
+from hybridops.serving.features import entity_row
 from hybridops.serving.schemas import FLIGHT_EXAMPLE
 
 PROFILE = "hybrid"
@@ -56,9 +58,16 @@ NAMESPACE = "hybridops"
 POD_IP = "10.42.0.17"  # status.podIP of every emulated pod: only ever a Host header here
 STARTUP_SECONDS = 240.0  # a generous bound on a loaded 2-core machine; a healthy stack takes far less
 
-# One entity of every Feast view, those of the inference API's example flight (UA 1545 EWR-IAH at 05:15).
-ENTITY = {"origin": "EWR", "carrier": "UA", "route": "EWR-IAH", "tailnum": "N14228", "origin_hour": "EWR-05"}
 FLIGHT = FLIGHT_EXAMPLE
+# One entity of every Feast view, those of the inference API's example flight (UA 1545 EWR-IAH at 05:15),
+# keyed by the service's own key builder.
+ENTITY = entity_row(
+    str(FLIGHT["carrier"]),
+    str(FLIGHT["origin"]),
+    str(FLIGHT["dest"]),
+    str(FLIGHT["tailnum"]),
+    datetime.fromisoformat(str(FLIGHT["sched_dep"])),
+)
 
 
 # --- the kubelet's part ---------------------------------------------------------------------------------
@@ -740,7 +749,7 @@ def test_feast_serves_the_run_pods_features_from_redis(stack: Stack) -> None:
         stack.url("feast") + "/get-online-features",
         json={
             "features": features,
-            "entities": {"origin": ["EWR"], "carrier": ["UA"], "tailnum": ["N14228"]},
+            "entities": {key: [ENTITY[key]] for key in ("origin_utc_hour", "carrier", "tailnum")},
         },
         timeout=30,
     )

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import origin_hour_key
+from hybridops.features.compute import origin_hour_key, origin_utc_hour_key
 from hybridops.warehouse.conform import FCT_FLIGHTS_COLUMNS, WEATHER_COLUMNS
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "january_frames",
     "load_tables",
     "origin_hours",
+    "origin_utc_hours",
     "planes_frame",
     "weather_frame",
 ]
@@ -37,7 +38,11 @@ def entity_rows(flights: pd.DataFrame) -> pd.DataFrame:
             origin_hour=[
                 origin_hour_key(o, t)
                 for o, t in zip(flights["origin"], flights["sched_dep_local"], strict=True)
-            ]
+            ],
+            origin_utc_hour=[
+                origin_utc_hour_key(o, t)
+                for o, t in zip(flights["origin"], flights["sched_dep_utc"], strict=True)
+            ],
         )
         .reset_index(drop=True)
     )
@@ -48,6 +53,15 @@ def origin_hours(origins: pd.Series, sched_dep_utc: pd.Series) -> pd.Series:
     local = pd.to_datetime(sched_dep_utc).dt.tz_localize("UTC").dt.tz_convert("America/New_York")
     return pd.Series(
         [origin_hour_key(o, t) for o, t in zip(origins, local, strict=True)],
+        index=origins.index,
+        dtype=object,
+    )
+
+
+def origin_utc_hours(origins: pd.Series, event_timestamps: pd.Series) -> pd.Series:
+    """The ``origin_utc_hour`` keys of flights departing at ``event_timestamps`` (naive UTC)."""
+    return pd.Series(
+        [origin_utc_hour_key(o, t) for o, t in zip(origins, pd.to_datetime(event_timestamps), strict=True)],
         index=origins.index,
         dtype=object,
     )

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 from features_support import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import build_feature_tables, compute_view, month_window, origin_hour_key
+from hybridops.features.compute import (
+    WEATHER_TTL_HOURS,
+    build_feature_tables,
+    compute_view,
+    month_window,
+    origin_hour_key,
+)
 
 
 def _carrier_flights() -> pd.DataFrame:
@@ -109,11 +115,20 @@ def test_route_stats_over_28_days(hand_made: duckdb.DuckDBPyConnection) -> None:
 
 def test_weather_and_planes(hand_made: duckdb.DuckDBPyConnection) -> None:
     weather = compute_view(hand_made, "origin_weather", "2013-01")
-    assert sorted(zip(weather["origin"], weather["temp"], strict=True)) == [
+    observations = weather.drop_duplicates(["origin", "event_timestamp"])
+    assert sorted(zip(observations["origin"], observations["temp"], strict=True)) == [
         ("EWR", 2.0),
         ("EWR", 3.0),
         ("JFK", 4.0),
     ]
+    # Each observation under the keys of the hours its 3 h ttl reaches: its own and the next three.
+    for row in observations.itertuples():
+        keys = weather.loc[
+            (weather["origin"] == row.origin) & (weather["event_timestamp"] == row.event_timestamp),
+            "origin_utc_hour",
+        ]
+        hours = [row.event_timestamp + pd.Timedelta(hours=k) for k in range(WEATHER_TTL_HOURS + 1)]
+        assert sorted(keys) == [f"{row.origin}-{hour:%Y-%m-%dT%H}" for hour in hours]
     planes = compute_view(hand_made, "plane_profile", "2013-01").set_index("tailnum")
     assert planes.loc["N1", "plane_age_years"] == 10
     assert pd.isna(planes.loc["N2", "plane_age_years"]) and pd.isna(planes.loc["N2", "plane_year"])
@@ -133,7 +148,7 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
     ]
     snapshot = {f: pd.read_parquet(root / f) for f in files}
     assert first == {
-        "origin_weather": 3,
+        "origin_weather": 3 * (WEATHER_TTL_HOURS + 1),  # 3 observations, each under 4 hour keys
         "carrier_delay_stats": len(snapshot[files[0]]),
         "route_delay_stats": len(snapshot[files[4]]),
         "origin_hour_delay_stats": len(snapshot[files[1]]),
@@ -147,7 +162,7 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
         pd.testing.assert_frame_equal(pd.read_parquet(root / f), frame)
     # February has (almost) no inputs: the weather row of Feb 1 00:00 local and day rows from January.
     feb = build_feature_tables(hand_made, root, "2013-02")
-    assert feb["origin_weather"] == 1
+    assert feb["origin_weather"] == 1 * (WEATHER_TTL_HOURS + 1)
     assert feb["carrier_delay_stats"] == 0  # every flight is known before Feb 1 - 28 days
     assert feb["route_delay_stats"] == feb["origin_hour_delay_stats"] == 0
     assert not (root / "features/carrier_delay_stats/month_key=2013-02").exists()

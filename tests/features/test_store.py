@@ -10,9 +10,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from features_support import entity_rows, fct_row, load_tables, origin_hours, planes_frame, weather_frame
+from features_support import (
+    entity_rows,
+    fct_row,
+    load_tables,
+    origin_hours,
+    origin_utc_hours,
+    planes_frame,
+    weather_frame,
+)
 
-from hybridops.features.compute import build_feature_tables, month_window, origin_hour_key
+from hybridops.features.compute import (
+    WEATHER_TTL_HOURS,
+    build_feature_tables,
+    month_window,
+    origin_hour_key,
+    origin_utc_hour_key,
+)
 from hybridops.features.store import (
     apply_definitions,
     feature_names,
@@ -81,11 +95,11 @@ def leaky_store(request, con: duckdb.DuckDBPyConnection, tmp_path: Path):
 def test_historical_features_never_leak_later_values(leaky_store) -> None:
     entity_df = pd.DataFrame(
         {
-            "flight_id": ["a", "b", "c", "d", "e", "f", "g", "h"],
-            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK", "EWR", "EWR", "EWR"],
-            "carrier": ["AA"] * 8,
-            "route": ["EWR-IAH"] * 8,
-            "tailnum": ["N1", "N1", None, "N1", "N1", "N1", "N1", "N1"],
+            "flight_id": ["a", "b", "c", "d", "e", "f", "g", "h", "i"],
+            "origin": ["EWR", "EWR", "EWR", "EWR", "JFK", "EWR", "EWR", "EWR", "EWR"],
+            "carrier": ["AA"] * 9,
+            "route": ["EWR-IAH"] * 9,
+            "tailnum": ["N1", "N1", None, "N1", "N1", "N1", "N1", "N1", "N1"],
             "event_timestamp": pd.to_datetime(
                 [
                     "2013-01-05 11:30",  # between hours: 11:00's value, never 12:00's
@@ -96,6 +110,7 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
                     "2013-01-04 04:59",  # just before Jan 4 00:00 local
                     "2013-01-05 03:00",  # Jan 4 22:00 local: flight 2's hour, a day later
                     "2013-01-06 03:00",  # Jan 5 22:00 local
+                    "2013-01-05 16:00",  # exactly 3 h after the last one: the ttl's edge, still valid
                 ]
             ),
         }
@@ -103,7 +118,13 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
     # The key of a flight departing at event_timestamp: its local hour (a: 06:30 local -> EWR-06).
     entity_df["origin_hour"] = origin_hours(entity_df["origin"], entity_df["event_timestamp"])
     assert entity_df["origin_hour"].tolist() == [
-        "EWR-06", "EWR-07", "EWR-04", "EWR-11", "JFK-06", "EWR-23", "EWR-22", "EWR-22",
+        "EWR-06", "EWR-07", "EWR-04", "EWR-11", "JFK-06", "EWR-23", "EWR-22", "EWR-22", "EWR-11",
+    ]  # fmt: skip
+    # The weather key: the UTC hour of departure. d's key (16:00) holds the 13:00 observation too (it is
+    # written under the hours its ttl reaches), so only the ttl keeps d from reading it.
+    entity_df["origin_utc_hour"] = origin_utc_hours(entity_df["origin"], entity_df["event_timestamp"])
+    assert entity_df["origin_utc_hour"].tolist()[:4] == [
+        "EWR-2013-01-05T11", "EWR-2013-01-05T12", "EWR-2013-01-05T09", "EWR-2013-01-05T16",
     ]  # fmt: skip
     shuffled = entity_df.sample(frac=1, random_state=1).reset_index(drop=True)
     out = historical_features(leaky_store, shuffled).set_index("flight_id")
@@ -112,6 +133,7 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
     assert out.loc["a", "temp"] == 11.0
     assert out.loc["b", "temp"] == 12.0
     assert pd.isna(out.loc["c", "temp"]) and pd.isna(out.loc["d", "temp"]) and pd.isna(out.loc["e", "temp"])
+    assert out.loc["i", "temp"] == 13.0
     # Carrier stats: at Jan 4 04:59 UTC the latest row is Jan 3 00:00 local (flight 1 only), and the
     # 180-minute delay of flight 2 is not known before Jan 5 00:00 local.
     assert out.loc["f", "carrier_flights_7d"] == 1
@@ -159,14 +181,20 @@ def january_store(request, january_frames, tmp_path_factory):
 def test_apply_and_materialize_counts_match_online_store(january_store, january_frames) -> None:
     settings, _store, built, applied, written = january_store
     assert set(applied) == {
-        "origin", "carrier", "route", "tailnum", "origin_hour", "origin_weather", "carrier_delay_stats",
+        "origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_weather", "carrier_delay_stats",
         "route_delay_stats", "origin_hour_delay_stats", "plane_profile", "flight_delay_v1",
     }  # fmt: skip
     weather = january_frames[1]
     start, end = month_window("2013-01")
     in_window = weather[(weather["time_hour"] >= start) & (weather["time_hour"] < end)]
-    assert built["origin_weather"] == len(in_window) > 2000
-    assert written["origin_weather"] == 3
+    assert built["origin_weather"] == len(in_window) * (WEATHER_TTL_HOURS + 1) > 8000
+    # Online: one row per origin and hour that an observation of the window reaches.
+    reached = {
+        origin_utc_hour_key(o, t + pd.Timedelta(hours=k))
+        for o, t in zip(in_window["origin"], in_window["time_hour"], strict=True)
+        for k in range(WEATHER_TTL_HOURS + 1)
+    }
+    assert written["origin_weather"] == len(reached)
     assert written["carrier_delay_stats"] == 16
     assert written["plane_profile"] == built["plane_profile"]
     # Origin-hours online: every key with a row in January, i.e. with a flight known before the last
@@ -204,6 +232,7 @@ def test_online_equals_offline_at_the_window_end(january_store, january_frames) 
         origin_hour=[
             origin_hour_key(o, t) for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
         ],
+        origin_utc_hour=[origin_utc_hour_key(o, at) for o in sample["origin"]],
         event_timestamp=at,
     )
     offline = historical_features(store, entity_df).reset_index(drop=True)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import build_feature_tables, origin_hour_key
+from hybridops.features.compute import build_feature_tables, origin_hour_key, origin_utc_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
 from hybridops.inference.batch import (
     MissingFeaturesError,
@@ -109,9 +109,16 @@ def test_scoring_entities_keep_cancelled_flights_of_the_month_only(scored_world)
     assert len(entities) == len(january) == 400
     assert set(entities["flight_id"]) == set(january["flight_id"])
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "event_timestamp",
-        "cancelled", "delayed_15",
+        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
+        "event_timestamp", "cancelled", "delayed_15",
     ]  # fmt: skip
+    # origin_utc_hour is the origin and UTC hour of departure (the weather key; flight 0: 11:00 UTC)
+    utc_keys = {
+        fid: origin_utc_hour_key(o, t)
+        for fid, o, t in zip(january["flight_id"], january["origin"], january["sched_dep_utc"], strict=True)
+    }
+    assert entities.set_index("flight_id")["origin_utc_hour"].to_dict() == utc_keys
+    assert utc_keys[fct.loc[0, "flight_id"]] == "EWR-2013-01-01T11"
     # origin_hour is the origin and *local* scheduled hour of each flight (e.g. flight 0: 06:00 local)
     local_keys = {
         fid: origin_hour_key(o, t)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import month_window, origin_hour_key
+from hybridops.features.compute import month_window, origin_hour_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, online_features
 from hybridops.ingest.sources import packaged_source_dir
 from hybridops.orchestration.runner import run_pipeline
@@ -132,11 +132,14 @@ def test_online_features_equal_offline_values_at_the_same_timestamp(pipeline_run
     sample["origin_hour"] = [
         origin_hour_key(o, t) for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
     ]
+    _, end = month_window("2013-02")
+    at = end - timedelta(microseconds=1)
+    # The weather of the window's last instant: online and offline read the same hour's key.
+    sample["origin_utc_hour"] = [origin_utc_hour_key(o, at) for o in sample["origin"]]
     store = feature_store(settings)
     online = online_features(store, sample.to_dict(orient="records"))
-    _, end = month_window("2013-02")
-    entity_df = sample[["flight_id", "origin", "carrier", "route", "tailnum", "origin_hour"]].assign(
-        event_timestamp=end - timedelta(microseconds=1)
+    entity_df = sample[["flight_id", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour"]].assign(
+        event_timestamp=at
     )
     offline = historical_features(store, entity_df.reset_index(drop=True))
     compared = 0

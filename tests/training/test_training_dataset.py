@@ -12,7 +12,7 @@ from training_support import fct_row, feast_for, load_tables, planes_frame, weat
 
 from hybridops.errors import HybridopsError
 from hybridops.features import pit_cache
-from hybridops.features.compute import origin_hour_key
+from hybridops.features.compute import WEATHER_TTL_HOURS, origin_hour_key, origin_utc_hour_key
 from hybridops.features.store import apply_definitions, feature_names, feature_store
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
@@ -42,8 +42,8 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     entities = january.entities
     assert january.cancelled_excluded == 1
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "event_timestamp",
-        "label",
+        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
+        "event_timestamp", "label",
     ]  # fmt: skip
     assert entities["flight_id"].is_monotonic_increasing
     by_id = entities.set_index(entities["flight_id"].str.split("_").str[2].astype(int))
@@ -135,9 +135,15 @@ def _write(settings: Settings, view: str, rows: list[dict[str, Any]], partition:
     write_parquet_partition(frame, settings.parquet_dir / "features", view, partition)
 
 
-def _weather(origin: str, ts: str, temp: float) -> dict[str, Any]:
+def _weather(origin: str, ts: str, temp: float) -> list[dict[str, Any]]:
+    """One observation, under the keys of the hours its ttl reaches (as the feature table holds it)."""
     values = dict.fromkeys(["dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"], temp)
-    return {"origin": origin, "event_timestamp": ts, "temp": temp, **values}
+    hours = [pd.Timestamp(ts) + pd.Timedelta(hours=k) for k in range(WEATHER_TTL_HOURS + 1)]
+    return [
+        {"origin_utc_hour": origin_utc_hour_key(origin, hour), "origin": origin, "event_timestamp": ts,
+         "temp": temp, **values}
+        for hour in hours
+    ]  # fmt: skip
 
 
 def _carrier(carrier: str, ts: str, flights: int) -> dict[str, Any]:
@@ -161,10 +167,10 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         settings,
         "origin_weather",
         [
-            _weather("EWR", "2013-01-05 10:00", 10.0),
-            _weather("EWR", "2013-01-05 11:00", 11.0),
-            _weather("EWR", "2013-01-05 12:00", 12.0),
-            _weather("JFK", "2013-01-05 06:00", 6.0),
+            *_weather("EWR", "2013-01-05 10:00", 10.0),
+            *_weather("EWR", "2013-01-05 11:00", 11.0),
+            *_weather("EWR", "2013-01-05 12:00", 12.0),
+            *_weather("JFK", "2013-01-05 06:00", 6.0),
         ],
     )
     _write(
@@ -215,6 +221,7 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         local = pd.Timestamp(ts).tz_localize("UTC").tz_convert("America/New_York")
         return {"flight_id": fid, "month_key": "2013-01", "origin": origin, "carrier": carrier,
                 "route": route, "tailnum": tailnum, "origin_hour": origin_hour_key(origin, local),
+                "origin_utc_hour": origin_utc_hour_key(origin, pd.Timestamp(ts)),
                 "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
 
     entities = pd.DataFrame(

@@ -6,7 +6,13 @@ matches the warehouse's local ``month_key`` partitions of flights and weather.
 
 Point-in-time rules (no feature uses anything not known before the flight's scheduled departure):
 
-* ``origin_weather``: the hourly observation, stamped with ``weather.time_hour`` (the hour it describes).
+* ``origin_weather`` (entity ``origin_utc_hour`` = ``ORIGIN-YYYY-MM-DDTHH``, the UTC hour of the scheduled
+  departure): the hourly observation, stamped with ``weather.time_hour`` (the hour it describes). Its ttl is
+  ``WEATHER_TTL_HOURS``, so an observation can serve the flights of its own hour and of the next
+  ``WEATHER_TTL_HOURS`` hours: it is written once under each of those hours' keys (same timestamp), and
+  Feast's ttl still decides at the minute. The point-in-time value is the same as a join on the origin
+  alone, but the join key now picks at most four rows per flight instead of the origin's whole year
+  (Feast's DuckDB join compares every row that shares a key: 3.6 s -> 0.1 s on 195k flights).
 * ``carrier_delay_stats`` / ``route_delay_stats``: one row per entity and local day D, stamped
   ``T = D 00:00 America/New_York`` in UTC. A flight's outcome is *known* at
   ``known_at = sched_dep_utc + dep_delay minutes`` (cancelled or without a departure delay:
@@ -49,6 +55,18 @@ ORIGIN_HOUR_SQL = "origin || '-' || lpad(cast(hour(sched_dep_local) as varchar),
 def origin_hour_key(origin: str, sched_dep_local: datetime) -> str:
     """The ``origin_hour`` entity key of a flight (``ORIGIN-HH``, local scheduled hour)."""
     return f"{origin}-{sched_dep_local.hour:02d}"
+
+
+# The weather view's ttl in hours (``VIEW_TTL`` of the feature repo says the same; a test holds them equal).
+WEATHER_TTL_HOURS = 3
+_UTC_HOUR_FORMAT = "%Y-%m-%dT%H"
+# The flight's ``origin_utc_hour`` key: its origin and the UTC hour of its scheduled departure.
+ORIGIN_UTC_HOUR_SQL = f"origin || '-' || strftime(sched_dep_utc, '{_UTC_HOUR_FORMAT}')"
+
+
+def origin_utc_hour_key(origin: str, sched_dep_utc: datetime) -> str:
+    """The ``origin_utc_hour`` entity key of a flight (``ORIGIN-YYYY-MM-DDTHH``, UTC scheduled hour)."""
+    return f"{origin}-{sched_dep_utc.strftime(_UTC_HOUR_FORMAT)}"
 
 
 STATIC_VIEWS = ("plane_profile",)
@@ -156,8 +174,9 @@ def _trailing_28d_sql(entity: str, key_sql: str) -> str:
     )
 
 
-_WEATHER_SQL = """
-    select origin,
+_WEATHER_SQL = f"""
+    select origin || '-' || strftime(time_hour + to_hours(reach), '{_UTC_HOUR_FORMAT}') as origin_utc_hour,
+           origin,
            time_hour as event_timestamp,
            cast(temp as double) as temp,
            cast(dewp as double) as dewp,
@@ -167,9 +186,9 @@ _WEATHER_SQL = """
            cast(precip as double) as precip,
            cast(pressure as double) as pressure,
            cast(visib as double) as visib
-    from weather
+    from weather, range({WEATHER_TTL_HOURS + 1}) as hours(reach)
     where time_hour >= ? and time_hour < ? and origin is not null
-    order by origin, event_timestamp
+    order by origin, event_timestamp, reach
 """
 
 _PLANES_SQL = f"""

@@ -35,7 +35,8 @@ from hybridops.features.compute import STATIC_VIEWS, month_window
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
 
 FEATURE_REPO_MODULE = "flight_features"
-ENTITY_COLUMNS = ["origin", "carrier", "route", "tailnum", "origin_hour"]
+# The join keys of the views, in the order of the feature repo's VIEW_ENTITY.
+ENTITY_COLUMNS = ["origin_utc_hour", "carrier", "route", "tailnum", "origin_hour"]
 ENTITY_DF_COLUMNS = ["flight_id", *ENTITY_COLUMNS, "event_timestamp"]
 _EPOCH = datetime(1970, 1, 1)
 _REQUEST_ID = "_hybridops_request_id"
@@ -192,7 +193,7 @@ def feature_names() -> list[str]:
 def historical_features(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time features for each row of ``entity_df`` (one output row per input row, same order).
 
-    ``entity_df`` has ``flight_id, origin, carrier, route, tailnum, origin_hour, event_timestamp`` (naive UTC); rows
+    ``entity_df`` has ``flight_id``, the ``ENTITY_COLUMNS`` and ``event_timestamp`` (naive UTC); rows
     without a value in a view's ttl window get nulls for that view.
     """
     missing = set(ENTITY_DF_COLUMNS) - set(entity_df.columns)
@@ -253,7 +254,7 @@ _RETRIEVAL = {"duckdb": _all_views_at_once, "dask": _view_by_view}
 
 
 def online_features(store: FeatureStore, entity_rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Latest online values for each entity row (keys ``origin, carrier, route, tailnum, origin_hour``).
+    """Latest online values for each entity row (keys ``ENTITY_COLUMNS``).
 
     Columns are the entity keys then the features in ``feature_names()`` order, matched by name. Online
     reads apply no ttl: a value is returned however old it is.

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from hybridops.features.compute import LOCAL_TZ, origin_hour_key
+from hybridops.features.compute import LOCAL_TZ, UTC, origin_hour_key, origin_utc_hour_key
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir
 from hybridops.settings import Settings
@@ -34,18 +34,20 @@ def read_feature_log(settings: Settings) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
 
 
-def _local(text: str) -> datetime:
-    """The request's scheduled departure as New York local time (naive), as the service read it."""
+def _aware(text: str) -> datetime:
+    """The request's scheduled departure, as the service read it (naive means New York local time)."""
     value = datetime.fromisoformat(text)
-    return value.astimezone(LOCAL_TZ).replace(tzinfo=None) if value.tzinfo else value
+    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
 
 
 def _entities(log: pd.DataFrame) -> pd.DataFrame:
-    local = [_local(str(text)) for text in log["sched_dep"]]
+    aware = [_aware(str(text)) for text in log["sched_dep"]]
+    local = [value.astimezone(LOCAL_TZ).replace(tzinfo=None) for value in aware]
+    utc = [value.astimezone(UTC).replace(tzinfo=None) for value in aware]
     return pd.DataFrame(
         {
             "flight_id": [f"served-{i}" for i in range(len(log))],
-            "origin": log["origin"].astype(str),
+            "origin_utc_hour": [origin_utc_hour_key(o, t) for o, t in zip(log["origin"], utc, strict=True)],
             "carrier": log["carrier"].astype(str),
             "route": log["route"].astype(str),
             "tailnum": log["tailnum"].astype("string"),

@@ -17,13 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import origin_hour_key
+from hybridops.features.compute import LOCAL_TZ, UTC, origin_hour_key, origin_utc_hour_key
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.entity_keys import EntityKeyEncoder
 from hybridops.serving.online_redis import RedisOnlineRead
@@ -31,7 +30,6 @@ from hybridops.serving.online_rows import OnlineRead, ViewRows, ViewSpec
 from hybridops.serving.online_sqlite import SqliteOnlineRead
 from hybridops.settings import Settings
 
-LOCAL_TZ = ZoneInfo("America/New_York")
 _PING_KEY = "__hybridops_readyz__"
 
 
@@ -61,9 +59,11 @@ def entity_row(
     carrier: str, origin: str, dest: str, tailnum: str | None, sched_dep: datetime
 ) -> dict[str, str | None]:
     """The Feast entity keys of one flight (``ENTITY_COLUMNS``), with the platform's own key builders."""
-    local = sched_dep if sched_dep.tzinfo is None else sched_dep.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    aware = sched_dep if sched_dep.tzinfo is not None else sched_dep.replace(tzinfo=LOCAL_TZ)
+    local = aware.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    utc = aware.astimezone(UTC).replace(tzinfo=None)
     return {
-        "origin": origin,
+        "origin_utc_hour": origin_utc_hour_key(origin, utc),
         "carrier": carrier,
         "route": f"{origin}-{dest}",
         "tailnum": tailnum,
@@ -84,7 +84,7 @@ def _online_read(settings: Settings, store: FeatureStore, views: list[ViewSpec])
 
 
 class OnlineFeatureReader:
-    """Feature matrices for entity rows (keys ``origin, carrier, route, tailnum, origin_hour``).
+    """Feature matrices for entity rows (keys ``ENTITY_COLUMNS`` of ``hybridops.features.store``).
 
     Not thread-safe: the service calls it from its event loop only.
     """
