@@ -33,6 +33,7 @@ from hybridops.features.store import (
     feature_store,
     historical_features,
     materialize_month,
+    materialize_months,
     online_features,
     registry_config,
     repo_config,
@@ -160,6 +161,38 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
     for fid in ["a", "c", "d", "e", "f", "g"]:  # no flight of that origin and hour is known yet
         assert out.loc[fid, origin_hour_names].isna().all(), fid
     assert out.loc["g", "carrier_flights_7d"] == 1  # g's own carrier row (Jan 4 00:00 local) is found
+
+
+def test_a_range_materializes_the_last_months_weather_hours_only(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    weather = weather_frame([("EWR", "2013-01-20 12:00", 1.0), ("EWR", "2013-02-10 12:00", 2.0)])
+    flights = pd.DataFrame(
+        [
+            fct_row(1, "2013-01-10 12:00", 30.0),
+            fct_row(2, "2013-02-05 12:00", 0.0, carrier="UA", dest="ORD"),
+        ]
+    )
+    load_tables(con, flights, weather, planes_frame([("N1", 2003, 100, 2)]))
+    settings = Settings(home=tmp_path / "home")
+    for month in ("2013-01", "2013-02"):
+        build_feature_tables(con, settings.parquet_dir, month)
+    store = feature_store(settings)
+    apply_definitions(store, settings)
+
+    written = materialize_months(store, "2013-01", "2013-02")
+
+    # The February observation under its 4 hour keys; January's hours are past (offline only).
+    assert written["origin_weather"] == WEATHER_TTL_HOURS + 1
+    keys = {"carrier": "AA", "route": "EWR-IAH", "tailnum": "N1", "origin_hour": "EWR-07"}
+    rows = [
+        dict(keys, origin_utc_hour="EWR-2013-02-10T14"),
+        dict(keys, origin_utc_hour="EWR-2013-01-20T12", carrier="UA"),
+    ]
+    online = online_features(store, rows)
+    assert online.loc[0, "temp"] == 2.0 and pd.isna(online.loc[1, "temp"])
+    # The daily views over the whole range: AA (January) and UA (February) both have a row online.
+    assert online["carrier_flights_7d"].notna().all()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -70,6 +70,9 @@ def origin_utc_hour_key(origin: str, sched_dep_utc: datetime) -> str:
 
 
 STATIC_VIEWS = ("plane_profile",)
+# Views keyed by an hour of departure: online, a range materializes only its last month's hours (see
+# ``hybridops.features.store.materialize_months``).
+HOURLY_VIEWS = ("origin_weather",)
 
 
 def local_midnight_utc(day: date) -> datetime:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore, RepoConfig
 
-from hybridops.features.compute import STATIC_VIEWS, month_window
+from hybridops.features.compute import HOURLY_VIEWS, STATIC_VIEWS, month_window
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
 
 FEATURE_REPO_MODULE = "flight_features"
@@ -159,17 +159,24 @@ def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
 
 
 def materialize_months(store: FeatureStore, first: str, last_month: str) -> dict[str, int]:
-    """:func:`materialize_month` over the months ``first``..``last_month`` at once (one window)."""
+    """:func:`materialize_month` over the months ``first``..``last_month`` at once (one window).
+
+    The hourly views (``HOURLY_VIEWS``: the weather, keyed by the hour of departure) are materialized over
+    the last month only: an hour's key serves the flights of that hour, so the earlier months' hours are
+    past that no flight to serve asks for (26k weather keys a year, 2k a month, through Feast's per-value
+    conversion); the offline store keeps them for point-in-time joins. Month by month, each month's hours
+    are written as before.
+    """
     module = load_definitions_module()
     start, _ = month_window(first)
-    _, end = month_window(last_month)
+    last_start, end = month_window(last_month)
     last = end - timedelta(microseconds=1)  # Feast's materialization window is inclusive at both ends
     counts: dict[str, int] = {}
     windows: dict[datetime, list[str]] = {}
     con = duckdb.connect()  # one in-memory database for every count: opening one costs ~35 ms
     try:
         for view, entity in module.VIEW_ENTITY.items():
-            view_start = _EPOCH if view in STATIC_VIEWS else start
+            view_start = _EPOCH if view in STATIC_VIEWS else last_start if view in HOURLY_VIEWS else start
             counts[view] = _rows_in_window(con, _view_path(store, view), entity, view_start, last)
             if counts[view]:
                 windows.setdefault(view_start, []).append(view)
