@@ -4,7 +4,7 @@ import dagster as dg
 
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
-from hybridops.warehouse.conform import build_fct_flights
+from hybridops.warehouse.conform import build_fct_flights_months
 from hybridops.warehouse.db import connect
 from hybridops.warehouse.report import build_report
 
@@ -19,17 +19,20 @@ from hybridops.warehouse.report import build_report
 )
 def fct_flights(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
-    per_month: dict[str, dict[str, float | int]] = {}
+    months = months_of(context)
     with connect(settings.warehouse_db) as con:
-        for month_key in months_of(context):
-            rows = build_fct_flights(con, settings.parquet_dir, month_key)
-            with_weather = con.execute(
-                "select avg(case when temp is not null then 1.0 else 0.0 end) from fct_flights "
-                "where month_key = ?",
-                [month_key],
-            ).fetchone()
-            rate = float(with_weather[0] or 0.0) if with_weather else 0.0
-            per_month[month_key] = {"warehouse_rows": rows, "weather_match_rate": rate}
+        counts = build_fct_flights_months(con, settings.parquet_dir, months)
+        rates = dict(
+            con.execute(
+                "select month_key, avg(case when temp is not null then 1.0 else 0.0 end) from fct_flights "
+                "where list_contains(?, month_key) group by 1",
+                [months],
+            ).fetchall()
+        )
+    per_month: dict[str, dict[str, float | int]] = {
+        month: {"warehouse_rows": counts[month], "weather_match_rate": float(rates.get(month) or 0.0)}
+        for month in months
+    }
     observe_months(context, per_month)
     rows = sum(int(m["warehouse_rows"]) for m in per_month.values())
     matched = sum(m["warehouse_rows"] * m["weather_match_rate"] for m in per_month.values())

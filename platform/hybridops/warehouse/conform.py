@@ -16,12 +16,11 @@ time; ``sched_dep_utc`` is the same instant as naive UTC, converted with the IAN
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-
-from hybridops.warehouse.db import replace_rows, write_parquet_partition
 
 TABLE = "fct_flights"
 LOCAL_TZ = "America/New_York"
@@ -63,6 +62,7 @@ FCT_FLIGHTS_SCHEMA: dict[str, str] = {
 }
 
 FCT_FLIGHTS_COLUMNS: tuple[str, ...] = tuple(FCT_FLIGHTS_SCHEMA)
+_MONTH_KEY = re.compile(r"\d{4}-\d{2}")
 
 WEATHER_COLUMNS: tuple[str, ...] = (
     "temp",
@@ -90,7 +90,7 @@ with f as (
         cast(sched_dep_time as integer) as _hhmm,
         make_date(cast(year as integer), cast(month as integer), cast(day as integer)) as _date
     from flights
-    where month_key = $month_key
+    where list_contains($months, month_key)
 ),
 f2 as (
     select
@@ -149,6 +149,7 @@ left join p on p.tailnum = f2.tailnum
 left join a on a.carrier = f2.carrier
 order by sched_dep_utc, f2.carrier, f2.flight, f2.origin
 """
+_ORDER = "sched_dep_utc, carrier, flight, origin"
 
 
 def conform_flights(con: duckdb.DuckDBPyConnection, month_key: str) -> pd.DataFrame:
@@ -157,7 +158,7 @@ def conform_flights(con: duckdb.DuckDBPyConnection, month_key: str) -> pd.DataFr
     Reads the validated ``flights``, ``weather``, ``planes`` and ``airlines`` tables. Rows are ordered by
     scheduled departure (UTC), carrier, flight number and origin.
     """
-    frame = con.execute(_CONFORM_SQL, {"month_key": month_key}).df()
+    frame = con.execute(_CONFORM_SQL, {"months": [month_key]}).df()
     frame = frame[list(FCT_FLIGHTS_COLUMNS)]
     # Stable, explicit dtypes: DATE as datetime.date (DuckDB and Parquet keep it a date, not a timestamp),
     # strings as pandas strings (an all-NULL month still writes a string column to Parquet).
@@ -179,8 +180,54 @@ def build_fct_flights(con: duckdb.DuckDBPyConnection, parquet_root: Path, month_
 
     Idempotent: the month's partition is replaced in the table and the Parquet file is overwritten.
     """
-    frame = conform_flights(con, month_key)
+    return build_fct_flights_months(con, parquet_root, [month_key])[month_key]
+
+
+def build_fct_flights_months(
+    con: duckdb.DuckDBPyConnection, parquet_root: Path, months: list[str]
+) -> dict[str, int]:
+    """:func:`build_fct_flights` for several months at once; returns the row count of each month.
+
+    The rows never leave DuckDB: one statement replaces the months in the table (in one transaction) and
+    each month's Parquet partition is a ``COPY`` of it (through pandas, the conversions of 336k rows of
+    strings and dates cost more than the join).
+    """
+    if any(not _MONTH_KEY.fullmatch(month) for month in months):
+        raise ValueError(f"month keys must be YYYY-MM: {months}")
     _ensure_table(con)
-    replace_rows(con, TABLE, frame, {"month_key": month_key})
-    write_parquet_partition(frame, parquet_root, TABLE, month_key)
-    return len(frame)
+    columns = ", ".join(f'"{name}"' for name in FCT_FLIGHTS_COLUMNS)
+    con.execute("begin transaction")
+    try:
+        con.execute(f'delete from "{TABLE}" where list_contains(?, month_key)', [months])
+        con.execute(
+            f'insert into "{TABLE}" ({columns}) select {columns} from ({_CONFORM_SQL})', {"months": months}
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    counts = dict.fromkeys(months, 0)
+    counts.update(
+        con.execute(
+            f'select month_key, count(*) from "{TABLE}" where list_contains(?, month_key) group by 1',
+            [months],
+        ).fetchall()
+    )
+    for month in months:
+        _copy_partition(con, parquet_root, month)
+    return counts
+
+
+def _copy_partition(con: duckdb.DuckDBPyConnection, parquet_root: Path, month_key: str) -> Path:
+    """Write the month's rows as ``<root>/fct_flights/month_key=<key>/data.parquet`` (atomic replace)."""
+    target = Path(parquet_root) / TABLE / f"month_key={month_key}" / "data.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_suffix(".parquet.tmp")
+    # COPY takes no parameters: the month key is checked (YYYY-MM) and the path quoted.
+    path = str(staged).replace("'", "''")
+    con.execute(
+        f"copy (select * from \"{TABLE}\" where month_key = '{month_key}' order by {_ORDER}) "
+        f"to '{path}' (format parquet)"
+    )
+    staged.replace(target)  # readers never see half a file
+    return target
