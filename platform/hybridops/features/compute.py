@@ -26,10 +26,15 @@ Point-in-time rules (no feature uses anything not known before the flight's sche
 * ``plane_profile``: static reference data from ``planes`` stamped with the fixed ``STATIC_EVENT_TIMESTAMP``
   (2013-01-01 00:00 UTC, before every flight of the data set), written once as partition ``static``;
   ``plane_age_years = 2013 - year``.
+
+A range of months is built with one query per view (:func:`build_feature_tables_months`) and split into
+monthly partitions afterwards: every row of a view belongs to the month whose window holds its
+``event_timestamp``, so the partitions are the same rows, in the same order, as month by month.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -94,8 +99,9 @@ def month_window(month_key: str) -> tuple[datetime, datetime]:
     return local_midnight_utc(days[0]), local_midnight_utc(days[-1] + timedelta(days=1))
 
 
-def _day_grid(month_key: str) -> pd.DataFrame:
-    days = _month_days(month_key)
+def _day_grid(months: Sequence[str]) -> pd.DataFrame:
+    """Every local day of ``months`` with its local midnight in naive UTC."""
+    days = sorted({day for month_key in months for day in _month_days(month_key)})
     return pd.DataFrame(
         {
             "day": days,
@@ -229,23 +235,47 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 def compute_view(con: duckdb.DuckDBPyConnection, view: str, month_key: str) -> pd.DataFrame:
     """The rows of one feature view (``month_key`` is ignored for the static ``plane_profile``)."""
-    start, end = month_window(month_key)
+    if view in STATIC_VIEWS:
+        return _normalise(con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df())
+    return _compute_months(con, view, [month_key])
+
+
+def _compute_months(con: duckdb.DuckDBPyConnection, view: str, months: Sequence[str]) -> pd.DataFrame:
+    """The rows of a monthly view for all of ``months`` in one query.
+
+    Per-query costs (planning, scanning ``fct_flights``, the range join's sort) are paid once for the
+    range instead of once per month. Months that are not contiguous also bring the weather rows of the
+    months between them; :func:`_split_months` leaves those out.
+    """
     if view == "origin_weather":
+        windows = [month_window(month_key) for month_key in months]
+        start = min(window[0] for window in windows)
+        end = max(window[1] for window in windows)
         frame = con.execute(_WEATHER_SQL, [start, end]).df()
-    elif view == "plane_profile":
-        frame = con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df()
     else:
         sql = {
             "carrier_delay_stats": _carrier_sql(),
             "route_delay_stats": _trailing_28d_sql("route", "route"),
             "origin_hour_delay_stats": _trailing_28d_sql("origin_hour", ORIGIN_HOUR_SQL),
         }[view]
-        con.register("_day_grid", _day_grid(month_key))
+        con.register("_day_grid", _day_grid(months))
         try:
             frame = con.execute(sql).df()
         finally:
             con.unregister("_day_grid")
     return _normalise(frame)
+
+
+def _split_months(frame: pd.DataFrame, months: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Each month's rows (``event_timestamp`` in its window), in the frame's order, with a fresh index."""
+    if len(months) == 1:  # one month's query returns only that month's rows
+        return {months[0]: frame}
+    stamps = frame["event_timestamp"]
+    parts = {}
+    for month_key in months:
+        start, end = month_window(month_key)
+        parts[month_key] = frame[(stamps >= start) & (stamps < end)].reset_index(drop=True)
+    return parts
 
 
 def _write(frame: pd.DataFrame, root: Path, view: str, partition: str) -> None:
@@ -255,22 +285,47 @@ def _write(frame: pd.DataFrame, root: Path, view: str, partition: str) -> None:
         (root / view / f"month_key={partition}" / "data.parquet").unlink(missing_ok=True)
 
 
+def build_feature_tables_months(
+    con: duckdb.DuckDBPyConnection, parquet_root: Path, months: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Compute every feature view's rows of ``months`` and write them as monthly Parquet partitions.
+
+    Writes ``<parquet_root>/features/<view>/month_key=<month>/data.parquet`` for the monthly views and
+    each month, and ``month_key=static`` for ``plane_profile`` once; re-running overwrites (idempotent).
+    Each monthly view is one query over the whole range, split by month before writing: the partitions
+    are the ones :func:`build_feature_tables` writes month by month.
+
+    Args:
+        con: Connection to the warehouse (read only is enough).
+        parquet_root: Folder holding the ``features`` tree.
+        months: Month keys (``YYYY-MM``), in any order; duplicates count once.
+
+    Returns:
+        Rows per view per month: ``{month: {view: rows}}``, months in the given order. The static view
+        counts its rows under every month, as when months are built one at a time.
+    """
+    months = list(dict.fromkeys(months))
+    root = Path(parquet_root) / "features"
+    counts: dict[str, dict[str, int]] = {month_key: {} for month_key in months}
+    if not months:
+        return counts
+    for view in MONTHLY_VIEWS:
+        for month_key, part in _split_months(_compute_months(con, view, months), months).items():
+            _write(part, root, view, month_key)
+            counts[month_key][view] = len(part)
+    for view in STATIC_VIEWS:
+        frame = compute_view(con, view, months[0])
+        _write(frame, root, view, STATIC_PARTITION)
+        for month_counts in counts.values():
+            month_counts[view] = len(frame)
+    return counts
+
+
 def build_feature_tables(
     con: duckdb.DuckDBPyConnection, parquet_root: Path, month_key: str
 ) -> dict[str, int]:
     """Compute every feature view's rows of ``month_key`` and write them as Parquet partitions.
 
-    Writes ``<parquet_root>/features/<view>/month_key=<month_key>/data.parquet`` for the monthly views and
-    ``month_key=static`` for ``plane_profile``; re-running overwrites (idempotent). Returns rows per view.
+    One month of :func:`build_feature_tables_months`. Returns rows per view.
     """
-    root = Path(parquet_root) / "features"
-    counts: dict[str, int] = {}
-    for view in MONTHLY_VIEWS:
-        frame = compute_view(con, view, month_key)
-        _write(frame, root, view, month_key)
-        counts[view] = len(frame)
-    for view in STATIC_VIEWS:
-        frame = compute_view(con, view, month_key)
-        _write(frame, root, view, STATIC_PARTITION)
-        counts[view] = len(frame)
-    return counts
+    return build_feature_tables_months(con, parquet_root, [month_key])[month_key]
