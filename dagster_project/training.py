@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
+import pyarrow.parquet as pq
 
 from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
+from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import feature_store
 from hybridops.registry import CHAMPION, apply_gate, champion, load_model, register_candidate
 from hybridops.settings import Settings
@@ -102,7 +103,8 @@ def training_set(
 def _restore(ref: dict):
     from hybridops.training.dataset import TrainingSet
 
-    frame = pd.read_parquet(ref["path"])
+    # Strings as the training set held them (string[pyarrow]), not as Python objects.
+    frame = pq.read_table(ref["path"]).to_pandas(types_mapper=arrow_string_types)
     plan = SplitPlan(**ref["plan"])
     training = TrainingSet(
         frame=frame,

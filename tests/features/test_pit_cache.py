@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from features_support import entity_rows, load_tables
@@ -111,3 +112,69 @@ def test_rewritten_feature_data_is_retrieved_again(store_and_entities, tmp_path,
 
 def _source_files(store, view: str) -> list[str]:
     return glob.glob(str(store.get_feature_view(view).batch_source.path))
+
+
+def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its object columns as ``string[pyarrow]`` (how training's entities come)."""
+    return frame.astype({c: "string[pyarrow]" for c in frame.columns if frame[c].dtype == object})
+
+
+def test_entity_keys_follow_the_values_not_their_storage(store_and_entities) -> None:
+    _settings, _store, entities = store_and_entities
+    rows = entities.head(200).copy()
+    rows.loc[3, "tailnum"] = None
+    keys = pit_cache.entity_keys(rows)
+    assert keys.dtype == np.uint64 and len(set(keys)) == len(rows)
+    np.testing.assert_array_equal(pit_cache.entity_keys(_arrow_strings(rows)), keys)
+    np.testing.assert_array_equal(pit_cache.entity_keys(rows.astype({"tailnum": "string[python]"})), keys)
+    np.testing.assert_array_equal(pit_cache.entity_keys(rows.iloc[::-1]), keys[::-1])  # one key per row
+
+    later = rows.loc[0, "event_timestamp"] + pd.Timedelta(minutes=1)
+    for column, value in [
+        ("flight_id", "another flight"), ("tailnum", "N0"), ("origin_hour", "EWR-00"), ("carrier", "ZZ"),
+        ("route", "EWR-ZZZ"), ("origin_utc_hour", "EWR-2013-01-01T00"), ("event_timestamp", later),
+    ]:  # fmt: skip
+        changed = rows.copy()
+        changed.loc[0, column] = value
+        for frame in (changed, _arrow_strings(changed)):
+            moved = pit_cache.entity_keys(frame)
+            assert moved[0] != keys[0], column
+            np.testing.assert_array_equal(moved[1:], keys[1:])
+    known = rows.copy()
+    known.loc[3, "tailnum"] = "N0"
+    assert pit_cache.entity_keys(known)[3] != keys[3]  # a null key is not any value
+
+
+def test_string_storage_does_not_change_what_is_cached(store_and_entities, tmp_path, feast_calls) -> None:
+    _settings, store, entities = store_and_entities
+    cache = tmp_path / "cache"
+    expected = historical_features(store, entities)
+
+    arrow = cached_historical_features(store, _arrow_strings(entities), cache)  # Feast asked with them
+    assert arrow["flight_id"].dtype == "string[pyarrow]"
+    pd.testing.assert_frame_equal(arrow[feature_names()], expected[feature_names()], check_dtype=False)
+    objects = cached_historical_features(store, entities, cache)
+    assert feast_calls == [len(entities)]  # the object-typed frame is served from the same files
+    pd.testing.assert_frame_equal(objects, expected, check_dtype=False)
+
+
+def test_a_key_of_another_flight_is_never_served(
+    store_and_entities, tmp_path, feast_calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _settings, store, entities = store_and_entities
+    cache = tmp_path / "cache"
+    first = entities.iloc[:100].reset_index(drop=True)
+    cached_historical_features(store, first, cache)
+    # Other flights whose keys collide with the cached ones (64-bit hashes, as if equal by chance).
+    others = entities.iloc[100:200].reset_index(drop=True).assign(month_key=first["month_key"])
+    real = pit_cache.entity_keys
+    monkeypatch.setattr(pit_cache, "entity_keys", lambda rows: real(first))
+    out = cached_historical_features(store, others, cache)
+    assert feast_calls == [100, 100]
+    pd.testing.assert_frame_equal(out, historical_features(store, others), check_dtype=False)
+
+    # Both flights of each colliding key are now in the files: neither is served by that key.
+    monkeypatch.setattr(pit_cache, "entity_keys", real)
+    again = cached_historical_features(store, first, cache)
+    assert feast_calls == [100, 100, 100]
+    pd.testing.assert_frame_equal(again, historical_features(store, first), check_dtype=False)

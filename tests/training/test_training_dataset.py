@@ -6,13 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
-from training_support import fct_row, feast_for, load_tables, planes_frame, weather_frame
+from training_support import (
+    fct_row,
+    feast_for,
+    load_tables,
+    planes_frame,
+    synthetic_warehouse,
+    weather_frame,
+)
 
 from hybridops.errors import HybridopsError
 from hybridops.features import pit_cache
 from hybridops.features.compute import WEATHER_TTL_HOURS, origin_hour_key, origin_utc_hour_key
+from hybridops.features.entities import flight_entities
 from hybridops.features.store import apply_definitions, feature_names, feature_store
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
@@ -60,6 +69,27 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     assert both.cancelled_excluded == 2
     assert len(both.entities) == 6
     assert labelled_flights(con, ["2013-03"]).entities.empty
+
+
+def test_labelled_flights_are_the_departed_entity_rows_in_flight_id_order(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    synthetic_warehouse(con, ["2013-01"], flights_per_day=10)
+    labelled = labelled_flights(con, ["2013-01"])
+    entities = labelled.entities
+    raw = flight_entities(con, ["2013-01"])  # every flight, departure order, object strings
+    cancelled = raw["cancelled"].fillna(False).astype(bool)
+    assert labelled.cancelled_excluded == int(cancelled.sum()) > 0
+    assert labelled.unlabelled_excluded == 0
+    expected = raw[~cancelled].sort_values("flight_id").reset_index(drop=True)
+    expected["label"] = expected["delayed_15"].astype(bool).astype("int64")
+    expected = expected[list(entities.columns)]
+    strings = [c for c in entities.columns if entities[c].dtype == "string[pyarrow]"]
+    assert strings == ["flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour",
+                       "origin_utc_hour"]  # fmt: skip
+    assert str(entities["event_timestamp"].dtype) == "datetime64[us]"
+    as_objects = entities.astype({c: object for c in strings})
+    pd.testing.assert_frame_equal(as_objects, expected.astype({c: object for c in strings}))
 
 
 # --- point in time -----------------------------------------------------------------------------------
@@ -310,6 +340,46 @@ def test_training_set_hash_is_stable_and_content_based(synthetic: dict[str, Any]
     changed.loc[0, "label"] = 1 - changed.loc[0, "label"]
     assert frame_sha256(changed) != first.sha256
     assert frame_sha256(first.frame.sample(frac=1, random_state=1)) == first.sha256
+
+
+def test_training_set_hash_ignores_string_storage_and_row_order(synthetic: dict[str, Any]) -> None:
+    built = build_training_set(
+        synthetic["store"], synthetic["labelled"].entities, TrainingSettings(min_rows=100)
+    )
+    frame = built.frame
+    strings = [c for c in frame.columns if frame[c].dtype == "string[pyarrow]"]
+    assert "flight_id" in strings and "tailnum" in strings  # as labelled_flights produces them
+    as_objects = frame.astype({c: object for c in strings})
+    assert frame_sha256(as_objects) == built.sha256
+    assert frame_sha256(frame.astype({c: "string[python]" for c in strings})) == built.sha256
+    assert frame_sha256(as_objects.sample(frac=1, random_state=3)) == built.sha256
+    assert frame_sha256(frame.sample(frac=1, random_state=4)) == built.sha256
+
+    first_id = frame.loc[0, "flight_id"]
+    for column, value in [
+        ("flight_id", first_id + "x"), ("tailnum", None), ("tailnum", "N99"), ("month_key", "2013-02"),
+        ("temp", np.nan), ("temp", frame.loc[0, "temp"] + 0.5),
+        ("event_timestamp", frame.loc[0, "event_timestamp"] + pd.Timedelta(seconds=1)),
+    ]:  # fmt: skip
+        changed = frame.copy()
+        changed.loc[0, column] = value
+        assert frame_sha256(changed) != built.sha256, (column, value)
+        assert frame_sha256(changed.astype({c: object for c in strings})) == frame_sha256(changed)
+
+
+def test_frame_hash_sees_string_boundaries_nulls_and_columns() -> None:
+    base = pd.DataFrame({"flight_id": ["f1", "f2"], "tailnum": ["AB", "C"], "temp": [np.nan, 1.0]})
+    digest = frame_sha256(base)
+    assert frame_sha256(base.assign(tailnum=["A", "BC"])) != digest  # same bytes, other strings
+    assert frame_sha256(base.assign(tailnum=[None, "C"])) != frame_sha256(base.assign(tailnum=["", "C"]))
+    assert frame_sha256(base.rename(columns={"temp": "dewp"})) != digest
+    assert frame_sha256(base.assign(temp=[np.nan, 1])) == digest  # float64 either way
+    assert frame_sha256(base.assign(temp=pd.array([np.nan, 1.0], dtype="float32"))) != digest
+    negative_nan = np.copysign(np.nan, -1.0)  # another NaN bit pattern: the same missing value
+    assert frame_sha256(base.assign(temp=[negative_nan, 1.0])) == digest
+    assert frame_sha256(pd.concat([base, base.iloc[[1]].assign(flight_id="f3")])) != digest
+    categorical = base.assign(tailnum=base["tailnum"].astype("category"))
+    assert frame_sha256(categorical) == frame_sha256(categorical.iloc[::-1])  # other dtypes: still ordered
 
 
 def test_feature_view_version_follows_feast_registry(tmp_path: Path) -> None:

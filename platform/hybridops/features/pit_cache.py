@@ -19,18 +19,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from feast import FeatureStore
 
+from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import (
+    ENTITY_COLUMNS,
     ENTITY_DF_COLUMNS,
     feature_names,
     historical_features,
     load_definitions_module,
 )
 
-# Cache files carry each flight's entity-key hash (column ``_KEY``); the format is part of the version,
-# so files of an earlier layout are never read.
-CACHE_FORMAT = "2"
+# Cache files carry each flight's key (column ``_KEY``); the format is part of the version, so files of
+# an earlier layout are never read. Format 3: the key hashes the flight_id too.
+CACHE_FORMAT = "3"
 _KEY = "_entity_key"
 
 
@@ -47,11 +52,57 @@ def feature_data_version(store: FeatureStore) -> str:
 
 
 def entity_keys(rows: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash per row of its entity keys and timestamp (a null key hashes alike on both sides)."""
-    keys = rows[ENTITY_DF_COLUMNS[1:]].reset_index(drop=True)
-    stamps = pd.to_datetime(keys["event_timestamp"])
-    keys["event_timestamp"] = stamps.dt.as_unit("ns").astype("int64")
-    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    """A 64-bit hash per row of its flight_id, entity keys and timestamp.
+
+    A null key hashes alike on both sides, and object and ``string`` columns of the same values give the
+    same keys.
+    """
+    keys = rows[ENTITY_DF_COLUMNS].reset_index(drop=True)
+    # flight_id is unique per row: hashed value by value, not through pandas' factorization.
+    columns: dict[str, pd.Series | pd.Categorical | np.ndarray] = {
+        "flight_id": pd.util.hash_array(keys["flight_id"].to_numpy(), categorize=False)
+    }
+    for name in ENTITY_COLUMNS:
+        columns[name] = _categorical(keys[name])
+    columns["event_timestamp"] = _nanoseconds(keys["event_timestamp"])
+    return pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
+
+
+def _nanoseconds(stamps: pd.Series) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch (UTC for timezone-aware ones)."""
+    if isinstance(stamps.dtype, np.dtype) and stamps.dtype.kind == "M":
+        return stamps.to_numpy().astype("datetime64[ns]").view("int64")  # ~50x faster than through pandas
+    return pd.to_datetime(stamps).array.as_unit("ns").asi8
+
+
+def _categorical(column: pd.Series) -> pd.Series | pd.Categorical:
+    """An Arrow-backed string column as a categorical of its distinct values, any other column as is.
+
+    ``hash_pandas_object`` hashes a categorical as it hashes the values themselves (each distinct value
+    once, the way it factorizes an object column); Arrow's dictionary encoding spares it the conversion
+    of every value to a Python object.
+    """
+    if not (isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow"):
+        return column
+    array = pa.array(column.array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    encoded = pc.dictionary_encode(array)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    categories = pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories, validate=False)
+
+
+def _flight_ids(column: pd.Series) -> pa.Array:
+    """A column of flight ids as one Arrow array (copied only from an object column)."""
+    source = column.to_numpy() if pd.api.types.is_object_dtype(column.dtype) else column.array
+    array = pa.array(source, type=pa.large_string())
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _read_month(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A cache file (its ``columns``), strings as ``string[pyarrow]``."""
+    return pq.read_table(path, columns=columns).to_pandas(types_mapper=arrow_string_types)
 
 
 def cached_historical_features(
@@ -73,21 +124,29 @@ def cached_historical_features(
     features = feature_names()
     out = entities.reset_index(drop=True)
     keys = entity_keys(out)
-    flight_ids = out["flight_id"].to_numpy()
+    flight_ids = _flight_ids(out["flight_id"])
 
     found: list[tuple[np.ndarray, pd.DataFrame]] = []  # (row positions in ``out``, their features)
     missing: list[np.ndarray] = []
-    months: dict[str, pd.DataFrame | None] = {}
+    cached_months: set[str] = set()
     for month, positions in sorted(out.groupby("month_key", sort=True).indices.items()):
         path = folder / f"{month}.parquet"
-        cached = pd.read_parquet(path) if path.exists() else None
-        months[str(month)] = cached
-        if cached is None:
+        if not path.exists():
             missing.append(positions)
             continue
-        at = pd.Index(cached["flight_id"]).get_indexer(flight_ids[positions])
+        cached_months.add(str(month))
+        cached = _read_month(path, ["flight_id", _KEY, *features])
+        # A flight is cached once per file, so its key is unique there unless two hashes collide; a
+        # colliding pair is never served (it is retrieved again).
+        index = pd.Index(cached[_KEY].to_numpy())
+        if not index.is_unique:
+            unique = ~index.duplicated(keep=False)
+            cached, index = cached[unique].reset_index(drop=True), index[unique]
+        at = index.get_indexer(keys[positions])
         hit = at >= 0
-        hit[hit] = cached[_KEY].to_numpy()[at[hit]] == keys[positions[hit]]
+        # The key is a hash: a hit must also be the same flight.
+        same = pc.equal(_flight_ids(cached["flight_id"]).take(at[hit]), flight_ids.take(positions[hit]))
+        hit[hit] = same.to_numpy(zero_copy_only=False)
         if hit.any():
             found.append((positions[hit], cached[features].iloc[at[hit]]))
         if not hit.all():
@@ -102,10 +161,10 @@ def cached_historical_features(
         kept = asked[ENTITY_DF_COLUMNS].assign(**{_KEY: keys[positions]}).join(values)
         folder.mkdir(parents=True, exist_ok=True)
         for month, rows in kept.groupby(asked["month_key"], sort=True):
-            cached = months.get(str(month))
-            if cached is not None:
-                rows = pd.concat([cached[~cached["flight_id"].isin(rows["flight_id"])], rows])
             path = folder / f"{month}.parquet"
+            if str(month) in cached_months:
+                cached = _read_month(path)
+                rows = pd.concat([cached[~cached["flight_id"].isin(rows["flight_id"])], rows])
             staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             rows.to_parquet(staged, index=False)
             staged.replace(path)  # readers never see a half-written file

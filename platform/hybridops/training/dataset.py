@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
-from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, flight_entities
+from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names, load_definitions_module
 from hybridops.settings import TrainingSettings
@@ -59,20 +62,24 @@ def labelled_flights(con: duckdb.DuckDBPyConnection, months: list[str]) -> Label
 
     Cancelled flights are excluded (their delay is undefined; a cancellation is another outcome than a
     delay) and counted in ``cancelled_excluded``. A departed flight without ``delayed_15`` (not produced by
-    the warehouse, but guarded) is excluded too and counted in ``unlabelled_excluded``.
+    the warehouse, but guarded) is excluded too and counted in ``unlabelled_excluded``. String columns
+    are ``string[pyarrow]``.
     """
-    # flight_id order: the training set's content hash and row order do not depend on departure order.
-    raw = flight_entities(con, months).sort_values("flight_id", kind="stable")
-    cancelled = raw["cancelled"].fillna(False).astype(bool)
-    unlabelled = ~cancelled & raw["delayed_15"].isna()
-    kept = raw[~cancelled & ~unlabelled].copy()
-    kept["label"] = kept["delayed_15"].astype(bool).astype("int64")
-    kept["event_timestamp"] = pd.to_datetime(kept["event_timestamp"]).astype("datetime64[us]")
-    entities = kept[ENTITY_FRAME_COLUMNS].reset_index(drop=True)
+    # flight_id order (sorted by DuckDB): the training set's content hash and row order do not depend on
+    # departure order. Filtering in Arrow before the conversion copies each kept value once.
+    table = flight_entity_table(con, months, order="flight_id")
+    cancelled = pc.fill_null(table["cancelled"], False)
+    departed = pc.invert(cancelled)
+    labelled = pc.is_valid(table["delayed_15"])
+    kept = table.filter(pc.and_(departed, labelled))
+    label = pc.cast(kept["delayed_15"], pa.int64())
+    kept = kept.select(FLIGHT_ENTITY_COLUMNS).append_column("label", label)
+    entities = kept.to_pandas(types_mapper=arrow_string_types)
+    entities["event_timestamp"] = entities["event_timestamp"].astype("datetime64[us]")
     return LabelledFlights(
         entities=entities,
-        cancelled_excluded=int(cancelled.sum()),
-        unlabelled_excluded=int(unlabelled.sum()),
+        cancelled_excluded=int(pc.sum(cancelled).as_py() or 0),
+        unlabelled_excluded=int(pc.sum(pc.and_(departed, pc.invert(labelled))).as_py() or 0),
     )
 
 
@@ -103,17 +110,75 @@ def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str
     return versions, digests
 
 
+def _in_flight_id_order(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` is sorted by ``flight_id`` (compared in Arrow for ``string[pyarrow]`` ids)."""
+    ids = frame["flight_id"]
+    if isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow" and not ids.hasnans:
+        # pandas would convert every id to a Python object first.
+        array = pa.array(ids.array)
+        return len(array) < 2 or bool(pc.all(pc.less_equal(array[:-1], array[1:])).as_py())
+    return bool(ids.is_monotonic_increasing)
+
+
 def frame_sha256(frame: pd.DataFrame) -> str:
-    """Content hash of a frame independent of its row order (rows sorted by ``flight_id``)."""
+    """Content hash of a frame, independent of its row order and of how its strings are stored.
+
+    Rows are taken in ``flight_id`` order and columns in name order. The hash covers the row count and
+    each column's name, kind and values: numbers and timestamps as their bytes (every NaN alike), strings
+    as their UTF-8 bytes, lengths and nulls, so an ``object`` column and a ``string`` column of the same
+    text hash alike. Columns of any other dtype are hashed with ``pandas.util.hash_pandas_object``.
+    """
     ordered = frame
-    if not frame["flight_id"].is_monotonic_increasing:  # a training set is already in flight_id order
+    if not _in_flight_id_order(frame):  # a training set is already in flight_id order
         ordered = frame.sort_values("flight_id", kind="mergesort")
-    ordered = ordered.reset_index(drop=True)
-    ordered = ordered[sorted(ordered.columns)]
+    columns = sorted(ordered.columns)
+    encoded = {name: _column_parts(ordered[name]) for name in columns}
     digest = hashlib.sha256()
-    digest.update(json.dumps([[c, str(ordered[c].dtype)] for c in ordered.columns]).encode())
-    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    header = {"rows": len(ordered), "columns": [[name, encoded[name][0]] for name in columns]}
+    digest.update(json.dumps(header).encode())
+    for name in columns:
+        for part in encoded[name][1]:
+            view = memoryview(part)
+            # Each part's length first: parts of different lengths never run into one another.
+            digest.update(len(view).to_bytes(8, "little"))
+            digest.update(view)
     return digest.hexdigest()
+
+
+def _column_parts(column: pd.Series) -> tuple[str, list[Any]]:
+    """A column's kind and the buffers its values are hashed from (see ``frame_sha256``)."""
+    dtype = column.dtype
+    is_text = isinstance(dtype, pd.StringDtype) or (
+        isinstance(dtype, pd.ArrowDtype)
+        and (pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
+    )
+    if pd.api.types.is_object_dtype(dtype):
+        is_text = pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
+    if is_text:
+        return "string", _text_parts(column)
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufmM":
+        values = np.ascontiguousarray(column.to_numpy())
+        if dtype.kind == "f" and np.isnan(values).any():
+            values = np.where(np.isnan(values), np.nan, values)  # one NaN bit pattern
+        return str(dtype), [values.view(np.uint8)]
+    hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
+    return str(dtype), [np.ascontiguousarray(hashed).view(np.uint8)]
+
+
+def _text_parts(column: pd.Series) -> list[Any]:
+    """Validity, lengths (as offsets from 0) and UTF-8 bytes of a column of strings (nulls as empty)."""
+    source = column.to_numpy() if pd.api.types.is_object_dtype(column.dtype) else column.array
+    array = pa.array(source, type=pa.large_string(), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    valid = pc.is_valid(array).to_numpy(zero_copy_only=False)
+    if array.null_count:
+        array = pc.fill_null(array, "")  # a null slot may span bytes; an empty string spans none
+    _, offsets_buffer, data = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(array) + 1, offset=array.offset * 8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    text = memoryview(data)[start:end] if data is not None else b""
+    return [valid.view(np.uint8), (offsets - start).view(np.uint8), text]
 
 
 def build_training_set(
@@ -146,11 +211,12 @@ def build_training_set(
             f"Feast returned {len(frame)} rows for {len(entities)} entity rows; refusing a training set "
             "that lost or duplicated flights"
         )
-    if not frame["flight_id"].is_monotonic_increasing:
+    if not _in_flight_id_order(frame):
         frame = frame.sort_values("flight_id", kind="mergesort")
     frame = frame.reset_index(drop=True)
     for name in names:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        if frame[name].dtype != "float64":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     null_rates = {name: float(frame[name].isna().mean()) for name in names}
     exempt = set(settings.sparse_features)
     too_sparse = {
