@@ -13,10 +13,12 @@ from features_support import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features import compute
 from hybridops.features.compute import (
+    UTC,
     WEATHER_TTL_HOURS,
     build_feature_tables,
     build_feature_tables_months,
     compute_view,
+    departure_keys,
     month_window,
     origin_hour_key,
 )
@@ -273,3 +275,15 @@ def test_a_range_writes_the_partitions_of_month_by_month(
         pd.testing.assert_frame_equal(
             pd.read_parquet(as_range / f), pd.read_parquet(by_month / f), check_exact=True
         )
+
+
+def test_departure_keys_follow_the_local_clock_and_utc() -> None:
+    # 05:30 local on the day DST starts is 09:30 UTC (a day earlier it is 10:30).
+    assert departure_keys("EWR", datetime(2013, 3, 10, 5, 30)) == {
+        "origin_utc_hour": "EWR-2013-03-10T09",
+        "origin_hour": "EWR-05",
+    }
+    assert departure_keys("EWR", datetime(2013, 3, 9, 5, 30))["origin_utc_hour"] == "EWR-2013-03-09T10"
+    # An offset-aware departure is the same instant, wherever its offset.
+    aware = datetime(2013, 1, 1, 10, 15, tzinfo=UTC)
+    assert departure_keys("JFK", aware) == {"origin_utc_hour": "JFK-2013-01-01T10", "origin_hour": "JFK-05"}

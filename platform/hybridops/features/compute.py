@@ -74,6 +74,16 @@ def origin_utc_hour_key(origin: str, sched_dep_utc: datetime) -> str:
     return f"{origin}-{sched_dep_utc.strftime(_UTC_HOUR_FORMAT)}"
 
 
+def departure_keys(origin: str, sched_dep: datetime) -> dict[str, str]:
+    """The entity keys a flight derives from its scheduled departure (naive means New York local time):
+    ``origin_utc_hour`` (the weather's) and ``origin_hour``. The service and the skew audit both use it."""
+    aware = sched_dep if sched_dep.tzinfo is not None else sched_dep.replace(tzinfo=LOCAL_TZ)
+    return {
+        "origin_utc_hour": origin_utc_hour_key(origin, aware.astimezone(UTC).replace(tzinfo=None)),
+        "origin_hour": origin_hour_key(origin, aware.astimezone(LOCAL_TZ).replace(tzinfo=None)),
+    }
+
+
 STATIC_VIEWS = ("plane_profile",)
 # Views keyed by an hour of departure: online, a range materializes only its last month's hours (see
 # ``hybridops.features.store.materialize_months``).

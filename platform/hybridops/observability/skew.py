@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from hybridops.features.compute import LOCAL_TZ, UTC, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import departure_keys
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir
 from hybridops.settings import Settings
@@ -34,24 +34,20 @@ def read_feature_log(settings: Settings) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
 
 
-def _aware(text: str) -> datetime:
-    """The request's scheduled departure, as the service read it (naive means New York local time)."""
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=LOCAL_TZ)
-
-
 def _entities(log: pd.DataFrame) -> pd.DataFrame:
-    aware = [_aware(str(text)) for text in log["sched_dep"]]
-    local = [value.astimezone(LOCAL_TZ).replace(tzinfo=None) for value in aware]
-    utc = [value.astimezone(UTC).replace(tzinfo=None) for value in aware]
+    # The departure's keys as the service derived them from the request's sched_dep.
+    keys = [
+        departure_keys(str(origin), datetime.fromisoformat(str(text)))
+        for origin, text in zip(log["origin"], log["sched_dep"], strict=True)
+    ]
     return pd.DataFrame(
         {
             "flight_id": [f"served-{i}" for i in range(len(log))],
-            "origin_utc_hour": [origin_utc_hour_key(o, t) for o, t in zip(log["origin"], utc, strict=True)],
+            "origin_utc_hour": [k["origin_utc_hour"] for k in keys],
             "carrier": log["carrier"].astype(str),
             "route": log["route"].astype(str),
             "tailnum": log["tailnum"].astype("string"),
-            "origin_hour": [origin_hour_key(o, t) for o, t in zip(log["origin"], local, strict=True)],
+            "origin_hour": [k["origin_hour"] for k in keys],
         }
     )
 

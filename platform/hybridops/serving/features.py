@@ -22,7 +22,7 @@ import numpy as np
 from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import LOCAL_TZ, UTC, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import LOCAL_TZ, departure_keys
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.entity_keys import EntityKeyEncoder
 from hybridops.serving.online_redis import RedisOnlineRead
@@ -59,15 +59,13 @@ def entity_row(
     carrier: str, origin: str, dest: str, tailnum: str | None, sched_dep: datetime
 ) -> dict[str, str | None]:
     """The Feast entity keys of one flight (``ENTITY_COLUMNS``), with the platform's own key builders."""
-    aware = sched_dep if sched_dep.tzinfo is not None else sched_dep.replace(tzinfo=LOCAL_TZ)
-    local = aware.astimezone(LOCAL_TZ).replace(tzinfo=None)
-    utc = aware.astimezone(UTC).replace(tzinfo=None)
+    keys = departure_keys(origin, sched_dep)
     return {
-        "origin_utc_hour": origin_utc_hour_key(origin, utc),
+        "origin_utc_hour": keys["origin_utc_hour"],
         "carrier": carrier,
         "route": f"{origin}-{dest}",
         "tailnum": tailnum,
-        "origin_hour": origin_hour_key(origin, local),
+        "origin_hour": keys["origin_hour"],
     }
 
 
