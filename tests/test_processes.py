@@ -6,13 +6,26 @@ import signal
 import subprocess
 import sys
 
-from hybridops.processes import stop
+from hybridops.processes import default_signals, stop
 
 
 def _child(code: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    # The test runner's own signal state (other tests run libraries in this process) is not the child's.
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, preexec_fn=default_signals
+    )
     assert process.stdout is not None and process.stdout.readline() == b"up\n"
     return process
+
+
+def test_a_child_answers_sigterm_even_when_its_parent_blocks_it() -> None:
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    try:
+        process = _child("import sys, time; print('up', flush=True); time.sleep(60)")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    stop(process, timeout=5)
+    assert process.returncode == -signal.SIGTERM
 
 
 def test_a_process_that_honours_sigterm_stops_with_it() -> None:

@@ -20,6 +20,8 @@ import pytest
 import requests
 from observability_support import RULES_DIR, alert_rules, free_port, prometheus_binary, wait_for
 
+from hybridops.processes import default_signals
+
 EXE = str(Path(sys.executable).with_name("hybridops"))
 needs_prometheus = pytest.mark.skipif(
     prometheus_binary() is None, reason="prometheus missing: apt-get install prometheus (Debian package)"
@@ -46,8 +48,14 @@ class Running:
 def monitor_process(args: list[str], env: dict[str, str], stderr: Path) -> Iterator[Running]:
     """``hybridops monitor`` as a subprocess; its stdout lines are collected as they are printed."""
     with stderr.open("w") as sink:
+        # Started as from a shell: the test runner's own signal state is not the command's.
         process = subprocess.Popen(
-            [EXE, "monitor", *args], stdout=subprocess.PIPE, stderr=sink, text=True, env=env
+            [EXE, "monitor", *args],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+            env=env,
+            preexec_fn=default_signals,
         )
     running = Running(process)
     assert process.stdout is not None
