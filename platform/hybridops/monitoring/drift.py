@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hybridops.settings import MonitoringSettings, Settings
+from hybridops.settings import MonitoringSettings, Settings, monitoring_settings
 
 EPSILON = 1e-4
 _KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp computes exact p-values up to this size
@@ -51,11 +51,6 @@ FEATURE_DRIFT_COLUMNS = [
     "cur_null_rate",
     "drifted",
 ]
-
-
-def monitoring_settings(settings: MonitoringSettings | Settings) -> MonitoringSettings:
-    """Accept either the whole ``Settings`` or its ``monitoring`` section."""
-    return settings.monitoring if isinstance(settings, Settings) else settings
 
 
 def _values(sample: Any) -> np.ndarray:
@@ -108,25 +103,30 @@ def ks(reference: Any, current: Any) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def _ks_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-    """``ks`` on samples already sorted and without nulls: ``scipy.stats.ks_2samp``'s own computation
-    (same statistic, same p-value), without sorting the reference again for every month. Samples larger
-    than ``_KS_EXACT_MAX_N`` take scipy's asymptotic path, as ``ks_2samp`` does; smaller ones go to scipy.
+def _ks_pvalues(statistics: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
+    """scipy's asymptotic two-sided p-values (``kstwo.sf`` on the rounded effective size), in one call.
+
+    The same computation ``ks_2samp`` does for samples above ``_KS_EXACT_MAX_N``; one vectorized call for a
+    month's features instead of one distribution call per feature.
+    """
+    m, n = np.maximum(n1, n2).astype("float64"), np.minimum(n1, n2).astype("float64")
+    return np.clip(stats.kstwo.sf(statistics, np.round(m * n / (m + n))), 0, 1)
+
+
+def _ks_statistic(ref: np.ndarray, ref_cdf: np.ndarray, cur: np.ndarray) -> float:
+    """The KS statistic of two sorted samples without nulls, ``ref_cdf`` being ref's own right-CDF.
+
+    The largest CDF gap is reached at a point of one of the samples, so both CDFs are evaluated at the
+    reference's points and at the current's (``ks_2samp`` evaluates them at the concatenation: the same
+    points, the same gaps). ``ref_cdf`` is prepared once per reference.
     """
     n1, n2 = len(ref), len(cur)
-    if n1 == 0 or n2 == 0:
-        return math.nan, math.nan
-    if max(n1, n2) <= _KS_EXACT_MAX_N:
-        result = stats.ks_2samp(ref, cur)
-        return float(result.statistic), float(result.pvalue)
-    both = np.concatenate([ref, cur])
-    gaps = np.searchsorted(ref, both, side="right") / n1 - np.searchsorted(cur, both, side="right") / n2
-    low = np.clip(-gaps[np.argmin(gaps)], 0, 1)
-    high = gaps[np.argmax(gaps)]
-    statistic = low if low > high else high
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    pvalue = np.clip(stats.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1)
-    return float(statistic), float(pvalue)
+    at_ref = ref_cdf - np.searchsorted(cur, ref, side="right") / n2
+    at_cur = np.searchsorted(ref, cur, side="right") / n1 - np.searchsorted(cur, cur, side="right") / n2
+    low = max(-at_ref.min(), -at_cur.min())
+    low = float(np.clip(low, 0, 1))
+    high = float(max(at_ref.max(), at_cur.max()))
+    return low if low > high else high
 
 
 def _mean(values: np.ndarray) -> float:
@@ -145,6 +145,7 @@ class _Reference:
     edges: np.ndarray
     shares: np.ndarray  # floored at EPSILON
     known_sorted: np.ndarray
+    known_cdf: np.ndarray  # right-continuous empirical CDF at each sorted value
     mean: float
     null_rate: float
 
@@ -164,34 +165,57 @@ class DriftReference:
             values = _values(reference[name])
             known = values[~np.isnan(values)]
             edges = bin_edges(known, bins)
+            known_sorted = np.sort(known)
             self._prepared[name] = _Reference(
                 edges=edges,
                 shares=np.maximum(_shares(values, edges), EPSILON) if len(values) else np.empty(0),
-                known_sorted=np.sort(known),
+                known_sorted=known_sorted,
+                known_cdf=np.searchsorted(known_sorted, known_sorted, side="right") / max(len(known), 1),
                 mean=_mean(values),
                 null_rate=_null_rate(values),
             )
 
     def compare(self, name: str, current: Any) -> dict[str, float]:
         """PSI, KS and the means and null rates of ``current`` against the feature's reference."""
-        ref = self._prepared[name]
-        cur = _values(current)
-        known = cur[~np.isnan(cur)]
-        if len(ref.shares) == 0 or len(cur) == 0:
-            value = math.nan
-        else:
-            c = np.maximum(_shares(cur, ref.edges), EPSILON)
-            value = float(np.sum((c - ref.shares) * np.log(c / ref.shares)))
-        statistic, pvalue = _ks_sorted(ref.known_sorted, np.sort(known))
-        return {
-            "psi": value,
-            "ks_stat": statistic,
-            "ks_pvalue": pvalue,
-            "ref_mean": ref.mean,
-            "cur_mean": _mean(cur),
-            "ref_null_rate": ref.null_rate,
-            "cur_null_rate": _null_rate(cur),
-        }
+        return self.compare_all(pd.DataFrame({name: current}), [name])[0]
+
+    def compare_all(self, current: pd.DataFrame, names: Sequence[str]) -> list[dict[str, float]]:
+        """``compare`` for each feature of ``names``, with the KS p-values of large samples in one call."""
+        rows: list[dict[str, float]] = []
+        asymptotic: list[tuple[int, float, int, int]] = []  # (row, statistic, n1, n2)
+        for name in names:
+            ref = self._prepared[name]
+            cur = _values(current[name])
+            known = np.sort(cur[~np.isnan(cur)])
+            if len(ref.shares) == 0 or len(cur) == 0:
+                value = math.nan
+            else:
+                c = np.maximum(_shares(cur, ref.edges), EPSILON)
+                value = float(np.sum((c - ref.shares) * np.log(c / ref.shares)))
+            n1, n2 = len(ref.known_sorted), len(known)
+            statistic, pvalue = math.nan, math.nan
+            if n1 and n2 and max(n1, n2) <= _KS_EXACT_MAX_N:
+                result = stats.ks_2samp(ref.known_sorted, known)  # scipy's exact path
+                statistic, pvalue = float(result.statistic), float(result.pvalue)
+            elif n1 and n2:
+                statistic = _ks_statistic(ref.known_sorted, ref.known_cdf, known)
+                asymptotic.append((len(rows), statistic, n1, n2))
+            rows.append(
+                {
+                    "psi": value,
+                    "ks_stat": statistic,
+                    "ks_pvalue": pvalue,
+                    "ref_mean": ref.mean,
+                    "cur_mean": _mean(cur),
+                    "ref_null_rate": ref.null_rate,
+                    "cur_null_rate": _null_rate(cur),
+                }
+            )
+        if asymptotic:
+            index, statistics, n1s, n2s = (np.array(column) for column in zip(*asymptotic, strict=True))
+            for row, pvalue in zip(index, _ks_pvalues(statistics, n1s, n2s), strict=True):
+                rows[int(row)]["ks_pvalue"] = float(pvalue)
+        return rows
 
 
 def feature_drift(
@@ -216,8 +240,7 @@ def feature_drift(
             raise ValueError(f"the reference was prepared with {reference.bins} bins, not {config.bins}")
         reference = DriftReference(frame, features, config.bins)
     rows = []
-    for name in features:
-        measured = reference.compare(name, current[name])
+    for name, measured in zip(features, reference.compare_all(current, features), strict=True):
         value, statistic = measured["psi"], measured["ks_stat"]
         rows.append(
             {
