@@ -1,4 +1,8 @@
-"""Batch inference with the champion, drift and live performance, and the retraining loop (ML team)."""
+"""Batch inference with the champion, drift and live performance, and the retraining loop (ML team).
+
+The ML libraries (LightGBM, scikit-learn, SciPy, MLflow) are imported by the steps that use them, as in
+``dagster_project.training``.
+"""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +14,8 @@ from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from dagster_project.training import training_set_path
 from hybridops.features.store import feature_store
-from hybridops.inference.batch import score, score_months
-from hybridops.monitoring.drift import DriftReference, feature_drift, prediction_drift
 from hybridops.monitoring.loop import LoopDecision, collect_signals, decide, record_report
-from hybridops.monitoring.performance import performance
 from hybridops.monitoring.report import drift_report, write_drift
-from hybridops.registry import CHAMPION, champion, load_model, registry_client
 from hybridops.settings import Settings
 from hybridops.warehouse.db import connect, read_frame, table_exists, write_parquet_partition
 
@@ -43,6 +43,9 @@ def scored_features_root(settings: Settings) -> Path:
 def batch_predictions(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource
 ) -> dg.MaterializeResult:
+    from hybridops.inference.batch import score_months
+    from hybridops.registry import CHAMPION, load_model
+
     settings = hybridops.settings()
     months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
@@ -98,6 +101,11 @@ def _range_metadata(context: dg.AssetExecutionContext, per_month: dict[str, dict
     ),
 )
 def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
+    from hybridops.inference.batch import score
+    from hybridops.monitoring.drift import DriftReference, feature_drift, prediction_drift
+    from hybridops.monitoring.performance import performance
+    from hybridops.registry import CHAMPION, load_model
+
     settings = hybridops.settings()
     months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
@@ -177,6 +185,8 @@ def _check_description(failed: list[str], details: list[tuple[str, str]]) -> str
 
 def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The champion's training rows (drift reference) and holdout rows (prediction reference)."""
+    from hybridops.registry import registry_client
+
     # The registry's own client: no process-wide MLflow tracking URI is changed.
     run = registry_client(settings).get_run(run_id) if run_id else None
     tags = run.data.tags if run else {}
@@ -195,6 +205,8 @@ def evaluate_loop(
     instance: dg.DagsterInstance, settings: Settings, now: datetime | None = None
 ) -> LoopDecision:
     """Gather the loop's inputs from the warehouse, the registry and the instance's run history."""
+    from hybridops.registry import champion
+
     now = now or datetime.now(UTC).replace(tzinfo=None)
     current = champion(settings)
     if current is None:

@@ -1,4 +1,9 @@
-"""Training: point-in-time training set from Feast, tracked training, the promotion gate (ML team)."""
+"""Training: point-in-time training set from Feast, tracked training, the promotion gate (ML team).
+
+LightGBM, scikit-learn and MLflow are imported by the steps that use them, not when the code location
+loads: the webserver, the daemon and the data half of a run do not wait for them
+(``hybridops.orchestration.warmup`` imports them in the background while the data half runs).
+"""
 
 import hashlib
 import json
@@ -11,12 +16,9 @@ from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import feature_store
-from hybridops.registry import CHAMPION, apply_gate, champion, load_model, register_candidate
 from hybridops.settings import Settings
 from hybridops.training.dataset import build_training_set, labelled_flights
 from hybridops.training.split import SplitPlan, plan_split, split_frame
-from hybridops.training.tracking import track_training
-from hybridops.training.train import evaluate, lgb_params, train_model
 from hybridops.warehouse.db import connect, read_frame
 
 OWNERS = ["team:ml"]
@@ -63,7 +65,10 @@ def _plan(months: list[str], config: TrainingConfig, settings: Settings) -> Spli
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingConfig, hybridops: HybridopsResource
 ) -> dict:
+    from hybridops.modeling.artifact import prepare_model_logging
+
     settings = hybridops.settings()
+    prepare_model_logging()  # overlaps with the retrieval below
     plan = _plan(loaded_months(settings), config, settings)
     with connect(settings.warehouse_db, read_only=True) as con:
         labelled = labelled_flights(con, [*plan.train, plan.holdout])
@@ -130,6 +135,10 @@ def _restore(ref: dict):
 def candidate_model(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource, training_set: dict
 ) -> dict:
+    from hybridops.registry import register_candidate
+    from hybridops.training.tracking import track_training
+    from hybridops.training.train import train_model
+
     settings = hybridops.settings()
     training, plan = _restore(training_set)
     digest = training_digest(training_set["sha256"], plan, training.features, settings)
@@ -186,6 +195,8 @@ def candidate_model(
 
 def training_digest(training_set_sha: str, plan: SplitPlan, features: list[str], settings: Settings) -> str:
     """What determines the model: the data, the split, the features and every training parameter."""
+    from hybridops.training.train import lgb_params
+
     payload = json.dumps(
         {
             "training_set": training_set_sha,
@@ -242,6 +253,9 @@ def registered_version_for(settings: Settings, digest: str) -> dict | None:
     ),
 )
 def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResource, candidate_model: dict):
+    from hybridops.registry import CHAMPION, apply_gate, champion, load_model
+    from hybridops.training.train import evaluate
+
     settings = hybridops.settings()
     training, plan = _restore(candidate_model["training_set"])
     _, holdout = split_frame(training.frame, plan)

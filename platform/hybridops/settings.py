@@ -420,6 +420,11 @@ class Settings(BaseSettings):
         return self.mlflow_dir / "artifacts"
 
 
+def monitoring_settings(settings: MonitoringSettings | Settings) -> MonitoringSettings:
+    """Accept either the whole ``Settings`` or its ``monitoring`` section."""
+    return settings.monitoring if isinstance(settings, Settings) else settings
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, with explicit overrides on top."""
     return Settings(**overrides)  # type: ignore[arg-type]

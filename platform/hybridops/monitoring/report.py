@@ -27,8 +27,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from hybridops.monitoring.drift import monitoring_settings
-from hybridops.settings import MonitoringSettings, Settings
+from hybridops.settings import MonitoringSettings, Settings, monitoring_settings
 from hybridops.warehouse.db import replace_rows
 
 DRIFT_TABLE = "drift_metrics"
