@@ -105,20 +105,3 @@ def test_a_forged_version_hash_is_refused(
     client.delete_model_version_tag(name, version, "hybridops.model_sha256")
     with pytest.raises(HybridopsError, match="cannot be verified"):
         reg.load_model(settings, f"{name}/{version}")
-
-
-def test_prepare_model_logging_builds_mlflow_packages_map_once() -> None:
-    from mlflow.utils import requirements_utils
-
-    from hybridops.modeling import artifact
-
-    artifact.prepare_model_logging()
-    first = artifact._packages_map
-    assert first is not None
-    artifact.prepare_model_logging()  # once per process
-    assert artifact._packages_map is first
-    first.join(timeout=60)
-    # The map log_model's requirements check reads: built, with the packages the model requires.
-    assert not first.is_alive()
-    packages = requirements_utils._MODULES_TO_PACKAGES
-    assert packages is not None and "lightgbm" in packages.get("lightgbm", [])

@@ -9,7 +9,6 @@ so a tampered artifact is refused.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,31 +20,6 @@ from hybridops.errors import HybridopsError
 MODEL_FILE = "model.lgb"
 SHA_TAG = "hybridops.model_sha256"
 FEATURES_TAG = "hybridops.features"
-
-
-_packages_map: threading.Thread | None = None
-
-
-def prepare_model_logging() -> None:
-    """Start building MLflow's map of installed packages in the background (once per process).
-
-    ``log_model`` checks the model's requirements against the environment, and the first check of a
-    process maps every installed distribution to its modules (about a second of reading package
-    metadata). Started before the training set is retrieved, it runs while DuckDB holds the main thread.
-    """
-    global _packages_map
-    if _packages_map is None:
-        _packages_map = threading.Thread(target=_build_packages_map, name="mlflow-packages-map", daemon=True)
-        _packages_map.start()
-
-
-def _build_packages_map() -> None:
-    try:
-        from mlflow.utils import requirements_utils
-
-        requirements_utils._init_modules_to_packages_map()
-    except Exception:  # a private MLflow helper: if it moved, log_model builds the map itself
-        pass
 
 
 class TamperedModelError(HybridopsError):
@@ -71,8 +45,6 @@ def log_booster(booster: lgb.Booster, input_example: Any, signature: Any = None)
     """Log ``booster`` to the active MLflow run (native format) and tag the run with the file's hash."""
     import mlflow
 
-    if _packages_map is not None:
-        _packages_map.join()  # never two builders of MLflow's module-level map at once
     # Explicit requirements: MLflow's inference of them starts a subprocess that costs seconds per model.
     requirements = [f"lightgbm=={lgb.__version__}", f"mlflow=={mlflow.__version__}"]
     info = mlflow.lightgbm.log_model(

@@ -181,11 +181,8 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     started = time.perf_counter()
     summary = RunSummary(status="success", months=months)
     pipeline = _Pipeline(settings, summary, progress)
-    from hybridops.orchestration.warmup import start_warmup
     from hybridops.warehouse.db import kept_open
 
-    # Two months or more go on to training: its libraries load on the other core meanwhile.
-    warmup = start_warmup() if len(months) >= 2 else None
     try:
         # Every step of every run opens the warehouse; kept open, each open is a cursor, not a new database.
         with kept_open(settings.warehouse_db):
@@ -194,8 +191,6 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
             if all(pipeline.execute(planned) for planned in data_runs):
                 _run_ml(pipeline, months)
     finally:
-        if warmup is not None:
-            warmup.join()
         pipeline.instance.dispose()
     summary.stage_seconds["orchestration"] = round(
         max(0.0, time.perf_counter() - started - sum(summary.stage_seconds.values())), 3
