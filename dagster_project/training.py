@@ -1,8 +1,8 @@
 """Training: point-in-time training set from Feast, tracked training, the promotion gate (ML team).
 
 LightGBM, scikit-learn and MLflow are imported by the steps that use them, not when the code location
-loads: the webserver, the daemon and the sensors load the
-definitions about 2 s sooner (6-7 s instead of 8-9 s here), and a data-only run never imports them.
+loads: the webserver, the daemon and the sensors load the definitions about 2 s sooner (6-7 s instead of
+8-9 s here), and a data-only run never imports them.
 """
 
 import hashlib
