@@ -145,7 +145,10 @@ def cached_historical_features(
             if extra_missing:
                 at = np.concatenate(extra_missing)
                 # A flight asked for anyway is asked once (Feast's entity rows are one per flight).
-                at = at[~extra["flight_id"].iloc[at].isin(out["flight_id"]).to_numpy()]
+                asked_anyway = pc.is_in(
+                    _flight_ids(extra["flight_id"]).take(at), _flight_ids(out["flight_id"])
+                )
+                at = at[~asked_anyway.to_numpy(zero_copy_only=False)]
                 asked = pd.concat([asked, extra.iloc[at][_REQUEST_COLUMNS]], ignore_index=True)
                 asked_keys = np.concatenate([asked_keys, extra_keys[at]])
         values = _retrieve_and_store(store, folder, asked, asked_keys, features)
