@@ -36,6 +36,13 @@ def test_training_is_reproducible(synthetic_split: dict[str, Any], tmp_path: Pat
     assert other.booster.model_to_string() != first.booster.model_to_string()
 
 
+def test_train_metrics_from_training_scores_equal_a_prediction_pass(synthetic_split: dict[str, Any]) -> None:
+    # The train metrics come from the scores LightGBM kept while training, not from predicting again.
+    s = synthetic_split
+    trained = train_model(s["train"], s["holdout"], s["set"].features, s["settings"])
+    assert trained.train_metrics == evaluate(trained.booster, s["train"], s["set"].features)
+
+
 def test_model_learns_the_planted_signal(synthetic_split: dict[str, Any]) -> None:
     s = synthetic_split
     trained = train_model(s["train"], s["holdout"], s["set"].features, s["settings"])

@@ -114,8 +114,11 @@ def evaluate(booster: lgb.Booster, frame: pd.DataFrame, features: list[str]) -> 
     """
     if frame.empty:
         raise HybridopsError("cannot evaluate a model on an empty frame")
-    labels = frame["label"].astype("int64").to_numpy()
-    probabilities = predict(booster, frame, features)
+    return metrics_of(frame["label"].astype("int64").to_numpy(), predict(booster, frame, features))
+
+
+def metrics_of(labels: np.ndarray, probabilities: np.ndarray) -> Metrics:
+    """Metrics of predicted ``probabilities`` against 0/1 ``labels`` (AUC is NaN for a single class)."""
     table = calibration_table(labels, probabilities)
     rows = len(labels)
     ece = sum(count / rows * abs(mean_p - observed) for mean_p, observed, count in table)
@@ -146,19 +149,36 @@ def train_model(
     if train["label"].nunique() < 2:
         raise HybridopsError("cannot train: the training months hold only one label class")
     params = lgb_params(settings)
+    labels = train["label"].astype("int64").to_numpy()
     dataset = lgb.Dataset(
         _matrix(train, features),
-        label=train["label"].astype("int64").to_numpy(),
+        label=labels,
         feature_name=list(features),
         params={"verbosity": -1, "max_bin": settings.max_bin},
         free_raw_data=False,
     )
-    booster = lgb.train(params, dataset, num_boost_round=settings.num_boost_round)
+    # Kept as the training booster, it still holds its scores of the training rows: the train metrics
+    # need no second pass over them (the same probabilities as predict, to the bit).
+    booster = lgb.train(params, dataset, num_boost_round=settings.num_boost_round, keep_training_booster=True)
+    train_metrics = metrics_of(labels, _training_scores(booster))
+    booster.free_dataset()
     return TrainedModel(
         booster=booster,
         features=list(features),
         params=params,
         num_boost_round=settings.num_boost_round,
-        train_metrics=evaluate(booster, train, features),
+        train_metrics=train_metrics,
         holdout_metrics=evaluate(booster, holdout, features),
     )
+
+
+def _training_scores(booster: lgb.Booster) -> np.ndarray:
+    """The booster's probabilities for its own training rows, as LightGBM kept them while training."""
+    scores: list[np.ndarray] = []
+
+    def capture(predictions: np.ndarray, _data: lgb.Dataset) -> tuple[str, float, bool]:
+        scores.append(np.asarray(predictions, dtype="float64"))
+        return "captured", 0.0, True
+
+    booster.eval_train(feval=capture)
+    return scores[0]
