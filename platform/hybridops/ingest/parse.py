@@ -146,8 +146,10 @@ def parse_table(landed: LandedFile, month_key: str | None = None) -> ParseResult
     full = _parse_full(landed)
     if month_key is None or full.table not in MONTHLY_TABLES or full.critical:
         return _copy(full, month_key)
-    frame = full.frame[full.frame["month_key"] == month_key].reset_index(drop=True)
-    rejects = full.rejects[full.rejects["month_key"] == month_key].reset_index(drop=True)
+    frame_rows, reject_rows = _month_rows(landed, full)
+    empty = np.empty(0, dtype="int64")
+    frame = full.frame.take(frame_rows.get(month_key, empty)).reset_index(drop=True)
+    rejects = full.rejects.take(reject_rows.get(month_key, empty)).reset_index(drop=True)
     rows_read = len(frame) + len(rejects)
     critical: list[str] = []
     if rows_read == 0:
@@ -170,6 +172,24 @@ def parse_table(landed: LandedFile, month_key: str | None = None) -> ParseResult
 def clear_cache() -> None:
     """Forget parsed files (tests and long-lived processes)."""
     _cache.clear()
+    _months.clear()
+
+
+# Row positions of each month in a cached parse (frame, rejects): a range's steps take their months by
+# position instead of comparing every row's month_key once per month.
+_months: dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+
+
+def _month_rows(landed: LandedFile, full: ParseResult) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    key = (landed.sha256, landed.table)
+    if key not in _months:
+        for stale in set(_months) - set(_cache):
+            del _months[stale]
+        _months[key] = (
+            full.frame.groupby("month_key", sort=False).indices,
+            full.rejects.groupby("month_key", sort=False).indices,
+        )
+    return _months[key]
 
 
 def _copy(result: ParseResult, month_key: str | None) -> ParseResult:
