@@ -5,6 +5,7 @@ Expected numbers are recomputed here from the raw source files, independently of
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -186,10 +187,13 @@ def _fingerprint(home: Path) -> dict[str, str]:
 def test_rerunning_a_month_changes_nothing(pipeline_run):
     home, _ = pipeline_run
     before = _fingerprint(home)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     again = run_pipeline(Settings(home=home), ["2013-02"])
     assert again.status == "success"
     after = _fingerprint(home)
     assert after == before
+    # The pipeline froze the objects it loaded while it ran: the caller gets its collector back as it was.
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_runs_are_recorded_on_the_instance(pipeline_run):

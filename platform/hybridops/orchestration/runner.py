@@ -8,6 +8,7 @@ the UI shows every month's materialization and each run's checks.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -156,6 +157,7 @@ class _Pipeline:
         config = run_config_for(self.settings)
         config.update(planned.run_config)
         args = planned.execution_args()
+        gc.freeze()  # see run_pipeline
         result = job.execute_in_process(
             run_config=config,
             instance=self.instance,
@@ -180,7 +182,17 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     os.environ.update(instance_env(settings))
     started = time.perf_counter()
     summary = RunSummary(status="success", months=months)
-    pipeline = _Pipeline(settings, summary, progress)
+    # Loading the code location builds ~400k objects that live as long as the pipeline and almost no
+    # garbage: the cyclic collector would walk them again and again while they load (~1 s), and at every
+    # full collection of the runs after. So no collection while they load, and then they are frozen
+    # (the collector ignores them) until the pipeline ends; each run freezes what earlier runs left
+    # (the ML libraries imported by training). Unfrozen at the end: a long-lived caller (tests, a
+    # notebook) frees them as usual. Over the year, full collections went from ~2.5 s to ~0.3 s.
+    gc.disable()
+    try:
+        pipeline = _Pipeline(settings, summary, progress)
+    finally:
+        gc.enable()
     from hybridops.warehouse.db import kept_open
 
     try:
@@ -192,6 +204,7 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
                 _run_ml(pipeline, months)
     finally:
         pipeline.instance.dispose()
+        gc.unfreeze()
     summary.stage_seconds["orchestration"] = round(
         max(0.0, time.perf_counter() - started - sum(summary.stage_seconds.values())), 3
     )
