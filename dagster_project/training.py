@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
-from hybridops.features.entities import arrow_string_types, flight_entity_table
+from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import feature_store
 from hybridops.settings import Settings
 from hybridops.training.dataset import build_training_set, labelled_flights
@@ -69,15 +69,8 @@ def training_set(
     plan = _plan(loaded_months(settings), config, settings)
     with connect(settings.warehouse_db, read_only=True) as con:
         labelled = labelled_flights(con, [*plan.train, plan.holdout])
-        # Every flight batch scoring will read (cancelled ones too): their features come in the same
-        # point-in-time query, into the cache, rather than in a second query of their own.
-        to_score = flight_entity_table(con, plan.score).to_pandas(types_mapper=arrow_string_types)
     built = build_training_set(
-        feature_store(settings),
-        labelled.entities,
-        settings.training,
-        cache_dir=settings.feature_cache_dir,
-        prefetch=to_score,
+        feature_store(settings), labelled.entities, settings.training, cache_dir=settings.feature_cache_dir
     )
     path = training_set_path(settings, built.sha256)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,38 +93,6 @@ def test_only_flights_not_cached_with_the_same_keys_are_retrieved(
     assert len(feast_calls) == 2  # a subset of what is cached asks nothing
 
 
-def test_prefetched_flights_join_the_same_query_and_are_cached_not_returned(
-    store_and_entities, tmp_path, feast_calls
-) -> None:
-    _settings, store, entities = store_and_entities
-    cache = tmp_path / "cache"
-    # Training asks for its labelled flights; the flights scoring will read later (with other columns,
-    # and overlapping the training ones) come in the same query.
-    train = _arrow_strings(entities.iloc[:1200]).assign(label=1)
-    to_score = entities.iloc[800:].drop(columns=["origin"], errors="ignore")
-    out = cached_historical_features(store, train, cache, prefetch=to_score)
-    assert feast_calls == [len(entities)]  # each flight asked once, in one query
-    pd.testing.assert_frame_equal(
-        out, historical_features(store, train).reset_index(drop=True), check_dtype=False
-    )
-
-    scored = cached_historical_features(store, entities.iloc[800:], cache)
-    assert len(feast_calls) == 1  # scoring reads the cache only
-    pd.testing.assert_frame_equal(
-        scored, historical_features(store, entities.iloc[800:]).reset_index(drop=True), check_dtype=False
-    )
-
-    cached_historical_features(store, train, cache, prefetch=entities)
-    assert len(feast_calls) == 1  # nothing missing: the prefetch is not even looked up
-
-    # A prefetched flight that training asks for under other keys is asked for once, as training's.
-    moved = train.iloc[:10].copy()
-    moved["event_timestamp"] = moved["event_timestamp"] + pd.Timedelta(hours=1)
-    out = cached_historical_features(store, moved, tmp_path / "other", prefetch=entities.iloc[:20])
-    assert feast_calls[1:] == [20]
-    pd.testing.assert_frame_equal(out, historical_features(store, moved), check_dtype=False)
-
-
 def test_rewritten_feature_data_is_retrieved_again(store_and_entities, tmp_path, feast_calls) -> None:
     _settings, store, entities = store_and_entities
     cache = tmp_path / "cache"

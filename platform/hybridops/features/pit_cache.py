@@ -37,7 +37,6 @@ from hybridops.features.store import (
 # an earlier layout are never read. Format 3: the key hashes the flight_id too.
 CACHE_FORMAT = "3"
 _KEY = "_entity_key"
-_REQUEST_COLUMNS = [*ENTITY_DF_COLUMNS, "month_key"]
 
 
 def feature_data_version(store: FeatureStore) -> str:
@@ -107,20 +106,12 @@ def _read_month(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 def cached_historical_features(
-    store: FeatureStore,
-    entities: pd.DataFrame,
-    cache_dir: Path | None,
-    prefetch: pd.DataFrame | None = None,
+    store: FeatureStore, entities: pd.DataFrame, cache_dir: Path | None
 ) -> pd.DataFrame:
     """``historical_features(store, entities)``, with the flights already retrieved on the same feature
     data (same entity keys and timestamp) read from the cache; the others are retrieved in one Feast query
     and added to their month's file. Without a ``cache_dir`` (or a ``month_key`` column) it is exactly
     ``historical_features``.
-
-    ``prefetch`` holds further entity rows (same columns) that a later step will ask for, e.g. the months
-    batch scoring reads after training: when Feast is queried, the ones not cached yet join the same query
-    and are cached, but not returned. One query for both costs much less than two (Feast's fixed cost per
-    query is about a second and a half here).
     """
     if cache_dir is None or "month_key" not in entities.columns:
         return historical_features(store, entities)
@@ -133,46 +124,17 @@ def cached_historical_features(
     features = feature_names()
     out = entities.reset_index(drop=True)
     keys = entity_keys(out)
-    found, missing = _lookup(folder, out, keys, features)
-    if missing:
-        positions = np.concatenate(missing)
-        asked = out.iloc[positions][_REQUEST_COLUMNS].reset_index(drop=True)
-        asked_keys = keys[positions]
-        if prefetch is not None and len(prefetch):
-            extra = prefetch.reset_index(drop=True)
-            extra_keys = entity_keys(extra)
-            extra_missing = _lookup(folder, extra, extra_keys, features)[1]
-            if extra_missing:
-                at = np.concatenate(extra_missing)
-                # A flight asked for anyway is asked once (Feast's entity rows are one per flight).
-                asked_anyway = pc.is_in(
-                    _flight_ids(extra["flight_id"]).take(at), _flight_ids(out["flight_id"])
-                )
-                at = at[~asked_anyway.to_numpy(zero_copy_only=False)]
-                asked = pd.concat([asked, extra.iloc[at][_REQUEST_COLUMNS]], ignore_index=True)
-                asked_keys = np.concatenate([asked_keys, extra_keys[at]])
-        values = _retrieve_and_store(store, folder, asked, asked_keys, features)
-        found.append((positions, values.iloc[: len(positions)]))
-    if not found:
-        return out.assign(**{name: pd.Series(dtype="float64") for name in features})
-    values = pd.concat([frame for _, frame in found], ignore_index=True)
-    values.index = pd.RangeIndex(len(out)).take(np.concatenate([positions for positions, _ in found]))
-    return out.join(values.sort_index())
-
-
-def _lookup(
-    folder: Path, out: pd.DataFrame, keys: np.ndarray, features: list[str]
-) -> tuple[list[tuple[np.ndarray, pd.DataFrame]], list[np.ndarray]]:
-    """The cached features of ``out``'s rows, as (row positions, their features), and the positions of
-    the rows not cached."""
     flight_ids = _flight_ids(out["flight_id"])
-    found: list[tuple[np.ndarray, pd.DataFrame]] = []
+
+    found: list[tuple[np.ndarray, pd.DataFrame]] = []  # (row positions in ``out``, their features)
     missing: list[np.ndarray] = []
+    cached_months: set[str] = set()
     for month, positions in sorted(out.groupby("month_key", sort=True).indices.items()):
         path = folder / f"{month}.parquet"
         if not path.exists():
             missing.append(positions)
             continue
+        cached_months.add(str(month))
         cached = _read_month(path, ["flight_id", _KEY, *features])
         # A flight is cached once per file, so its key is unique there unless two hashes collide; a
         # colliding pair is never served (it is retrieved again).
@@ -189,24 +151,25 @@ def _lookup(
             found.append((positions[hit], cached[features].iloc[at[hit]]))
         if not hit.all():
             missing.append(positions[~hit])
-    return found, missing
-
-
-def _retrieve_and_store(
-    store: FeatureStore, folder: Path, asked: pd.DataFrame, keys: np.ndarray, features: list[str]
-) -> pd.DataFrame:
-    """Features of ``asked`` (in its row order) from one Feast query, added to each month's cache file."""
-    fresh = historical_features(store, asked)
-    # Aligned by flight: a row Feast did not return gets nulls, as in historical_features.
-    values = fresh.set_index("flight_id")[features].reindex(asked["flight_id"]).reset_index(drop=True)
-    kept = asked[ENTITY_DF_COLUMNS].assign(**{_KEY: keys}).join(values)
-    folder.mkdir(parents=True, exist_ok=True)
-    for month, rows in kept.groupby(asked["month_key"], sort=True):
-        path = folder / f"{month}.parquet"
-        if path.exists():
-            cached = _read_month(path)
-            rows = pd.concat([cached[~cached["flight_id"].isin(rows["flight_id"])], rows])
-        staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        rows.to_parquet(staged, index=False)
-        staged.replace(path)  # readers never see a half-written file
-    return values
+    if missing:
+        positions = np.concatenate(missing)
+        asked = out.iloc[positions].reset_index(drop=True)
+        fresh = historical_features(store, asked)
+        # Aligned by flight: a row Feast did not return gets nulls, as in historical_features.
+        values = fresh.set_index("flight_id")[features].reindex(asked["flight_id"]).reset_index(drop=True)
+        found.append((positions, values))
+        kept = asked[ENTITY_DF_COLUMNS].assign(**{_KEY: keys[positions]}).join(values)
+        folder.mkdir(parents=True, exist_ok=True)
+        for month, rows in kept.groupby(asked["month_key"], sort=True):
+            path = folder / f"{month}.parquet"
+            if str(month) in cached_months:
+                cached = _read_month(path)
+                rows = pd.concat([cached[~cached["flight_id"].isin(rows["flight_id"])], rows])
+            staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            rows.to_parquet(staged, index=False)
+            staged.replace(path)  # readers never see a half-written file
+    if not found:
+        return out.assign(**{name: pd.Series(dtype="float64") for name in features})
+    values = pd.concat([frame for _, frame in found], ignore_index=True)
+    values.index = pd.RangeIndex(len(out)).take(np.concatenate([positions for positions, _ in found]))
+    return out.join(values.sort_index())

@@ -186,13 +186,11 @@ def build_training_set(
     entities: pd.DataFrame,
     settings: TrainingSettings | None = None,
     cache_dir: Path | None = None,
-    prefetch: pd.DataFrame | None = None,
 ) -> TrainingSet:
     """Join point-in-time Feast features onto ``entities`` (one row per flight, sorted by ``flight_id``).
 
     With ``cache_dir`` (and a ``month_key`` column), months already retrieved on the same feature data
-    are read from ``hybridops.features.pit_cache`` instead of being joined again, and the ``prefetch``
-    entity rows (the flights batch scoring will ask for) join the same Feast query into the cache.
+    are read from ``hybridops.features.pit_cache`` instead of being joined again.
 
     Raises:
         HybridopsError: fewer rows than ``settings.min_rows``, a row count different from the entity
@@ -207,7 +205,7 @@ def build_training_set(
             f"{settings.min_rows}; load more months or lower the setting"
         )
     names = feature_names()
-    frame = cached_historical_features(store, entities, cache_dir, prefetch=prefetch)
+    frame = cached_historical_features(store, entities, cache_dir)
     if len(frame) != len(entities):
         raise HybridopsError(
             f"Feast returned {len(frame)} rows for {len(entities)} entity rows; refusing a training set "
