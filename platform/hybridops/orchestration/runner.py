@@ -8,6 +8,7 @@ the UI shows every month's materialization and each run's checks.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
@@ -38,6 +39,15 @@ REPORT_JOB = "report"
 TRAINING_JOB = "training"
 SCORING_JOB = "scoring"
 LOOP_MODULE = "dagster_project.monitoring"
+# What the training, scoring and monitoring steps import (the code location loads without them).
+ML_MODULES = (
+    "hybridops.training.train",
+    "hybridops.training.tracking",
+    "hybridops.registry",
+    "hybridops.inference.batch",
+    "hybridops.monitoring.drift",
+    "hybridops.monitoring.performance",
+)
 
 
 class Progress(Protocol):
@@ -227,6 +237,7 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
             f"loaded: {', '.join(loaded) or 'none'}"
         )
         return
+    _import_uncollected(ML_MODULES)
     if (
         not pipeline.execute(PlannedRun(TRAINING_JOB))
         or summary.model is None
@@ -251,6 +262,20 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
         retrain = PlannedRun(TRAINING_JOB, None, dict(request.run_config), dict(request.tags))
         pipeline.execute(retrain)
         summary.drift.retrain_run_id = summary.run_ids[-1]
+
+
+def _import_uncollected(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` with the cyclic collector off (see ``run_pipeline``); the next run freezes them.
+
+    A module that fails to import is left to the step that needs it, which reports the error.
+    """
+    gc.disable()
+    try:
+        for name in modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+    finally:
+        gc.enable()
 
 
 def _stage_by_step(defs: dg.Definitions) -> dict[str, str]:
