@@ -62,7 +62,7 @@ def direct(home: Path, months: list[str]) -> dict[str, float]:
     from hybridops.quality.quarantine import STATIC_MONTH_KEY, write_quarantine
     from hybridops.quality.validate import References, validate_table
     from hybridops.spc.control import evaluate
-    from hybridops.spc.metrics import daily_metrics
+    from hybridops.spc.metrics import FLIGHT_COLUMNS, WEATHER_COLUMNS, daily_metrics
     from hybridops.warehouse.conform import build_fct_flights_months
     from hybridops.warehouse.db import connect, read_frame, replace_rows
 
@@ -101,8 +101,12 @@ def direct(home: Path, months: list[str]) -> dict[str, float]:
                 replace_rows(con, table, result.good, {"month_key": month})
                 seconds["quality"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            flights = read_frame(con, "select * from flights where month_key = ?", [month])
-            weather = read_frame(con, "select * from weather where month_key = ?", [month])
+            flights = read_frame(
+                con, f"select {', '.join(FLIGHT_COLUMNS)} from flights where month_key = ?", [month]
+            )
+            weather = read_frame(
+                con, f"select {', '.join(WEATHER_COLUMNS)} from weather where month_key = ?", [month]
+            )
             replace_rows(con, "spc_metrics", daily_metrics(flights, weather, month), {"month_key": month})
             history = read_frame(con, "select * from spc_metrics where month_key <= ? order by day", [month])
             evaluate(history, month, settings.spc, "direct")

@@ -8,7 +8,7 @@ from dagster_project.resources import HybridopsResource
 from hybridops.quality.combine import combine_all
 from hybridops.quality.validate import CheckOutcome
 from hybridops.spc.control import control_chart_markdown, evaluate
-from hybridops.spc.metrics import daily_metrics
+from hybridops.spc.metrics import FLIGHT_COLUMNS, WEATHER_COLUMNS, daily_metrics
 from hybridops.warehouse.db import connect, read_frame, replace_rows
 
 RULES = ("rule1", "rule2", "rule3", "rule4", "ewma")
@@ -77,8 +77,13 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
     with connect(settings.warehouse_db) as con:
         # Oldest first: each month's limits and runs see the months before it.
         for month_key in months:
-            flights = read_frame(con, "select * from flights where month_key = ?", [month_key])
-            weather = read_frame(con, "select * from weather where month_key = ?", [month_key])
+            # Only the columns the metrics read: the tables' text columns cost most to convert.
+            flights = read_frame(
+                con, f"select {', '.join(FLIGHT_COLUMNS)} from flights where month_key = ?", [month_key]
+            )
+            weather = read_frame(
+                con, f"select {', '.join(WEATHER_COLUMNS)} from weather where month_key = ?", [month_key]
+            )
             metrics = daily_metrics(flights, weather, month_key)
             replace_rows(con, "spc_metrics", metrics, {"month_key": month_key})
             history = read_frame(

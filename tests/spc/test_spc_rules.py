@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hybridops.spc.charts import individuals_limits, limits_from
 from hybridops.spc.rules import Violation, ewma_violations, western_electric
 
@@ -93,3 +95,33 @@ def test_ewma_violations() -> None:
     below = ewma_violations([0, 0, -3, -3, -3], center=0, sigma_hat=1, lam=0.2)
     assert [(v.index, v.side) for v in below] == [(3, "below"), (4, "below")]
     assert ewma_violations([0, 0, 0.5, -0.5], center=0, sigma_hat=1, lam=0.2) == []
+
+
+def _k_of_n_by_hand(mask_above, mask_below, k: int, n: int) -> list[tuple[int, str, int]]:
+    """The k-of-n pattern point by point: fire at i when i is in the side and >= k of the last n are."""
+    fired = []
+    for i in range(len(mask_above)):
+        lo = max(0, i - n + 1)
+        for side, mask in (("above", mask_above), ("below", mask_below)):
+            count = int(mask[lo : i + 1].sum())
+            if mask[i] and count >= k:
+                fired.append((i, side, count))
+    return fired
+
+
+def test_k_of_n_rules_match_a_point_by_point_count_on_random_series() -> None:
+    rng = np.random.default_rng(11)
+    limits = limits_from(0.0, 1.0)
+    for length in (1, 2, 3, 5, 8, 40, 400):
+        x = rng.normal(0, 1.4, length)
+        x[rng.random(length) < 0.05] = np.nan
+        with np.errstate(invalid="ignore"):
+            expected = {
+                "rule2": _k_of_n_by_hand(x > limits.upper_2s, x < limits.lower_2s, 2, 3),
+                "rule3": _k_of_n_by_hand(x > limits.upper_1s, x < limits.lower_1s, 4, 5),
+            }
+        for rule, fired in expected.items():
+            found = [(v.index, v.side) for v in western_electric(x, limits, rules=[rule])]
+            assert found == [(i, side) for i, side, _ in fired]
+            counts = [v.detail for v in western_electric(x, limits, rules=[rule])]
+            assert all(f"{count} of" in text for (_, _, count), text in zip(fired, counts, strict=True))

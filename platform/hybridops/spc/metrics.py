@@ -42,6 +42,10 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("weather_hours", "Hourly weather observations that day (rows, all origins).", "rows"),
 )
 
+# The columns daily_metrics reads (a caller reading the tables can select only these).
+FLIGHT_COLUMNS: tuple[str, ...] = ("year", "month", "day", "dep_time", "dep_delay", "arr_delay", "tailnum")
+WEATHER_COLUMNS: tuple[str, ...] = ("year", "month", "day", "temp", "wind_speed", "precip", "visib")
+
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 METRIC_DESCRIPTIONS: dict[str, str] = {m.name: m.description for m in METRICS}
 
@@ -78,7 +82,8 @@ def _is_blank(series: pd.Series) -> pd.Series:
 def daily_metrics(flights: pd.DataFrame, weather: pd.DataFrame, month_key: str) -> pd.DataFrame:
     """One row per (day, metric) of ``month_key``: ``month_key, day, metric, value``.
 
-    Rows of either frame outside ``month_key`` are ignored. Sorted by day, then by ``METRICS`` order.
+    The frames need ``FLIGHT_COLUMNS`` and ``WEATHER_COLUMNS`` (others are ignored). Rows of either frame
+    outside ``month_key`` are ignored. Sorted by day, then by ``METRICS`` order.
     """
     fl = _month_rows(flights, month_key)
     we = _month_rows(weather, month_key)

@@ -70,12 +70,15 @@ def _k_of_n(
     start of the series) are too."""
     found: list[Violation] = []
     sides: tuple[tuple[Side, npt.NDArray[np.bool_]], ...] = (("above", above), ("below", below))
-    for i in range(len(x)):
+    fired: list[tuple[int, Side, int]] = []
+    for side, mask in sides:
+        # Points of the side among the last n (fewer at the start), from running totals.
+        totals = np.cumsum(mask, dtype=np.int64)
+        counts = totals - np.concatenate([np.zeros(n, dtype=np.int64), totals[:-n]])[: len(totals)]
+        fired += [(int(i), side, int(counts[i])) for i in np.flatnonzero(mask & (counts >= k))]
+    for i, side, count in sorted(fired, key=lambda f: (f[0], f[1] == "below")):  # above before below
         lo = max(0, i - n + 1)
-        for side, mask in sides:
-            count = int(mask[lo : i + 1].sum())
-            if mask[i] and count >= k:
-                found.append(Violation(i, rule, side, describe(side, count, x[lo : i + 1])))
+        found.append(Violation(i, rule, side, describe(side, count, x[lo : i + 1])))
     return found
 
 
