@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hybridops.errors import HybridopsError
-from hybridops.warehouse.db import connect, kept_open, replace_rows
+from hybridops.warehouse.db import connect, kept_open, replace_rows, transaction
 
 # Holds a read-only connection (what an exporter scrape does) for the given seconds.
 _HOLDER = """
@@ -105,3 +105,19 @@ def test_replace_rows_replaces_several_partitions_at_once(warehouse: Path) -> No
         )
         rows = con.execute("select month_key, n from m order by 1").fetchall()
     assert rows == [("2013-01", 10), ("2013-03", 3)]
+
+
+def test_a_failed_replace_leaves_the_rows_it_would_have_replaced(tmp_path: Path) -> None:
+    with connect(tmp_path / "w.duckdb") as con:
+        replace_rows(con, "t", pd.DataFrame({"month_key": ["2013-01", "2013-02"], "n": [1, 2]}))
+        bad = pd.DataFrame({"month_key": ["2013-01"], "n": ["not a number"]})
+        with pytest.raises(duckdb.ConversionException):
+            replace_rows(con, "t", bad, {"month_key": "2013-01"})
+        # The delete of January was rolled back with the failed insert.
+        assert con.execute("select month_key, n from t order by 1").fetchall() == [
+            ("2013-01", 1),
+            ("2013-02", 2),
+        ]
+        with transaction(con):
+            con.execute("delete from t where month_key = '2013-02'")
+        assert con.execute("select count(*) from t").fetchone() == (1,)

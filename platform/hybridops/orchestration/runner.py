@@ -146,12 +146,15 @@ def run_config_for(settings: Settings) -> dict[str, Any]:
 class _Pipeline:
     """Executes planned runs on one instance and folds their results into the summary."""
 
-    def __init__(self, settings: Settings, summary: RunSummary, progress: Progress) -> None:
+    def __init__(
+        self, settings: Settings, summary: RunSummary, progress: Progress, freeze: bool = True
+    ) -> None:
         import dagster as dg
 
         self.settings = settings
         self.summary = summary
         self.progress = progress
+        self.freeze = freeze  # freeze what earlier runs left before each run (see run_pipeline)
         self.defs = load_definitions()
         if not sys.warnoptions:
             # Feast turns deprecation warnings back on when imported; they are for library maintainers,
@@ -168,7 +171,8 @@ class _Pipeline:
         config = run_config_for(self.settings)
         config.update(planned.run_config)
         args = planned.execution_args()
-        gc.freeze()  # see run_pipeline
+        if self.freeze:
+            gc.freeze()
         result = job.execute_in_process(
             run_config=config,
             instance=self.instance,
@@ -198,10 +202,11 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     # full collection of the runs after. So no collection while they load, and then they are frozen
     # (the collector ignores them) until the pipeline ends; each run freezes what earlier runs left
     # (the ML libraries imported by training). Unfrozen at the end: a long-lived caller (tests, a
-    # notebook) frees them as usual. Over the year, full collections went from ~2.5 s to ~0.3 s.
-    frozen_before = gc.get_freeze_count()
+    # notebook) frees them as usual. Over the year, full collections went from ~2.5 s to ~0.3 s. A caller
+    # that froze objects of its own gets nothing frozen (unfreezing can only release everything).
+    freeze = gc.get_freeze_count() == 0
     with _collector_paused():
-        pipeline = _Pipeline(settings, summary, progress)
+        pipeline = _Pipeline(settings, summary, progress, freeze=freeze)
     from hybridops.warehouse.db import kept_open
 
     try:
@@ -213,7 +218,7 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
                 _run_ml(pipeline, months)
     finally:
         pipeline.instance.dispose()
-        if not frozen_before:  # a caller's own frozen objects stay frozen
+        if freeze:
             gc.unfreeze()
     summary.stage_seconds["orchestration"] = round(
         max(0.0, time.perf_counter() - started - sum(summary.stage_seconds.values())), 3

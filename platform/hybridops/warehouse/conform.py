@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from hybridops.warehouse.db import transaction
+
 TABLE = "fct_flights"
 LOCAL_TZ = "America/New_York"
 
@@ -196,16 +198,11 @@ def build_fct_flights_months(
         raise ValueError(f"month keys must be YYYY-MM: {months}")
     _ensure_table(con)
     columns = ", ".join(f'"{name}"' for name in FCT_FLIGHTS_COLUMNS)
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute(f'delete from "{TABLE}" where list_contains(?, month_key)', [months])
         con.execute(
             f'insert into "{TABLE}" ({columns}) select {columns} from ({_CONFORM_SQL})', {"months": months}
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     counts = dict.fromkeys(months, 0)
     counts.update(
         con.execute(

@@ -120,25 +120,33 @@ def replace_rows(
     """
     con.register("_incoming", frame)
     try:
-        con.execute("begin transaction")
-        if not table_exists(con, table):
-            con.execute(f'create table "{table}" as select * from _incoming limit 0')
-        if where:
-            clause = " and ".join(
-                f'list_contains(?, "{col}")' if isinstance(value, list) else f'"{col}" = ?'
-                for col, value in where.items()
-            )
-            con.execute(f'delete from "{table}" where {clause}', list(where.values()))
-        else:
-            con.execute(f'delete from "{table}"')
-        con.execute(f'insert into "{table}" by name select * from _incoming')
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            if not table_exists(con, table):
+                con.execute(f'create table "{table}" as select * from _incoming limit 0')
+            if where:
+                clause = " and ".join(
+                    f'list_contains(?, "{col}")' if isinstance(value, list) else f'"{col}" = ?'
+                    for col, value in where.items()
+                )
+                con.execute(f'delete from "{table}" where {clause}', list(where.values()))
+            else:
+                con.execute(f'delete from "{table}"')
+            con.execute(f'insert into "{table}" by name select * from _incoming')
     finally:
         con.unregister("_incoming")
     return len(frame)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block: committed when it ends, rolled back if it raises."""
+    con.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
 
 
 def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pd.DataFrame:
