@@ -4,6 +4,7 @@ render) with a message naming what to set."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -209,3 +210,27 @@ def test_inference_with_dagster_needs_a_shared_data_volume() -> None:
     with pytest.raises(chart.ChartError, match=r"hybridops\.data\.accessModes to include ReadWriteMany"):
         chart.render("hybrid", overrides={"hybridops": {"data": {"accessModes": ["ReadWriteOnce"]}}})
     assert chart.render("dataops", overrides={"hybridops": {"data": {"accessModes": ["ReadWriteOnce"]}}})
+
+
+@pytest.mark.parametrize("profile", ["mlops", "hybrid"])
+def test_inference_and_run_pods_share_the_data_volume(profile: str) -> None:
+    """The served-feature log (and the model cache) on the volume the skew audit's run pod reads."""
+    objs = objects(profile)
+    claim = find(objs, "PersistentVolumeClaim", "hybridops-data")
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    inference = find(objs, "Deployment", "hybridops-inference")["spec"]["template"]["spec"]
+    (container,) = inference["containers"]
+    volumes = {v["name"]: v for v in inference["volumes"]}
+    (data,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/data"]
+    assert volumes[data["name"]]["persistentVolumeClaim"]["claimName"] == "hybridops-data"
+    assert not data.get("readOnly")
+    assert container_env(objs, container)["HYBRIDOPS_HOME"] == "/data"
+    serving = json.loads(find(objs, "ConfigMap", "hybridops-config")["data"]["HYBRIDOPS_SERVING"])
+    assert serving["log_max_bytes"] == Settings().serving.log_max_bytes
+    instance = yaml.safe_load(find(objs, "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"])
+    run = instance["run_launcher"]["config"]["run_k8s_config"]
+    (run_data,) = [v for v in run["pod_spec_config"]["volumes"] if v["name"] == "data"]
+    assert run_data["persistentVolumeClaim"]["claimName"] == "hybridops-data"
+    assert {"name": "data", "mountPath": "/data"} in run["container_config"]["volumeMounts"]
+    run_env = {e["name"]: e.get("value") for e in run["container_config"]["env"]}
+    assert run_env["HYBRIDOPS_HOME"] == "/data"  # the skew audit reads <home>/serving/feature_log there
