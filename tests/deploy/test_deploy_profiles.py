@@ -210,6 +210,13 @@ def test_inference_with_dagster_needs_a_shared_data_volume() -> None:
     with pytest.raises(chart.ChartError, match=r"hybridops\.data\.accessModes to include ReadWriteMany"):
         chart.render("hybrid", overrides={"hybridops": {"data": {"accessModes": ["ReadWriteOnce"]}}})
     assert chart.render("dataops", overrides={"hybridops": {"data": {"accessModes": ["ReadWriteOnce"]}}})
+    one_node = {"hybridops": {"data": {"accessModes": ["ReadWriteOnce"], "singleNode": True}}}
+    claim = find(
+        tuple(chart.manifests(chart.render("hybrid", overrides=one_node))),
+        "PersistentVolumeClaim",
+        "hybridops-data",
+    )
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 @pytest.mark.parametrize("profile", ["mlops", "hybrid"])

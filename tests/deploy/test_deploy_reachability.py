@@ -68,6 +68,10 @@ def blocked(objs: list[dict], *connections: Connection) -> list[str]:
 
 def test_no_policy_allows_everything() -> None:
     assert blocked([DB_POD, WEB_POD, DB_SVC], TO_DB) == []
+    # (client, host, port) tuples too, as a rehearsal records the connections it saw
+    assert unreachable([DB_POD, WEB_POD, DB_SVC], [("web", "db", 5432)], namespace=NS) == []
+    (found,) = unreachable([DB_POD, WEB_POD, DB_SVC, DENY_ALL], [("web", "db", 5432)], namespace=NS)
+    assert found.connection == Connection("web", "db", 5432, source="given")
 
 
 def test_default_deny_blocks_egress_first_then_ingress() -> None:

@@ -102,6 +102,8 @@ def image_env(image: str) -> dict[str, str]:
                 env[key] = value
     assert env["PATH"].startswith("/opt/venv/bin:"), env["PATH"]
     env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"  # the image's virtualenv is this one
+    if os.environ.get("PYTHONPATH"):  # ... with the hybridops this test imports (a worktree's, say)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
 

@@ -463,8 +463,8 @@ replicas: {{ .replicas }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if and .Values.inference.enabled .Values.dagster.enabled (not (has "ReadWriteMany" .Values.hybridops.data.accessModes)) -}}
-{{- fail "inference.enabled=true with Dagster needs hybridops.data.accessModes to include ReadWriteMany: the inference pods and the run pods mount the data volume at once (the served-feature log the skew audit reads, the model cache)" -}}
+{{- if and .Values.inference.enabled .Values.dagster.enabled (not (has "ReadWriteMany" .Values.hybridops.data.accessModes)) (not .Values.hybridops.data.singleNode) -}}
+{{- fail "inference.enabled=true with Dagster needs hybridops.data.accessModes to include ReadWriteMany: the inference pods and the run pods mount the data volume at once (the served-feature log the skew audit reads, the model cache); on a one-node cluster set hybridops.data.singleNode=true instead" -}}
 {{- end -}}
 {{- if and .Values.inference.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "inference.enabled=true requires mlflow.enabled=true (the service loads the champion from the registry)" -}}

@@ -334,13 +334,13 @@ def _client(connection: Connection, pods_: Mapping[str, Pod]) -> Pod | str:
 
 def unreachable(
     manifests: Sequence[Mapping[str, Any]],
-    connections: Iterable[Connection],
+    connections: Iterable[Connection | tuple[str, str, int]],
     namespace: str = "hybridops",
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Unreachable]:
     """The connections the render's NetworkPolicies block (client egress or server ingress), with why.
 
-    ``connections``' clients are workloads of the render by component label, workload name or
+    ``connections`` are :class:`Connection` or ``(client, host, port)`` tuples (TCP); their clients are workloads of the render by component label, workload name or
     ``Kind/name`` (or pods of another namespace, with ``client_namespace`` set); hosts are Service names
     (short or ``name.ns.svc[.cluster.local]``), ``kube-dns``, or addresses outside the cluster.
     ``namespaces`` gives extra labels of namespaces (``kubernetes.io/metadata.name`` is always set).
@@ -354,7 +354,8 @@ def unreachable(
         if o["kind"] == "NetworkPolicy"
     ]
     out = []
-    for connection in connections:
+    for item in connections:
+        connection = item if isinstance(item, Connection) else Connection(*item, source="given")
         client = _client(connection, pods_)
         if isinstance(client, str):
             out.append(Unreachable(connection, client))

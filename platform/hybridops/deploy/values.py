@@ -169,6 +169,18 @@ class HybridopsConfig(BaseModel):
 Profile = Literal["hybrid", "dataops", "mlops"]
 
 
+class DataVolume(Persistence):
+    """The release's data volume (``hybridops-data``)."""
+
+    single_node: bool = Field(
+        False,
+        description=(
+            "All pods run on one node (kind, k3d): ReadWriteOnce is then enough for the inference and run "
+            "pods to share the volume. Off, the render requires ReadWriteMany while inference runs."
+        ),
+    )
+
+
 class HybridopsValues(_Values):
     profile: Profile = Field(
         "hybrid",
@@ -180,8 +192,8 @@ class HybridopsValues(_Values):
         ),
     )
     config: HybridopsConfig = Field(default_factory=HybridopsConfig)
-    data: Persistence = Field(
-        default_factory=lambda: Persistence(size="20Gi", access_modes=["ReadWriteMany"]),
+    data: DataVolume = Field(
+        default_factory=lambda: DataVolume(size="20Gi", access_modes=["ReadWriteMany"]),
         description=(
             "HYBRIDOPS_HOME of the code location, the run pods and the inference service (its served-feature "
             "log and model cache). ReadWriteMany is required when the inference service runs beside Dagster: "
