@@ -5,6 +5,7 @@ render) with a message naming what to set."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 from deploy_support import containers, find, objects, pod_specs
 from pydantic import ValidationError
 
-from hybridops.deploy import chart
+from hybridops.deploy import chart, reachability
 from hybridops.settings import Settings
 
 ML_PARTS = {"mlflow", "feast", "inference", "redis"}
@@ -136,23 +137,26 @@ def test_rules_and_dashboards_watch_only_deployed_parts() -> None:
 def test_every_hybridops_container_validates_in_server_mode(
     profile: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The settings of the user code, the inference service and the exporter, from their rendered env."""
+    """The settings of the user code, the run pods, the inference service and the exporter, from their
+    rendered env (the run pod's from the K8sRunLauncher's config in the instance ConfigMap)."""
     objs = objects(profile)
-    checked = 0
-    for _, _, spec in pod_specs(objs):
+    specs = [spec for _, _, spec in pod_specs(objs)] + [reachability.pods(list(objs))["dagster-run"].spec]
+    checked = []
+    for spec in specs:
         for container in containers(spec):
             env = container_env(objs, container)
             if env.get("HYBRIDOPS_MODE") != "server":
                 continue
-            for key in [k for k in list(__import__("os").environ) if k.startswith("HYBRIDOPS_")]:
+            for key in [k for k in os.environ if k.startswith("HYBRIDOPS_")]:
                 monkeypatch.delenv(key)
             for key, value in env.items():
                 if key.startswith("HYBRIDOPS_"):
                     monkeypatch.setenv(key, value)
             settings = Settings()
             assert settings.mode == "server" and settings.profile == profile
-            checked += 1
-    assert checked >= (2 if profile == "dataops" else 3)
+            checked.append(container["name"])
+    expected = {"user-code", "run", "exporter"} | ({"inference"} if profile != "dataops" else set())
+    assert sorted(checked) == sorted(expected)
 
 
 @pytest.mark.parametrize("profile", ["mlops", "hybrid"])
