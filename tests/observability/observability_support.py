@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import requests
 import yaml
+from tools import require_tool
 
 from hybridops.processes import stop as stop_process
 
@@ -125,8 +125,9 @@ class Prometheus:
         return list(body["data"]["result"])
 
 
-def prometheus_binary() -> str | None:
-    return shutil.which("prometheus")
+def prometheus_binary() -> str:
+    """Prometheus's path; skips the test (fails it under HYBRIDOPS_STRICT_TOOLS=1) when it is missing."""
+    return require_tool("prometheus")
 
 
 @contextmanager
@@ -179,9 +180,9 @@ def run_prometheus(
 
 
 # --- a real Alertmanager and a webhook receiver ------------------------------------------------------
-def alertmanager_binary() -> str | None:
+def alertmanager_binary() -> str:
     """Debian names the binary ``prometheus-alertmanager``; upstream builds name it ``alertmanager``."""
-    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return require_tool("alertmanager")
 
 
 @dataclass(frozen=True)

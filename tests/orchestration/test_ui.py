@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools import require_tool
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -40,8 +40,7 @@ GRAPH_ASSETS = ["raw_flights", "flights", "spc_daily_metrics", "fct_flights", "o
 START_TIMEOUT_S = 90
 RENDER_TIMEOUT_MS = 60_000
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: the UI test drives the system Chromium", allow_module_level=True)
+CHROMIUM = require_tool("chromium", module_level=True)  # the UI test drives the system Chromium
 
 
 def _free_port() -> int:
@@ -112,7 +111,7 @@ def browser(ui_url: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             # A fresh instance greets the first visitor with "Join the Dagster community"; skipping it is
             # stored in the instance (DAGSTER_HOME/.nux), so it is dismissed once here, before any test.
