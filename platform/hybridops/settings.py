@@ -396,6 +396,14 @@ class Settings(BaseSettings):
         ),
     )
 
+    telemetry: bool = Field(
+        False,
+        description=(
+            "Let the libraries hybridops runs (MLflow, and any honouring DO_NOT_TRACK) report anonymous "
+            "usage to their makers. Off by default: the command line sets their off switches."
+        ),
+    )
+
     @model_validator(mode="after")
     def _server_stores(self) -> Settings:
         """In server mode a store the profile uses must be a server: never a silent file on the volume."""

@@ -394,6 +394,19 @@ def ui(
     os.execvpe(command[0], command, {**os.environ, **env})
 
 
+def _telemetry_enabled() -> bool:
+    """``Settings.telemetry`` (HYBRIDOPS_TELEMETRY); off when the settings do not load (the command
+    then says why)."""
+    from pydantic import ValidationError
+
+    from hybridops.settings import load_settings
+
+    try:
+        return load_settings().telemetry
+    except ValidationError:
+        return False
+
+
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
     import os
@@ -405,6 +418,10 @@ def main() -> None:
     # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
     # configures its loggers from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # Usage telemetry off for this process and every process it starts, unless the user turned it on.
+    from hybridops.telemetry import telemetry_env
+
+    os.environ.update(telemetry_env(_telemetry_enabled()))
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
