@@ -10,6 +10,8 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 # The exact versions and hashes come from the lock files (README.md, "Dependencies"); `make lock` rewrites them.
 LOCK := requirements/lock.txt
 DEV_LOCK := requirements/dev-lock.txt
+# The chart scanner's own environment (.venv-scan), locked from requirements-scan.txt.
+SCAN_LOCK := requirements/scan-lock.txt
 PIP_VERSION := 26.3
 UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 # Python 3.11 on Linux x86_64 with glibc 2.36 (Debian 12: this machine and the images' python:3.11-slim-bookworm).
@@ -32,10 +34,11 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	$(BIN)/python -m hybridops.registry.store_template
 	@touch $(STAMP)
 
-$(SCAN_STAMP): requirements-scan.txt
+$(SCAN_STAMP): $(SCAN_LOCK)
 	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
-	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	$(SCAN_VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --require-hashes -r $(SCAN_LOCK)
+	$(SCAN_VENV)/bin/python -m pip check
 	@touch $(SCAN_STAMP)
 
 run: setup
@@ -59,7 +62,7 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/pipeline.py
 
-# Re-resolve pyproject.toml into the two lock files, keeping the versions they hold wherever pyproject.toml
+# Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
 # still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +71,8 @@ lock:
 	  $(LOCK_FLAGS) --quiet -o $(LOCK)
 	$(BIN)/uv pip compile pyproject.toml --extra dev -c $(LOCK) $(LOCK_TARGET) --generate-hashes \
 	  --custom-compile-command "make lock" $(LOCK_FLAGS) --quiet -o $(DEV_LOCK)
+	$(BIN)/uv pip compile requirements-scan.txt $(LOCK_TARGET) --generate-hashes \
+	  --custom-compile-command "make lock" $(LOCK_FLAGS) --quiet -o $(SCAN_LOCK)
 
 # Rewrite the generated files the tests compare against (chart goldens, the code location's snapshot,
 # the chart's values.yaml and values.schema.json); review the diff before committing it.

@@ -164,3 +164,13 @@ def test_this_environment_is_the_locked_one() -> None:
     assert wrong == {}, (
         f"(locked, installed) differ: run `make setup` (or `make lock` after a deliberate change): {wrong}"
     )
+
+
+def test_the_scanner_lock_holds_the_scanner() -> None:
+    """.venv-scan (checkov) installs from its own lock, made from requirements-scan.txt."""
+    lines = (REPO / "requirements-scan.txt").read_text().splitlines()
+    wanted = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    versions = lock_versions(REPO / "requirements" / "scan-lock.txt")
+    assert wanted
+    for req in wanted:
+        assert req.specifier.contains(versions.get(canonical(req.name), "0"), prereleases=True), req
