@@ -1,7 +1,7 @@
 """Programs from outside Python that tests run (PostgreSQL, Redis, Prometheus, Alertmanager, Chromium...).
 
-``require_tool`` finds one on PATH (or in the extra folders given, e.g. Debian's
-``/usr/lib/postgresql/<version>/bin``). When it is missing the test is skipped on a developer's machine, but
+``require_tool`` finds one on PATH (PostgreSQL's server also in Debian's ``/usr/lib/postgresql/<version>/bin``).
+Call it in a test or fixture, never at module level (a failure there would stop the whole collection). When it is missing the test is skipped on a developer's machine, but
 FAILS when ``HYBRIDOPS_STRICT_TOOLS=1`` (as ``.ci/run`` sets): in CI a test that cannot run is a failure,
 never a silent skip. Under strict mode ``conftest.py`` also fails the session if any test was skipped.
 """
@@ -24,12 +24,12 @@ def strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
-def missing(what: str, install: str, *, module_level: bool = False) -> NoReturn:
+def missing(what: str, install: str) -> NoReturn:
     """Skip (fail under strict mode) because ``what`` is missing; ``install`` says how to get it."""
     message = f"{what} missing: {install}"
     if strict():
         pytest.fail(f"{message} ({STRICT_ENV}=1: a test that needs a missing tool fails)", pytrace=False)
-    pytest.skip(message, allow_module_level=module_level)
+    pytest.skip(message)
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,13 @@ def find_tool(name: str) -> str | None:
     return None
 
 
-def require_tool(name: str, *, module_level: bool = False) -> str:
+def require_tool(name: str) -> str:
     """The path of tool ``name`` (a key of ``TOOLS``); skips the test when it is missing, fails it
     under ``HYBRIDOPS_STRICT_TOOLS=1``."""
     found = find_tool(name)
     if found is None:
         package = TOOLS[name].package
-        missing(name, f"apt-get install {package} (Debian package)", module_level=module_level)
+        missing(name, f"apt-get install {package} (Debian package)")
     return found
 
 

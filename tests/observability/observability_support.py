@@ -8,6 +8,7 @@ import copy
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -359,7 +360,7 @@ def run_alertmanager(workdir: Path, config: dict[str, Any]) -> Iterator[Alertman
 @contextmanager
 def run_inference_service(home: Path, env: dict[str, str]) -> Iterator[str]:
     """``hybridops serve`` as a subprocess on a free port; yields its base URL once ready."""
-    exe = Path(REPO / ".venv" / "bin" / "hybridops")
+    exe = Path(sys.executable).with_name("hybridops")  # the running virtualenv's, wherever it lives
     port = free_port()
     log = home / f"serve-{port}.log"
     with log.open("wb") as sink:
