@@ -75,3 +75,15 @@ def test_importing_hybridops_changes_no_environment() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_dagster_instance_follows_the_setting(tmp_path: Path) -> None:
+    import yaml
+
+    from hybridops.orchestration.instance import prepare_dagster_home
+    from hybridops.settings import Settings
+
+    off = prepare_dagster_home(Settings(home=tmp_path / "off")) / "dagster.yaml"
+    assert yaml.safe_load(off.read_text())["telemetry"] == {"enabled": False}
+    on = prepare_dagster_home(Settings(home=tmp_path / "on", telemetry=True)) / "dagster.yaml"
+    assert yaml.safe_load(on.read_text())["telemetry"] == {"enabled": True}
