@@ -4,8 +4,8 @@
   ``MLFLOW_DISABLE_TELEMETRY`` or ``DO_NOT_TRACK`` is true; it reads them at each check
   (``mlflow.telemetry.utils.is_telemetry_disabled``), so they work when set before a command runs.
 - ``DO_NOT_TRACK=true`` is the cross-tool opt-out convention, for any other library that honours it.
-- Dagster's instances are written with ``telemetry: enabled: false`` (orchestration/instance.py and the
-  chart's instance ConfigMap). Feast 0.67 has no usage reporting.
+- Dagster's instances are written with ``telemetry: enabled:`` set to the same setting
+  (orchestration/instance.py and the chart's instance ConfigMap). Feast 0.67 has no usage reporting.
 
 Nothing here runs at import: the command line's entry point applies :func:`telemetry_env` to its own
 process, which every process it starts inherits; the chart sets the same variables in its pods.
