@@ -395,7 +395,6 @@ class Settings(BaseSettings):
             "Feast; mlops and hybrid need both."
         ),
     )
-
     telemetry: bool = Field(
         False,
         description=(

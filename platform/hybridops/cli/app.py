@@ -407,6 +407,17 @@ def _telemetry_enabled() -> bool:
         return False
 
 
+@app.callback()
+def _before_every_command() -> None:
+    # Runs before any command (not for --help, which stays fast): usage telemetry off for this process and
+    # every process it starts, unless the user turned it on.
+    import os
+
+    from hybridops.telemetry import telemetry_env
+
+    os.environ.update(telemetry_env(_telemetry_enabled()))
+
+
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
     import os
@@ -418,10 +429,6 @@ def main() -> None:
     # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
     # configures its loggers from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # Usage telemetry off for this process and every process it starts, unless the user turned it on.
-    from hybridops.telemetry import telemetry_env
-
-    os.environ.update(telemetry_env(_telemetry_enabled()))
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
