@@ -10,7 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from dagster_project.definitions import defs
+from dagster_project import definitions
+
+defs = definitions.defs()
 
 SNAPSHOT = Path(__file__).with_name("snapshots") / "definitions.json"
 
@@ -25,6 +27,8 @@ def _shape() -> dict:
             "owners": sorted(node.owners),
             "partitioned": node.partitions_def is not None,
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
+            "pools": sorted(node.pools or ()),
         }
     checks = sorted(
         f"{check_key.asset_key.to_user_string()}:{check_key.name}"
@@ -36,7 +40,9 @@ def _shape() -> dict:
         "checks": checks,
         "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
         "schedules": sorted(schedule.name for schedule in defs.schedules or ()),
-        "sensors": sorted(sensor.name for sensor in defs.sensors or ()),
+        "sensors": sorted(
+            f"{sensor.name} ({sensor.default_status.value.lower()})" for sensor in defs.sensors or ()
+        ),
     }
 
 
