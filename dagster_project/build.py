@@ -81,8 +81,14 @@ def _external_warehouse() -> list[dg.AssetSpec]:
     ]
 
 
-def _automated(assets: list[dg.AssetsDefinition], settings: OrchestrationSettings) -> list:
-    table = automation.conditions(settings)
+def _automated(
+    assets: list[dg.AssetsDefinition], external: list[dg.AssetSpec], settings: OrchestrationSettings
+) -> list:
+    monthly = [k.to_user_string() for a in assets if a.partitions_def for k in a.keys]
+    monthly += [s.key.to_user_string() for s in external if s.partitions_def]
+    whole = [k.to_user_string() for a in assets if not a.partitions_def for k in a.keys]
+    whole += [s.key.to_user_string() for s in external if not s.partitions_def]
+    table = automation.conditions(settings, monthly, whole)
     out = []
     for assets_def in assets:
         by_key = {
@@ -119,9 +125,9 @@ def build_definitions(profile: Profile, orchestration: OrchestrationSettings | N
             assets += _external_warehouse()
             sensors.append(warehouse_sensor(settings))
     sensors.append(automation.automation_sensor(settings))
+    specs = [a for a in assets if isinstance(a, dg.AssetSpec)]
     return dg.Definitions(
-        assets=_automated([a for a in assets if isinstance(a, dg.AssetsDefinition)], settings)
-        + [a for a in assets if isinstance(a, dg.AssetSpec)],
+        assets=_automated([a for a in assets if isinstance(a, dg.AssetsDefinition)], specs, settings) + specs,
         jobs=jobs_for(data, ml),
         sensors=sensors,
         resources={"hybridops": HybridopsResource()},
