@@ -1,6 +1,7 @@
 """The executor of launched runs, chosen by ``settings.orchestration.executor`` when the definitions load.
 
 ``multiprocess`` (the default, laptops and the chart) runs each step in a process of the run's pod;
+``in_process`` runs every step in the run's own process (no per-step start-up: a small machine);
 ``k8s`` runs each step as a Kubernetes Job through dagster-k8s's ``k8s_job_executor``. dagster-k8s
 0.29.27 no longer refuses to start off a ``K8sRunLauncher`` instance (it would fail later, loading an
 in-cluster config that is not there), so this executor refuses first, with a message saying what to do.
@@ -44,7 +45,9 @@ def _k8s_executor() -> dg.ExecutorDefinition:
     return k8s_executor
 
 
-def executor_for(kind: Literal["multiprocess", "k8s"]) -> dg.ExecutorDefinition:
+def executor_for(kind: Literal["multiprocess", "in_process", "k8s"]) -> dg.ExecutorDefinition:
     if kind == "k8s":
         return _k8s_executor()
+    if kind == "in_process":
+        return dg.in_process_executor
     return dg.multiprocess_executor

@@ -300,9 +300,12 @@ class OrchestrationSettings(_Section):
     sensor_interval_seconds: int = Field(
         30, ge=1, description="Least time between two evaluations of the source and automation sensors."
     )
-    executor: Literal["multiprocess", "k8s"] = Field(
+    executor: Literal["multiprocess", "in_process", "k8s"] = Field(
         "multiprocess",
-        description="Executor of launched runs: one process per step, or one Kubernetes Job per step (k8s).",
+        description=(
+            "Executor of launched runs: one process per step, every step in the run's process "
+            "(in_process: no per-step start-up, for a small machine), or one Kubernetes Job per step (k8s)."
+        ),
     )
     training_cron: str = Field(
         "0 4 1 * *",

@@ -14,7 +14,9 @@ _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
 # No telemetry (machines here are offline); Dagster's SQLite layout under the instance folder, through
-# storages that keep their connections open (see hybridops.orchestration.storage for why).
+# storages that keep their connections open (see hybridops.orchestration.storage for why). The code
+# location's pools (`training`, `online_store`) take one step at a time: one training, one writer of the
+# online store (the only pools it declares, so the default limit is theirs).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
@@ -36,6 +38,9 @@ schedule_storage:
   class: SqliteScheduleStorage
   config:
     base_dir: {home}/schedules
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 
@@ -73,6 +78,12 @@ def webserver_command(settings: Settings, host: str, port: int) -> tuple[list[st
     exe = shutil.which("dagster-webserver") or str(Path(sys.executable).with_name("dagster-webserver"))
     command = [exe, "-m", CODE_LOCATION_MODULE, "-h", host, "-p", str(port)]
     return command, instance_env(settings)
+
+
+def daemon_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The ``dagster-daemon run`` command line (sensors, automation, run queue, backfills) on this instance."""
+    exe = shutil.which("dagster-daemon") or str(Path(sys.executable).with_name("dagster-daemon"))
+    return [exe, "run", "-m", CODE_LOCATION_MODULE], instance_env(settings)
 
 
 def mlflow_ui_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
