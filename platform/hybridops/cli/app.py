@@ -381,7 +381,12 @@ def ui(
     """
     import os
 
-    from hybridops.orchestration.instance import daemon_command, mlflow_ui_command, webserver_command
+    from hybridops.orchestration.instance import (
+        daemon_command,
+        initialize_storage,
+        mlflow_ui_command,
+        webserver_command,
+    )
     from hybridops.orchestration.supervise import Child, supervise
     from hybridops.settings import load_settings
 
@@ -394,6 +399,7 @@ def ui(
         )
         os.execvpe(command[0], command, {**os.environ, **env})
     port = port or 3000
+    initialize_storage(settings)
     web, web_env = webserver_command(settings, host=host, port=port)
     daemon, daemon_env = daemon_command(settings)
     automation = "on" if settings.orchestration.automation else "off (HYBRIDOPS_ORCHESTRATION__AUTOMATION)"

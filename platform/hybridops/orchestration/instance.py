@@ -80,6 +80,19 @@ def webserver_command(settings: Settings, host: str, port: int) -> tuple[list[st
     return command, instance_env(settings)
 
 
+def initialize_storage(settings: Settings) -> None:
+    """Create the instance's databases once, before several processes open them.
+
+    The webserver and the daemon started side by side on a fresh home would each create Dagster's SQLite
+    schemas at the same moment (two alembic heads stamped in one database, unusable afterwards).
+    """
+    import dagster as dg
+
+    home = prepare_dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # touches the run storage; opening the instance created the others
+
+
 def daemon_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     """The ``dagster-daemon run`` command line (sensors, automation, run queue, backfills) on this instance."""
     exe = shutil.which("dagster-daemon") or str(Path(sys.executable).with_name("dagster-daemon"))
