@@ -15,7 +15,7 @@ from dagster_project.automation import default_status
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
 from hybridops.errors import HybridopsError
-from hybridops.ingest.arrivals import decode_state, look, run_key
+from hybridops.ingest.arrivals import Arrivals, decode_state, look, run_key
 from hybridops.ingest.sources import MONTHLY_TABLES, TABLES, resolve_source_dir
 from hybridops.settings import OrchestrationSettings
 
@@ -36,8 +36,10 @@ def source_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
             arrivals = look(source_dir, decode_state(context.cursor))
         except HybridopsError as exc:
             return dg.SkipReason(str(exc))
+        if context.cursor is None:
+            _adopt_loaded(context.instance, arrivals)
         if arrivals.empty:
-            if arrivals.files_read:  # touched but same content: remember the new stat
+            if arrivals.files_read:  # read, but nothing to load: remember what was seen
                 context.update_cursor(arrivals.cursor())
             return dg.SkipReason(f"nothing new in {source_dir}")
         known = set(context.instance.get_dynamic_partitions(monthly.name))
@@ -74,3 +76,18 @@ def source_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
         )
 
     return source_arrivals
+
+
+def _adopt_loaded(instance: dg.DagsterInstance, arrivals: Arrivals) -> None:
+    """First look on an instance that already holds data (a home that `hybridops run` filled): what is
+    loaded is the baseline, not loaded again; later changes are compared with the digests seen now."""
+    for table in MONTHLY_TABLES:
+        loaded = instance.get_materialized_partitions(dg.AssetKey(f"raw_{table}"))
+        for month in list(arrivals.months):
+            if month in loaded:
+                arrivals.months[month].discard(table)
+                if not arrivals.months[month]:
+                    del arrivals.months[month]
+    for table in list(arrivals.tables):
+        if instance.get_latest_materialization_event(dg.AssetKey(f"raw_{table}")) is not None:
+            arrivals.tables.discard(table)

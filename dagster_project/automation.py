@@ -63,10 +63,14 @@ def eager_across(
     )
 
 
-def on_cadence(cron: str) -> dg.AutomationCondition:
-    """Once per cron tick (UTC), when nothing upstream is missing or in progress."""
+def on_cadence(cron: str, needs: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Once per cron tick (UTC), once an upstream (of ``needs``) has data, when nothing upstream is missing
+    or in progress."""
+    has_data = AC.any_deps_match(~AC.missing())
     return (
         AC.cron_tick_passed(cron).since_last_handled()
+        # An upstream of monthly partitions has none before the first month arrives: nothing to do yet.
+        & (has_data.allow(needs) if needs is not None else has_data)
         & ~AC.any_deps_missing()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
@@ -109,7 +113,7 @@ def conditions(
         "feast_registry": while_missing(),
         "online_features": month_chain,
         # Training: the first champion as soon as there is data, then the cadence.
-        "training_set": (first_training | on_cadence(settings.training_cron)).with_label(
+        "training_set": (first_training | on_cadence(settings.training_cron, needs=months)).with_label(
             f"first_then_on_cadence({settings.training_cron})"
         ),
         "candidate_model": whole_chain,

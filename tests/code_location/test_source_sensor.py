@@ -103,3 +103,19 @@ def test_a_missing_source_folder_is_a_skip_with_the_reason(defs, instance, tmp_p
     data = _tick(defs, instance, tmp_path / "nowhere", tmp_path / "home", None)
     assert not data.run_requests
     assert "does not exist" in (data.skip_message or "")
+
+
+def test_a_home_filled_by_hybridops_run_is_adopted_not_loaded_again(defs, instance, tmp_path: Path):
+    source, home = tmp_path / "source", tmp_path / "home"
+    write_months(source, [1, 2])
+    # What `hybridops run --months 2013-01` leaves: January's partition and raw materializations.
+    instance.add_dynamic_partitions(MONTHS, ["2013-01"])
+    for table in ("flights", "weather"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(f"raw_{table}", partition="2013-01"))
+    for table in ("planes", "airlines", "airports"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(f"raw_{table}"))
+    first = _tick(defs, instance, source, home, None)
+    assert _requested(first) == {"2013-02": ["raw_flights", "raw_weather"]}
+    assert instance.get_dynamic_partitions(MONTHS) == ["2013-01", "2013-02"]
+    # Later changes to an adopted month are seen against the digests of the first look.
+    assert not _tick(defs, instance, source, home, first.cursor).run_requests

@@ -30,7 +30,7 @@ from source_builders import write_months  # noqa: E402
 
 HYBRIDOPS = str(Path(sys.executable).with_name("hybridops"))
 START_TIMEOUT_S = 120
-MONTH_TIMEOUT_S = 420
+MONTH_TIMEOUT_S = 600
 DAEMONS = {"SENSOR", "ASSET", "BACKFILL", "QUEUED_RUN_COORDINATOR"}
 
 
