@@ -35,6 +35,7 @@ from hybridops.registry.client import parse_model_ref, registry_client
 from hybridops.registry.models import CHAMPION, load_model
 from hybridops.serving.booster_predict import BoosterPredictor
 from hybridops.serving.metrics import ServingMetrics
+from hybridops.serving.self_check import check_predictor
 from hybridops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,9 @@ class ModelHolder:
 
     # --- loading ----------------------------------------------------------------------------------
     def _install(self, model: ServedModel) -> None:
+        # The fast predictor calls LightGBM's C API: it must predict what Booster.predict does, or the
+        # model is not served (SelfCheckError; see hybridops.serving.self_check).
+        check_predictor(model.predictor, model.booster)
         self.current = model
         self.metrics.model_info.info({"name": model.name, "version": model.version, "source": model.source})
         self.metrics.loaded_at.set(model.loaded_at)
