@@ -168,9 +168,16 @@ class LocalEventLogStorage(SqliteEventLogStorage):
         if for_index_shard or target.exists():
             super()._initdb(engine, for_index_shard)
             return
+        # The template is a closed, checkpointed database (no WAL beside it): a copy is the whole file.
         template = self._shard_template()
-        create_atomically(target, lambda folder: shutil.copyfile(template, folder / target.name))
-        super()._initdb(engine, for_index_shard)  # finds Dagster's revision stamp: nothing to do
+        staged = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        shutil.copyfile(template, staged)
+        try:
+            os.link(staged, target)  # never replaces a shard that another process created meanwhile
+        except FileExistsError:
+            super()._initdb(engine, for_index_shard)
+        finally:
+            staged.unlink(missing_ok=True)
 
     def _shard_template(self) -> Path:
         if self._template is None:

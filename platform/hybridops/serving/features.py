@@ -79,8 +79,7 @@ def _online_read(settings: Settings, store: FeatureStore, views: list[ViewSpec])
     if kind == "sqlite":
         return SqliteOnlineRead(config, views, timeout)
     if kind == "redis":
-        feast_store = store._get_provider().online_store
-        return RedisOnlineRead(config, views, feast_store, timeout, settings.serving.redis_retries)
+        return RedisOnlineRead(config, views, timeout, settings.serving.redis_retries)
     raise HybridopsError(f"the prediction service cannot read a {kind!r} online store (sqlite or redis)")
 
 

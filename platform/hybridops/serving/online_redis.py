@@ -52,10 +52,11 @@ class RedisOnlineRead:
         self,
         config: RepoConfig,
         views: Sequence[ViewSpec],
-        feast_store: Any,  # feast RedisOnlineStore: the reference for key and field names
         timeout: float,
         retries: int,
     ) -> None:
+        # Feast's own store object, used only for its key and field naming (it opens no connection here).
+        feast_store = RedisOnlineStore()
         self._client = redis_client(config, timeout)
         self._retries = retries
         self._project = config.project.encode()
