@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -278,4 +278,5 @@ class LocalScheduleStorage(SqliteScheduleStorage):
         check_dagster_version()
         base_dir = Path(config_value["base_dir"]).resolve()
         create_atomically(base_dir / "schedules.db", _build_schedule_storage)
-        return cls.from_local(inst_data=inst_data, **config_value)
+        # Dagster's from_local builds ``cls`` (annotated as its own class)
+        return cast(LocalScheduleStorage, cls.from_local(inst_data=inst_data, **config_value))

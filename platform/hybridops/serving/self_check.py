@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -131,7 +132,8 @@ def check_reader(reader: OnlineFeatureReader, store: FeatureStore, rows: list[di
             f"the service's reader of the {store.config.online_store.type} online store disagrees with Feast's "
             f"get_online_features on {len(differences)} probe value(s), first: "
             + "; ".join(differences[:3])
-            + ". Serve with the Feast version hybridops pins (docs/internals.md)."
+            + f". Feast {metadata.version('feast')} is installed; serve with the version hybridops pins "
+            "(docs/internals.md)."
         )
     return compared
 
