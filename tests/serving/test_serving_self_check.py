@@ -13,7 +13,7 @@ import pytest
 import requests
 from serving_support import RedisServer, World, redis_settings, running_server
 
-from hybridops.features.store import ENTITY_COLUMNS, feature_store, load_definitions_module
+from hybridops.features.store import ENTITY_COLUMNS, feature_store
 from hybridops.serving import self_check
 from hybridops.serving.booster_predict import BoosterPredictor
 from hybridops.serving.features import OnlineFeatureReader
@@ -32,6 +32,9 @@ class _Shifted:
         for rows in out:
             for values in rows.values:
                 values[:] = values[1:] + values[:1]
+
+    def sample_keys(self, limit: int) -> list[list[str]]:
+        return self.inner.sample_keys(limit)
 
     def close(self) -> None:
         self.inner.close()
@@ -53,14 +56,14 @@ class OffByOneTree(BoosterPredictor):
 
 def _probe_rows(settings) -> tuple[OnlineFeatureReader, object, list[dict[str, str | None]]]:
     store = feature_store(settings)
-    rows = self_check.probe_entity_rows(store, load_definitions_module().VIEW_ENTITY, ENTITY_COLUMNS)
-    return OnlineFeatureReader(settings, store), store, rows
+    reader = OnlineFeatureReader(settings, store)
+    return reader, store, self_check.probe_entity_rows(reader, ENTITY_COLUMNS)
 
 
 def test_sqlite_reader_agrees_with_feast_on_probe_entities(world: World) -> None:
     reader, store, rows = _probe_rows(world.settings)
     try:
-        # real keys of every view (the newest ones, which the materialization wrote) and one unknown key
+        # keys the store holds for every view (the newest ones) and one unknown key
         assert len(rows) == self_check.KEYS_PER_VIEW + 1
         assert rows[-1] == dict.fromkeys(ENTITY_COLUMNS, self_check.MISSING_KEY)
         batch = reader.read(rows)

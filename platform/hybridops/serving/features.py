@@ -185,6 +185,10 @@ class OnlineFeatureReader:
             missing=~np.array(found, dtype=bool).reshape(len(rows), len(self.views)),
         )
 
+    def sample_keys(self, limit: int) -> list[list[str]]:
+        """Up to ``limit`` entity values per view (``self.views`` order) that the store holds."""
+        return self._store.sample_keys(limit)
+
     def close(self) -> None:
         self._store.close()
 

@@ -34,7 +34,7 @@ from redis.retry import Retry
 
 from hybridops.errors import HybridopsError
 from hybridops.serving.entity_keys import EntityKeyEncoder
-from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value
+from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value, entity_value
 
 
 def redis_client(config: RepoConfig, timeout: float) -> Redis:
@@ -61,6 +61,8 @@ class RedisOnlineRead:
         self._retries = retries
         self._project = config.project.encode()
         self._fields: list[list[str | bytes]] = []
+        self._entities = [spec.entity for spec in views]
+        self._version = config.entity_key_serialization_version
         for spec in views:
             _, fields = feast_store._generate_hset_keys_for_features(
                 spec.view, list(spec.features), fv_name_override=_versioned_fv_name(spec.view, config)
@@ -127,6 +129,20 @@ class RedisOnlineRead:
                     seconds = stamp.seconds + stamp.nanos / 1_000_000_000.0
                     rows_v.stamps[j] = datetime.fromtimestamp(seconds, tz=UTC).timestamp()
             at += len(view_keys)
+
+    def sample_keys(self, limit: int, scanned: int = 10_000) -> list[list[str]]:
+        """Entities of each view's join key among the first ``scanned`` keys of the project (Redis keeps
+        no order by event time)."""
+        by_join_key: dict[str, list[str]] = {}
+        for count, key in enumerate(self._client.scan_iter(match=b"*" + self._project, count=1000)):
+            if count >= scanned:
+                break
+            found = entity_value(key[: -len(self._project)], self._version)
+            if found is not None:
+                values = by_join_key.setdefault(found[0], [])
+                if len(values) < limit:
+                    values.append(found[1])
+        return [sorted(by_join_key.get(entity, [])) for entity in self._entities]
 
     def close(self) -> None:
         self._client.close()

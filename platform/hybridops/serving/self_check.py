@@ -6,9 +6,8 @@ LightGBM's C API (:mod:`hybridops.serving.booster_predict`). Both are listed in 
 the service calls itself ready, and for every model it installs, they must give what Feast's
 ``FeatureStore.get_online_features`` and LightGBM's ``Booster.predict`` give:
 
-* :func:`check_reader`: probe entities (the latest keys of each feature view's offline source, which the
-  last materialization wrote, plus a key no view has) read both ways; every value, every missing row and
-  every event time must agree.
+* :func:`check_reader`: probe entities (keys that the store holds for each feature view, plus a key no
+  view has) read both ways; every value, every missing row and every event time must agree.
 * :func:`check_predictor`: probe rows built from the model's own split thresholds (each side of a split,
   NaNs, all-missing) predicted both ways, one row at a time and as a batch; equal to the last bit.
 
@@ -23,7 +22,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import lightgbm as lgb
 import numpy as np
 
@@ -45,42 +43,21 @@ class SelfCheckError(HybridopsError):
 
 
 # --- the online store reader --------------------------------------------------------------------------
-def _latest_keys(store: FeatureStore, view: str, entity: str, limit: int) -> list[str]:
-    """The entities of the newest rows of a view's offline source (what the last materialization wrote)."""
-    path = str(store.get_feature_view(view).batch_source.path)  # type: ignore[union-attr]
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            f"""select "{entity}" from read_parquet(?, hive_partitioning = false)
-                where "{entity}" is not null
-                group by 1 order by max(event_timestamp) desc, 1 limit {int(limit)}""",
-            [path],
-        ).fetchall()
-    except duckdb.IOException:  # nothing written yet: only the missing key is probed
-        return []
-    finally:
-        con.close()
-    return [str(row[0]) for row in rows]
-
-
-def probe_entity_rows(
-    store: FeatureStore, view_entity: dict[str, str], columns: Sequence[str]
-) -> list[dict[str, str | None]]:
-    """Rows of entity keys: row i takes the i-th newest key of each view, the last row no key at all."""
+def probe_entity_rows(reader: OnlineFeatureReader, columns: Sequence[str]) -> list[dict[str, str | None]]:
+    """Rows of entity keys: row i takes the i-th sampled key of each view's entity (keys the store holds,
+    sampled through the reader's own layout), the last row a key that no view has."""
     keys: dict[str, list[str]] = {}
-    for view, entity in view_entity.items():
-        if entity not in keys:
-            keys[entity] = _latest_keys(store, view, entity, KEYS_PER_VIEW)
+    for view, sampled in zip(reader.views, reader.sample_keys(KEYS_PER_VIEW), strict=True):
+        if sampled and view.entity not in keys:
+            keys[view.entity] = sampled
     depth = max((len(found) for found in keys.values()), default=0)
-    rows: list[dict[str, str | None]] = []
-    for i in range(depth + 1):
-        rows.append(
-            {
-                column: keys[column][i] if column in keys and i < len(keys[column]) else MISSING_KEY
-                for column in columns
-            }
-        )
-    return rows
+    return [
+        {
+            column: keys[column][i] if column in keys and i < len(keys[column]) else MISSING_KEY
+            for column in columns
+        }
+        for i in range(depth + 1)
+    ]
 
 
 def check_reader(reader: OnlineFeatureReader, store: FeatureStore, rows: list[dict[str, str | None]]) -> int:
@@ -140,10 +117,9 @@ def check_reader(reader: OnlineFeatureReader, store: FeatureStore, rows: list[di
 
 def check_store(reader: OnlineFeatureReader, store: FeatureStore) -> int:
     """:func:`check_reader` on :func:`probe_entity_rows` of this store."""
-    from hybridops.features.store import ENTITY_COLUMNS, load_definitions_module
+    from hybridops.features.store import ENTITY_COLUMNS
 
-    rows = probe_entity_rows(store, load_definitions_module().VIEW_ENTITY, ENTITY_COLUMNS)
-    return check_reader(reader, store, rows)
+    return check_reader(reader, store, probe_entity_rows(reader, ENTITY_COLUMNS))
 
 
 # --- the predictor -------------------------------------------------------------------------------------
