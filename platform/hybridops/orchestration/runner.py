@@ -207,6 +207,9 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     freeze = gc.get_freeze_count() == 0
     with _collector_paused():
         pipeline = _Pipeline(settings, summary, progress, freeze=freeze)
+    # The monthly runs' feature steps use Feast, which the code location no longer imports: imported here
+    # with the collector off, as it was with the code location, rather than inside the first step.
+    _import_uncollected(("feast",))
     from hybridops.warehouse.db import kept_open
 
     try:
