@@ -149,6 +149,7 @@ class ModelHolder:
         self.metrics = metrics
         self.current: ServedModel | None = None
         self.last_error: str | None = None
+        self._cache_error: str | None = None  # why the disk cache could not serve at start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: tuple[tuple[str, str | None], MlflowClient] | None = None
@@ -194,6 +195,7 @@ class ModelHolder:
         try:
             self._install(read_cache(self.settings, self.served))
         except Exception as exc:
+            self._cache_error = str(exc)
             self.last_error = f"{self.last_error}; disk cache: {exc}"
             self.metrics.reloads.labels("disk_cache", "failure").inc()
             log.error("no model to serve: %s", self.last_error)
@@ -219,15 +221,18 @@ class ModelHolder:
         """Reload when the reference points at another version (or no model is loaded). True if reloaded."""
         try:
             name, version, sha256 = self.peek()
-            self.last_error = None
             current = self.current
             same = current is not None and (name, version) == (current.name, current.version)
             if same and current is not None and current.registry_sha256 in (None, sha256):
+                self.last_error = None
                 return False
             self._install(self.load_from_registry())
+            self.last_error = None  # cleared only once it holds: /readyz never reads a gap without reason
             return True
         except Exception as exc:  # keep serving the last good model
-            self.last_error = f"registry: {exc}"
+            # With no model loaded, why the disk cache could not serve stays part of the reason.
+            cache = f"; disk cache: {self._cache_error}" if self.current is None and self._cache_error else ""
+            self.last_error = f"registry: {exc}{cache}"
             self.metrics.reloads.labels("registry", "failure").inc()
             log.warning(
                 "model poll failed, keeping version %s: %s", getattr(self.current, "version", None), exc
