@@ -15,6 +15,7 @@ the process that loads them.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Literal
 
 import dagster as dg
@@ -22,6 +23,7 @@ import dagster as dg
 from dagster_project import automation
 from dagster_project.executors import executor_for
 from dagster_project.jobs import jobs_for
+from dagster_project.months import BETA_WARNING, PREVIEW_WARNING
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
 from hybridops.settings import OrchestrationSettings, load_settings
@@ -103,6 +105,16 @@ def build_definitions(profile: Profile, orchestration: OrchestrationSettings | N
 
     Without ``orchestration`` the settings are read from the environment (``HYBRIDOPS_ORCHESTRATION__*``).
     """
+    # The asset modules use a beta parameter (backfill_policy) and a preview feature (partitioned checks)
+    # on purpose; their warnings would greet every user of the code location once per asset. Silenced only
+    # while the modules load, never for the process.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=BETA_WARNING, category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", message=PREVIEW_WARNING, category=dg.PreviewWarning)
+        return _build(profile, orchestration)
+
+
+def _build(profile: Profile, orchestration: OrchestrationSettings | None) -> dg.Definitions:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     settings = orchestration or load_settings().orchestration

@@ -158,3 +158,25 @@ def test_a_prepared_reference_gives_the_same_drift_as_the_frame() -> None:
             assert direct.loc[row, "ks_pvalue"] == expected.pvalue
     with pytest.raises(ValueError, match="bins"):
         feature_drift(prepared, current, ["a"], MonitoringSettings(bins=5))
+
+
+def test_the_vectorized_ks_path_is_checked_against_scipy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy of ks_2samp's asymptotic path is compared with ks_2samp itself before its first use."""
+    from hybridops.monitoring import drift
+
+    drift.check_ks_against_scipy.cache_clear()
+    statistic, pvalue = drift.check_ks_against_scipy()
+    assert 0 < statistic < 0.1 and 0 < pvalue < 0.01  # a known answer in the range where p-values matter
+
+    def unrounded(statistics, n1, n2):  # the effective size without scipy's rounding
+        m, n = np.maximum(n1, n2).astype("float64"), np.minimum(n1, n2).astype("float64")
+        return stats.kstwo.sf(statistics, m * n / (m + n) + 0.5)
+
+    monkeypatch.setattr(drift, "_ks_pvalues", unrounded)
+    drift.check_ks_against_scipy.cache_clear()
+    reference = pd.DataFrame({"x": np.arange(12_000.0)})
+    with pytest.raises(drift.DriftCheckError, match=r"scipy\.stats\.ks_2samp gives"):
+        drift.DriftReference(reference, ["x"], 10).compare_all(
+            pd.DataFrame({"x": np.arange(11_000.0)}), ["x"]
+        )
+    drift.check_ks_against_scipy.cache_clear()

@@ -21,11 +21,18 @@ Kolmogorov-Smirnov (KS)
     any visible difference, so the flag uses the statistic (``monitoring.ks_threshold``, default 0.1), and
     the p-value is reported only. Without non-null values on one side the result is ``(nan, nan)``.
 
+    Samples above ``_KS_EXACT_MAX_N`` take a vectorized copy of ``ks_2samp``'s asymptotic path (its
+    statistic and ``scipy.stats.kstwo.sf`` on the effective size, public functions, with the size at which
+    scipy switches paths taken from its source). The first such comparison in a process first checks the
+    copy against ``ks_2samp`` itself on a fixed pair of samples and raises :class:`DriftCheckError` when
+    they differ (listed in ``docs/internals.md``).
+
 A feature is *drifted* when ``psi > psi_threshold`` or ``ks_stat > ks_threshold``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hybridops.errors import HybridopsError
 from hybridops.settings import MonitoringSettings, Settings, monitoring_settings
 
 EPSILON = 1e-4
@@ -129,6 +137,40 @@ def _ks_statistic(ref: np.ndarray, ref_cdf: np.ndarray, cur: np.ndarray) -> floa
     return low if low > high else high
 
 
+class DriftCheckError(HybridopsError):
+    """The vectorized KS path disagrees with ``scipy.stats.ks_2samp`` on the known-answer samples."""
+
+
+@functools.cache
+def check_ks_against_scipy() -> tuple[float, float]:
+    """The vectorized KS path equals ``scipy.stats.ks_2samp`` on two fixed samples above the exact-path
+    size (with ties and a shifted mean); returns scipy's (statistic, p-value). Run once per process."""
+    rng = np.random.default_rng(20130101)
+    ref = np.sort(np.round(rng.normal(0.0, 1.0, _KS_EXACT_MAX_N + 2_000), 1))
+    cur = np.sort(np.round(rng.normal(0.05, 1.1, _KS_EXACT_MAX_N + 1), 1))
+    expected = stats.ks_2samp(ref, cur)
+    cdf = np.searchsorted(ref, ref, side="right") / len(ref)
+    statistic = _ks_statistic(ref, cdf, cur)
+    pvalue = float(_ks_pvalues(np.array([statistic]), np.array([len(ref)]), np.array([len(cur)]))[0])
+    if not (
+        math.isclose(statistic, float(expected.statistic), rel_tol=1e-12, abs_tol=1e-15)
+        and math.isclose(pvalue, float(expected.pvalue), rel_tol=1e-9, abs_tol=1e-300)
+    ):
+        raise DriftCheckError(
+            f"hybridops.monitoring.drift's KS path gives ({statistic!r}, {pvalue!r}) where "
+            f"scipy.stats.ks_2samp gives ({float(expected.statistic)!r}, {float(expected.pvalue)!r}) on the "
+            f"known-answer samples (scipy {scipy_version()}); install the scipy version hybridops pins "
+            "(docs/internals.md)."
+        )
+    return float(expected.statistic), float(expected.pvalue)
+
+
+def scipy_version() -> str:
+    import scipy
+
+    return str(scipy.__version__)
+
+
 def _mean(values: np.ndarray) -> float:
     known = values[~np.isnan(values)]
     return float(known.mean()) if len(known) else math.nan
@@ -212,6 +254,7 @@ class DriftReference:
                 }
             )
         if asymptotic:
+            check_ks_against_scipy()
             index, statistics, n1s, n2s = (np.array(column) for column in zip(*asymptotic, strict=True))
             for row, pvalue in zip(index, _ks_pvalues(statistics, n1s, n2s), strict=True):
                 rows[int(row)]["ks_pvalue"] = float(pvalue)

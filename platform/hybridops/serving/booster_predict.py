@@ -43,6 +43,8 @@ class BoosterPredictor:
         if per_row.value != 1:
             raise ValueError(f"not a single-output model ({per_row.value} predictions per row)")
         self._single = ctypes.c_void_p()
+        # kept here: at interpreter exit the module globals may be gone before this object is collected
+        self._free = basic._LIB.LGBM_FastConfigFree
         basic._safe_call(
             basic._LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 self._handle,
@@ -58,8 +60,9 @@ class BoosterPredictor:
 
     def __del__(self) -> None:
         single = getattr(self, "_single", None)
-        if single:
-            basic._LIB.LGBM_FastConfigFree(single)
+        free = getattr(self, "_free", None)
+        if single and free is not None:
+            free(single)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """One probability per row of ``matrix`` (n x the booster's features, NaN = missing)."""

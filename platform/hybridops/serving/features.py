@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.compute import LOCAL_TZ, departure_keys
@@ -29,6 +29,9 @@ from hybridops.serving.online_redis import RedisOnlineRead
 from hybridops.serving.online_rows import OnlineRead, ViewRows, ViewSpec
 from hybridops.serving.online_sqlite import SqliteOnlineRead
 from hybridops.settings import Settings
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 _PING_KEY = "__hybridops_readyz__"
 
@@ -76,8 +79,7 @@ def _online_read(settings: Settings, store: FeatureStore, views: list[ViewSpec])
     if kind == "sqlite":
         return SqliteOnlineRead(config, views, timeout)
     if kind == "redis":
-        feast_store = store._get_provider().online_store
-        return RedisOnlineRead(config, views, feast_store, timeout, settings.serving.redis_retries)
+        return RedisOnlineRead(config, views, timeout, settings.serving.redis_retries)
     raise HybridopsError(f"the prediction service cannot read a {kind!r} online store (sqlite or redis)")
 
 
@@ -182,6 +184,10 @@ class OnlineFeatureReader:
             event_ts=np.array(stamps, dtype=np.float64).reshape(len(rows), len(self.views)),
             missing=~np.array(found, dtype=bool).reshape(len(rows), len(self.views)),
         )
+
+    def sample_keys(self, limit: int) -> list[list[str]]:
+        """Up to ``limit`` entity values per view (``self.views`` order) that the store holds."""
+        return self._store.sample_keys(limit)
 
     def close(self) -> None:
         self._store.close()

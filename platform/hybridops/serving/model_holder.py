@@ -35,6 +35,7 @@ from hybridops.registry.client import parse_model_ref, registry_client
 from hybridops.registry.models import CHAMPION, load_model
 from hybridops.serving.booster_predict import BoosterPredictor
 from hybridops.serving.metrics import ServingMetrics
+from hybridops.serving.self_check import check_predictor
 from hybridops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,12 +149,16 @@ class ModelHolder:
         self.metrics = metrics
         self.current: ServedModel | None = None
         self.last_error: str | None = None
+        self._cache_error: str | None = None  # why the disk cache could not serve at start
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: tuple[tuple[str, str | None], MlflowClient] | None = None
 
     # --- loading ----------------------------------------------------------------------------------
     def _install(self, model: ServedModel) -> None:
+        # The fast predictor calls LightGBM's C API: it must predict what Booster.predict does, or the
+        # model is not served (SelfCheckError; see hybridops.serving.self_check).
+        check_predictor(model.predictor, model.booster)
         self.current = model
         self.metrics.model_info.info({"name": model.name, "version": model.version, "source": model.source})
         self.metrics.loaded_at.set(model.loaded_at)
@@ -190,6 +195,7 @@ class ModelHolder:
         try:
             self._install(read_cache(self.settings, self.served))
         except Exception as exc:
+            self._cache_error = str(exc)
             self.last_error = f"{self.last_error}; disk cache: {exc}"
             self.metrics.reloads.labels("disk_cache", "failure").inc()
             log.error("no model to serve: %s", self.last_error)
@@ -215,15 +221,18 @@ class ModelHolder:
         """Reload when the reference points at another version (or no model is loaded). True if reloaded."""
         try:
             name, version, sha256 = self.peek()
-            self.last_error = None
             current = self.current
             same = current is not None and (name, version) == (current.name, current.version)
             if same and current is not None and current.registry_sha256 in (None, sha256):
+                self.last_error = None
                 return False
             self._install(self.load_from_registry())
+            self.last_error = None  # cleared only once it holds: /readyz never reads a gap without reason
             return True
         except Exception as exc:  # keep serving the last good model
-            self.last_error = f"registry: {exc}"
+            # With no model loaded, why the disk cache could not serve stays part of the reason.
+            cache = f"; disk cache: {self._cache_error}" if self.current is None and self._cache_error else ""
+            self.last_error = f"registry: {exc}{cache}"
             self.metrics.reloads.labels("registry", "failure").inc()
             log.warning(
                 "model poll failed, keeping version %s: %s", getattr(self.current, "version", None), exc

@@ -34,7 +34,7 @@ from redis.retry import Retry
 
 from hybridops.errors import HybridopsError
 from hybridops.serving.entity_keys import EntityKeyEncoder
-from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value
+from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value, entity_value
 
 
 def redis_client(config: RepoConfig, timeout: float) -> Redis:
@@ -52,14 +52,17 @@ class RedisOnlineRead:
         self,
         config: RepoConfig,
         views: Sequence[ViewSpec],
-        feast_store: Any,  # feast RedisOnlineStore: the reference for key and field names
         timeout: float,
         retries: int,
     ) -> None:
+        # Feast's own store object, used only for its key and field naming (it opens no connection here).
+        feast_store = RedisOnlineStore()
         self._client = redis_client(config, timeout)
         self._retries = retries
         self._project = config.project.encode()
         self._fields: list[list[str | bytes]] = []
+        self._entities = [spec.entity for spec in views]
+        self._version = config.entity_key_serialization_version
         for spec in views:
             _, fields = feast_store._generate_hset_keys_for_features(
                 spec.view, list(spec.features), fv_name_override=_versioned_fv_name(spec.view, config)
@@ -126,6 +129,20 @@ class RedisOnlineRead:
                     seconds = stamp.seconds + stamp.nanos / 1_000_000_000.0
                     rows_v.stamps[j] = datetime.fromtimestamp(seconds, tz=UTC).timestamp()
             at += len(view_keys)
+
+    def sample_keys(self, limit: int, scanned: int = 10_000) -> list[list[str]]:
+        """Entities of each view's join key among the first ``scanned`` keys of the project (Redis keeps
+        no order by event time)."""
+        by_join_key: dict[str, list[str]] = {}
+        for count, key in enumerate(self._client.scan_iter(match=b"*" + self._project, count=1000)):
+            if count >= scanned:
+                break
+            found = entity_value(key[: -len(self._project)], self._version)
+            if found is not None:
+                values = by_join_key.setdefault(found[0], [])
+                if len(values) < limit:
+                    values.append(found[1])
+        return [sorted(by_join_key.get(entity, [])) for entity in self._entities]
 
     def close(self) -> None:
         self._client.close()

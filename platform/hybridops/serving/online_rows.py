@@ -51,7 +51,20 @@ class OnlineRead(Protocol):
     def fill(self, keys: Sequence[Sequence[bytes]], out: Sequence[ViewRows]) -> None:
         """``keys[v]``: serialized entity keys of view ``v``; fills ``out[v]`` row by row in that order."""
 
+    def sample_keys(self, limit: int) -> list[list[str]]:
+        """Up to ``limit`` entity values per view that the store holds (the start-up self-check's probes)."""
+
     def close(self) -> None: ...
+
+
+def entity_value(serialized: bytes, version: int) -> tuple[str, str] | None:
+    """(join key, string value) of a serialized single-key entity key; None for any other kind of key."""
+    from feast.infra.key_encoding_utils import deserialize_entity_key
+
+    key = deserialize_entity_key(serialized, entity_key_serialization_version=version)
+    if len(key.join_keys) != 1 or key.entity_values[0].WhichOneof("val") != "string_val":
+        return None
+    return key.join_keys[0], key.entity_values[0].string_val
 
 
 def decode_value(blob: bytes | None) -> float | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from feast import RepoConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id, convert_timestamp
 
-from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value
+from hybridops.serving.online_rows import ViewRows, ViewSpec, decode_value, entity_value
 
 _MAX_QUERIES = 512  # distinct statements kept: one per combination of (bucketed) key counts seen
 _CACHE_KIB = 64 * 1024  # SQLite page cache ceiling (pages are allocated as they are read)
@@ -61,11 +61,12 @@ class SqliteOnlineRead:
         self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         self._conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
         versioning = config.registry.enable_online_feature_view_versioning
+        self._tables = [_quote_id(_table_id(config.project, spec.view, versioning)) for spec in views]
         self._selects = [
-            f"SELECT {v}, entity_key, feature_name, value, event_ts "
-            f"FROM {_quote_id(_table_id(config.project, spec.view, versioning))} WHERE entity_key IN ("
-            for v, spec in enumerate(views)
+            f"SELECT {v}, entity_key, feature_name, value, event_ts FROM {table} WHERE entity_key IN ("
+            for v, table in enumerate(self._tables)
         ]
+        self._version = config.entity_key_serialization_version
         self._positions = [spec.position for spec in views]
         self._queries: dict[tuple[int, ...], str] = {}
 
@@ -115,6 +116,22 @@ class SqliteOnlineRead:
                 if stamp is None:
                     stamp = stamps[raw_ts] = _unix(raw_ts)
                 rows_v.stamps[j] = stamp
+
+    def sample_keys(self, limit: int) -> list[list[str]]:
+        """The entities of each view's newest rows."""
+        sampled: list[list[str]] = []
+        for table in self._tables:
+            try:
+                rows = self._conn.execute(
+                    f"SELECT entity_key FROM {table} GROUP BY entity_key "
+                    "ORDER BY max(event_ts) DESC, entity_key LIMIT ?",
+                    [limit],
+                ).fetchall()
+            except sqlite3.OperationalError:  # the view was never materialized: no table yet
+                rows = []
+            decoded = (entity_value(row[0], self._version) for row in rows)
+            sampled.append([found[1] for found in decoded if found is not None])
+        return sampled
 
     def close(self) -> None:
         self._conn.close()

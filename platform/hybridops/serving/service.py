@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 
-from hybridops.features.store import feature_names, load_definitions_module
+from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.feature_log import FeatureLog
 from hybridops.serving.features import FeatureBatch, OnlineFeatureReader, StoreUnavailableError
 from hybridops.serving.metrics import ServingMetrics
 from hybridops.serving.model_holder import ModelHolder
+from hybridops.serving.self_check import SelfCheckError, check_store
 from hybridops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,22 @@ class Service:
                     raise StoreUnavailableError(self._reader_error)
                 self._reader_tried = time.monotonic()
                 try:
-                    reader = OnlineFeatureReader(self.settings)
+                    store = feature_store(self.settings)
+                    reader = OnlineFeatureReader(self.settings, store)
                 except Exception as exc:
+                    self._reader_error = f"feature store unavailable: {exc}"
+                    raise StoreUnavailableError(self._reader_error) from exc
+                try:
+                    # The reader reads Feast's private layout: it must give what Feast gives (see
+                    # hybridops.serving.self_check) before any request or readiness relies on it.
+                    check_store(reader, store)
+                except SelfCheckError as exc:
+                    reader.close()
+                    self._reader_error = f"online store self-check failed: {exc}"
+                    log.error("%s", self._reader_error)
+                    raise StoreUnavailableError(self._reader_error) from exc
+                except Exception as exc:  # the store went away between the reads
+                    reader.close()
                     self._reader_error = f"feature store unavailable: {exc}"
                     raise StoreUnavailableError(self._reader_error) from exc
                 if reader.view_names != self.view_names:
