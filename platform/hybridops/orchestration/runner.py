@@ -211,7 +211,7 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
 
     try:
         # Every step of every run opens the warehouse; kept open, each open is a cursor, not a new database.
-        with kept_open(settings.warehouse_db):
+        with kept_open(settings):
             data_runs = plan_runs(months)
             progress.start(len(data_runs) + 1)
             if all(pipeline.execute(planned) for planned in data_runs):
@@ -232,7 +232,7 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
     from hybridops.warehouse.db import connect, read_frame
 
     settings, summary = pipeline.settings, pipeline.summary
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         loaded = read_frame(con, "select distinct month_key from fct_flights order by 1")[
             "month_key"
         ].tolist()
@@ -432,11 +432,11 @@ def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:
 
 
 def _add_spc_violations(summary: RunSummary, settings: Settings, months: list[str]) -> None:
-    from hybridops.warehouse.db import connect, read_frame, table_exists
+    from hybridops.warehouse.db import connect, exists, read_frame, table_exists
 
-    if not settings.warehouse_db.exists():
+    if not exists(settings):
         return
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         if not table_exists(con, "spc_violations"):
             return
         frame = read_frame(
