@@ -155,7 +155,9 @@ class LakehouseBackend:
         if url.get_backend_name() == "sqlite" and url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         if self.location.startswith("file:"):
-            Path(_local_path(self.location)).mkdir(parents=True, exist_ok=True)
+            # A reader on a read-only mount (the exporter) needs no folder of its own: tolerated.
+            with contextlib.suppress(OSError):
+                Path(_local_path(self.location)).mkdir(parents=True, exist_ok=True)
         # Two processes opening a new catalog both see its tables missing and both create them: the loser
         # fails on "already exists" (an OperationalError, ProgrammingError or IntegrityError by driver), and
         # opening again finds them.
@@ -188,7 +190,7 @@ class LakehouseBackend:
 
     def _commit(self, table: str, data: pa.Table, write: Any) -> Table:
         """Run ``write`` on the table (created or evolved to fit ``data``) until a commit lands."""
-        from pyiceberg.exceptions import CommitFailedException
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         attempts = self.config.commit_attempts
         for attempt in range(attempts):
@@ -196,7 +198,9 @@ class LakehouseBackend:
                 tbl = self._table_for(table, data.schema)
                 write(tbl)
                 return tbl
-            except (CommitFailedException, OperationalError) as exc:
+            # ValidationException: another writer added rows this write replaces (two writers of the whole
+            # table, or of one partition) after it began; redone on the new snapshot, the last one wins.
+            except (CommitFailedException, ValidationException, OperationalError) as exc:
                 if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
                     raise
                 if attempt == attempts - 1:
@@ -361,7 +365,7 @@ def overwrite_filter(where: Where) -> BooleanExpression:
     terms: list[BooleanExpression] = []
     for column, value in where.items():
         if isinstance(value, list | tuple | set):
-            terms.append(In(column, {_scalar(item) for item in value}))  # type: ignore[call-arg]
+            terms.append(In(column, {_scalar(item) for item in value}))  # type: ignore[call-arg,misc]
         else:
             terms.append(EqualTo(column, _scalar(value)))  # type: ignore[call-arg,misc]
     return terms[0] if len(terms) == 1 else And(*terms)
