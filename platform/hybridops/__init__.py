@@ -1,8 +1,10 @@
-"""hybridops: DataOps and MLOps as one system."""
+"""hybridops: DataOps and MLOps as one system.
+
+Importing the package changes no other library's behaviour: no import hooks, no patched attributes, no
+process-wide warning filters. Feast (about 4 s to import) is imported only by the functions that use it.
+"""
 
 import os
-
-from hybridops import deferred_typechecks
 
 __version__ = "0.1.0"
 
@@ -11,6 +13,3 @@ __version__ = "0.1.0"
 # needs and training ran five times slower with two threads than with one; passive waiting removes that.
 # It must be set before the OpenMP runtime loads (the first `import lightgbm`); an explicit value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# Feast's typeguard checks instrumented on first call, not during `import feast` (~3.7 s a process).
-deferred_typechecks.install()

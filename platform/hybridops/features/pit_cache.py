@@ -16,13 +16,13 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from feast import FeatureStore
 
 from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import (
@@ -32,6 +32,9 @@ from hybridops.features.store import (
     historical_features,
     load_definitions_module,
 )
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 # Cache files carry each flight's key (column ``_KEY``); the format is part of the version, so files of
 # an earlier layout are never read. Format 3: the key hashes the flight_id too.

@@ -23,16 +23,18 @@ from datetime import datetime, timedelta
 from functools import singledispatch
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import duckdb
 import numpy as np
 import pandas as pd
-from feast import FeatureService, FeatureStore, RepoConfig
 
 from hybridops.features.compute import HOURLY_VIEWS, STATIC_VIEWS, month_window
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
+
+if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that use it
+    from feast import FeatureService, FeatureStore, RepoConfig
 
 FEATURE_REPO_MODULE = "flight_features"
 # The join keys of the views, in the order of the feature repo's VIEW_ENTITY.
@@ -98,6 +100,8 @@ def registry_config(settings: Settings) -> dict[str, Any]:
 
 def repo_config(settings: Settings) -> RepoConfig:
     """The ``RepoConfig`` of hybridops' feature store, built from settings only."""
+    from feast import RepoConfig
+
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return RepoConfig(
         project=settings.feast.project,
@@ -113,6 +117,8 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 def feature_store(settings: Settings) -> FeatureStore:
     """A ``FeatureStore`` configured from settings."""
+    from feast import FeatureStore
+
     return FeatureStore(config=repo_config(settings))
 
 

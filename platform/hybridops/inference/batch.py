@@ -20,18 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import flight_entities
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names
 from hybridops.warehouse.db import replace_rows
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 DECISION_THRESHOLD = 0.5
 PREDICTIONS_TABLE = "predictions"

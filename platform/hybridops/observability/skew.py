@@ -11,16 +11,19 @@ serving-side transformation). Null served values (unknown entities) are not comp
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 
 from hybridops.features.compute import departure_keys
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir
 from hybridops.settings import Settings
 from hybridops.warehouse.db import replace_rows
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 AUDIT_TABLE = "skew_audit"
 RELATIVE_TOLERANCE = 1e-9

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from hybridops.settings import Settings
@@ -14,7 +16,8 @@ _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
 # No telemetry (machines here are offline); Dagster's SQLite layout under the instance folder, through
-# storages that keep their connections open (see hybridops.orchestration.storage for why).
+# storages that keep their connections open and create their files whole when several processes start at
+# once (see hybridops.orchestration.storage).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
@@ -32,8 +35,8 @@ event_log_storage:
   config:
     base_dir: {home}/history/runs
 schedule_storage:
-  module: dagster._core.storage.schedules
-  class: SqliteScheduleStorage
+  module: {storage}
+  class: LocalScheduleStorage
   config:
     base_dir: {home}/schedules
 """
@@ -47,8 +50,24 @@ def dagster_yaml(home: Path) -> str:
     return _DAGSTER_YAML.format(managed=_MANAGED, storage=_STORAGE, home=home)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Replace ``path`` atomically: a process that reads it at the same time sees the old or the new file."""
+    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
+
+
 def prepare_dagster_home(settings: Settings) -> Path:
-    """Create the instance folder and its ``dagster.yaml``; keep a file the user has taken over."""
+    """Create the instance folder and its ``dagster.yaml``; keep a file the user has taken over.
+
+    Safe when several processes prepare the same fresh folder at once (run pods on one volume): the
+    file is replaced whole, and every process writes the same text.
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -56,7 +75,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     current = config.read_text() if config.exists() else None
     # Rewritten while it is ours, so a moved state directory or a newer hybridops takes effect.
     if current in (None, _EARLIER_DAGSTER_YAML) or (current.startswith(_MANAGED) and current != wanted):
-        config.write_text(wanted)
+        _write_whole(config, wanted)
     return home
 
 

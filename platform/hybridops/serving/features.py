@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.compute import LOCAL_TZ, departure_keys
@@ -29,6 +29,9 @@ from hybridops.serving.online_redis import RedisOnlineRead
 from hybridops.serving.online_rows import OnlineRead, ViewRows, ViewSpec
 from hybridops.serving.online_sqlite import SqliteOnlineRead
 from hybridops.settings import Settings
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 _PING_KEY = "__hybridops_readyz__"
 

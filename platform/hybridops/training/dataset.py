@@ -17,20 +17,22 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from feast import FeatureStore
 
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names, load_definitions_module
 from hybridops.settings import TrainingSettings
+
+if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
+    from feast import FeatureStore
 
 ENTITY_FRAME_COLUMNS = [*FLIGHT_ENTITY_COLUMNS, "label"]
 
