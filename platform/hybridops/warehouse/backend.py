@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from hybridops.settings import Settings
 
-Frame: TypeAlias = pd.DataFrame | pa.Table
+Frame: TypeAlias = pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation
+"""Rows to write: pandas, Arrow, or a DuckDB relation of the session (never leaves DuckDB on ``duckdb``)."""
 Where: TypeAlias = dict[str, object] | None
 
 BACKEND_CLASS_FOR_TYPE: dict[str, str] = {

@@ -183,15 +183,15 @@ def build_fct_flights_months(
 ) -> dict[str, int]:
     """:func:`build_fct_flights` for several months at once; returns the row count of each month.
 
-    DuckDB computes the months as one Arrow table (the query casts every column, so its types are
-    ``FCT_FLIGHTS_SCHEMA`` even for a column that is all NULL), the warehouse backend replaces the months
-    with it in one write, and each month's Parquet partition is a ``COPY`` of the table (through pandas,
+    DuckDB computes the months as one relation (the query casts every column, so its types are
+    ``FCT_FLIGHTS_SCHEMA`` even for a column that is all NULL) and the warehouse backend replaces the
+    months with it in one write (on ``duckdb`` the rows never leave DuckDB), and each month's Parquet partition is a ``COPY`` of the table (through pandas,
     the conversions of 336k rows of strings and dates cost more than the join).
     """
     if any(not _MONTH_KEY.fullmatch(month) for month in months):
         raise ValueError(f"month keys must be YYYY-MM: {months}")
     columns = ", ".join(f'"{name}"' for name in FCT_FLIGHTS_COLUMNS)
-    conformed = con.sql(f"select {columns} from ({_CONFORM_SQL})", params={"months": months}).to_arrow_table()
+    conformed = con.sql(f"select {columns} from ({_CONFORM_SQL})", params={"months": months})
     replace_rows(con, TABLE, conformed, {"month_key": months})
     counts = dict.fromkeys(months, 0)
     counts.update(

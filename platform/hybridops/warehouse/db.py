@@ -211,10 +211,10 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, wher
                 con.execute(f'delete from "{table}" where {clause}', list(where.values()))
             else:
                 con.execute(f'delete from "{table}"')
-            con.execute(f'insert into "{table}" by name select * from _incoming')
+            inserted = con.execute(f'insert into "{table}" by name select * from _incoming').fetchall()
     finally:
         con.unregister("_incoming")
-    return len(frame)
+    return int(inserted[0][0])
 
 
 def _append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
@@ -222,10 +222,10 @@ def _append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> in
     try:
         with transaction(con):
             _create_or_widen(con, table)
-            con.execute(f'insert into "{table}" by name select * from _incoming')
+            inserted = con.execute(f'insert into "{table}" by name select * from _incoming').fetchall()
     finally:
         con.unregister("_incoming")
-    return len(frame)
+    return int(inserted[0][0])
 
 
 def _create_or_widen(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -306,7 +307,12 @@ def _overwrite(tbl: Table, data: pa.Table, condition: BooleanExpression) -> None
 # --- conversions ---------------------------------------------------------------------------------------
 def to_arrow(frame: Frame) -> pa.Table:
     """``frame`` as an Arrow table of types Iceberg stores (microsecond timestamps, no unsigned ints...)."""
-    data = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    if isinstance(frame, duckdb.DuckDBPyRelation):
+        data = frame.to_arrow_table()
+    elif isinstance(frame, pd.DataFrame):
+        data = pa.Table.from_pandas(frame, preserve_index=False)
+    else:
+        data = frame
     fields = [pa.field(field.name, _storable(field.type), nullable=True) for field in data.schema]
     return data.cast(pa.schema(fields))
 
