@@ -11,6 +11,7 @@ from dagster_project.months import BETA_WARNING
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=BETA_WARNING, category=dg.BetaWarning)
     from dagster_project import features, ingest, monitoring, quality, spc, training, warehouse
+    from dagster_project.io_manager import WarehouseIOManager
     from dagster_project.jobs import (
         dimensions_job,
         monthly_job,
@@ -42,5 +43,9 @@ defs = dg.Definitions(
     jobs=[dimensions_job, monthly_job, report_job, training_job, scoring_job, skew_audit_job],
     schedules=[skew_audit_schedule],
     sensors=[monitoring.retrain_on_drift_or_spc],
-    resources={"hybridops": HybridopsResource()},
+    # Step outputs as JSON rows of the warehouse, never pickles on the (shared) instance storage.
+    resources={
+        "hybridops": HybridopsResource(),
+        "io_manager": WarehouseIOManager(hybridops=HybridopsResource()),
+    },
 )
