@@ -17,10 +17,12 @@ from pydantic.alias_generators import to_camel
 
 from hybridops.settings import (
     GateSettings,
+    LakehouseWarehouse,
     MonitoringSettings,
     QualitySettings,
     SpcSettings,
     TrainingSettings,
+    Warehouse,
 )
 
 Quantity = str | int
@@ -157,6 +159,12 @@ class HybridopsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The lakehouse, its tables on the data volume: run pods write it at once. The catalog URL is not a
+    # value: the pods get HYBRIDOPS_WAREHOUSE__CATALOG_URL (hybridops.lakehouseDatabase on the chart's
+    # PostgreSQL, the password from its Secret).
+    warehouse: Warehouse = Field(
+        default_factory=lambda: LakehouseWarehouse(location="/data/warehouse/iceberg")
+    )
     quality: QualitySettings = Field(default_factory=QualitySettings)
     spc: SpcSettings = Field(default_factory=SpcSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -166,6 +174,10 @@ class HybridopsConfig(BaseModel):
 
 class HybridopsValues(_Values):
     config: HybridopsConfig = Field(default_factory=HybridopsConfig)
+    lakehouse_database: str = Field(
+        "lakehouse",
+        description="Postgres database of the lakehouse's Iceberg catalog (config.warehouse.backend: lakehouse).",
+    )
     data: Persistence = Field(
         default_factory=lambda: Persistence(size="20Gi"),
         description="HYBRIDOPS_HOME of the code location and run pods (use ReadWriteMany on multi-node).",
