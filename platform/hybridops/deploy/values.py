@@ -17,12 +17,10 @@ from pydantic.alias_generators import to_camel
 
 from hybridops.settings import (
     GateSettings,
-    LakehouseWarehouse,
     MonitoringSettings,
     QualitySettings,
     SpcSettings,
     TrainingSettings,
-    Warehouse,
 )
 
 Quantity = str | int
@@ -151,6 +149,36 @@ class GlobalValues(_Values):
 # --- hybridops ----------------------------------------------------------------------------------------------
 
 
+class ChartWarehouse(BaseModel):
+    """``settings.warehouse`` in the chart: the lakehouse by default, run pods write it at once.
+
+    Fields left null take the settings' defaults (null keys are not passed to the pods, so switching to
+    ``backend: duckdb`` needs no other change). The catalog URL is not a value: every hybridops pod gets
+    ``HYBRIDOPS_WAREHOUSE__CATALOG_URL`` for the database ``hybridops.lakehouseDatabase`` of the chart's
+    PostgreSQL, its password from the PostgreSQL Secret.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["duckdb", "lakehouse"] = Field(
+        "lakehouse",
+        description="lakehouse: Iceberg tables, many writers (the cluster); duckdb: one file, one writer.",
+    )
+    location: str | None = Field(
+        None,
+        description="lakehouse: table files; default <HYBRIDOPS_HOME>/warehouse/iceberg (the data volume).",
+    )
+    namespace: str | None = Field(None, description="lakehouse: Iceberg namespace; default hybridops.")
+    commit_attempts: int | None = Field(None, ge=1, description="lakehouse: write attempts; default 8.")
+    commit_retries: int | None = Field(None, ge=0, description="lakehouse: pyiceberg's retries; default 4.")
+    commit_min_wait_ms: int | None = Field(
+        None, ge=1, description="lakehouse: shortest backoff; default 100."
+    )
+    commit_max_wait_ms: int | None = Field(
+        None, ge=1, description="lakehouse: longest backoff; default 5000."
+    )
+
+
 class HybridopsConfig(BaseModel):
     """The pipeline's settings (sections of hybridops.settings.Settings, same keys and defaults).
 
@@ -159,12 +187,7 @@ class HybridopsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # The lakehouse, its tables on the data volume: run pods write it at once. The catalog URL is not a
-    # value: the pods get HYBRIDOPS_WAREHOUSE__CATALOG_URL (hybridops.lakehouseDatabase on the chart's
-    # PostgreSQL, the password from its Secret).
-    warehouse: Warehouse = Field(
-        default_factory=lambda: LakehouseWarehouse(location="/data/warehouse/iceberg")
-    )
+    warehouse: ChartWarehouse = Field(default_factory=lambda: ChartWarehouse())
     quality: QualitySettings = Field(default_factory=QualitySettings)
     spc: SpcSettings = Field(default_factory=SpcSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
