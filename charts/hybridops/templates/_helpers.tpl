@@ -157,10 +157,9 @@ topologySpreadConstraints:
 {{- if eq (.Values.hybridops.config.warehouse.backend | default "duckdb") "lakehouse" }}true{{ end -}}
 {{- end -}}
 
-{{/* The lakehouse's catalog URL, the password joined in by Kubernetes' $(VAR) expansion (its own variable,
-     so the block needs nothing defined before it). */}}
+{{/* The lakehouse's catalog URL (when hybridops.lakehouse.enabled), the password joined in by Kubernetes'
+     $(VAR) expansion (its own variable, so the block needs nothing defined before it). */}}
 {{- define "hybridops.lakehouse.env" -}}
-{{- if include "hybridops.lakehouse.enabled" . }}
 - name: WAREHOUSE_PG_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -168,7 +167,6 @@ topologySpreadConstraints:
       key: {{ include "hybridops.postgresql.secretKey" . }}
 - name: HYBRIDOPS_WAREHOUSE__CATALOG_URL
   value: {{ printf "postgresql+psycopg2://%s:$(WAREHOUSE_PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.hybridops.lakehouseDatabase | quote }}
-{{- end }}
 {{- end -}}
 
 {{- define "hybridops.postgresql.host" -}}
@@ -274,7 +272,9 @@ topologySpreadConstraints:
 {{- if .Values.mlflow.enabled }}
 {{ include "hybridops.mlflow.clientEnv" . }}
 {{- end }}
-{{- include "hybridops.lakehouse.env" . }}
+{{- if include "hybridops.lakehouse.enabled" . }}
+{{ include "hybridops.lakehouse.env" . }}
+{{- end }}
 {{- end -}}
 
 {{/* Feast's SQL registry (needs PG_PASSWORD defined before it). */}}
