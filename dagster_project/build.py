@@ -22,6 +22,7 @@ import dagster as dg
 
 from dagster_project import automation
 from dagster_project.executors import executor_for
+from dagster_project.io_manager import WarehouseIOManager
 from dagster_project.jobs import jobs_for
 from dagster_project.months import BETA_WARNING, PREVIEW_WARNING
 from dagster_project.partitions import monthly
@@ -142,6 +143,10 @@ def _build(profile: Profile, orchestration: OrchestrationSettings | None) -> dg.
         assets=_automated([a for a in assets if isinstance(a, dg.AssetsDefinition)], specs, settings) + specs,
         jobs=jobs_for(data, ml),
         sensors=sensors,
-        resources={"hybridops": HybridopsResource()},
+        # Step outputs as JSON rows of the warehouse, never pickles on the (shared) instance storage.
+        resources={
+            "hybridops": HybridopsResource(),
+            "io_manager": WarehouseIOManager(hybridops=HybridopsResource()),
+        },
         executor=executor_for(settings.executor),
     )

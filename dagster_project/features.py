@@ -25,7 +25,7 @@ ONLINE_STORE_POOL = "online_store"
 )
 def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         # One query per view over the whole range, not one per month: a year takes ~40% less time.
         built = build_feature_tables_months(con, settings.parquet_dir, months_of(context))
     per_month = {

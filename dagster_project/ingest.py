@@ -41,7 +41,7 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         usable = [
             result.frame for result in parsed.values() if not result.critical and len(result.frame.columns)
         ]
-        with connect(settings.warehouse_db) as con:
+        with connect(settings) as con:
             record_landing(con, landed, context.run.run_id)
             if usable:
                 where = (

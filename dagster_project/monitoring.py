@@ -50,7 +50,7 @@ def batch_predictions(
     settings = hybridops.settings()
     months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         results = score_months(
             con,
             feature_store(settings),
@@ -121,7 +121,7 @@ def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsReso
     failed: dict[str, list[str]] = {"feature_drift": [], "live_performance": [], "prediction_drift": []}
     details: dict[str, list[tuple[str, str]]] = {name: [] for name in failed}
     drifted_counts: dict[str, int] = {}
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         for month in months:
             current = pd.read_parquet(
                 scored_features_root(settings) / "scored_features" / f"month_key={month}" / "data.parquet"
@@ -212,7 +212,7 @@ def evaluate_loop(
     current = champion(settings)
     if current is None:
         return LoopDecision(False, "no champion yet")
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         scored = (
             read_frame(
                 con,
@@ -286,7 +286,7 @@ def feature_skew_audit(context: dg.AssetExecutionContext, hybridops: HybridopsRe
     settings = hybridops.settings()
     served = read_feature_log(settings)
     report = audit(feature_store(settings), served)
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         write_audit(con, report, context.run.run_id, datetime.now(UTC).replace(tzinfo=None))
     compared, mismatches = int(report["compared"].sum()), int(report["mismatches"].sum())
     yield dg.MaterializeResult(

@@ -90,7 +90,7 @@ def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         settings = hybridops.settings()
         months: list[str | None] = list(months_of(context)) if partitioned else [None]
         results = {}
-        with connect(settings.warehouse_db) as con:
+        with connect(settings) as con:
             references = _references(con, table)
             for month_key in months:
                 result = validate_table(

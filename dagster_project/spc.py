@@ -74,7 +74,7 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
     per_month: dict[str, dict[str, object]] = {}
     points = []
     days = 0
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         # Oldest first: each month's limits and runs see the months before it.
         for month_key in months:
             # Only the columns the metrics read: the tables' text columns cost most to convert.

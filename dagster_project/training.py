@@ -39,7 +39,7 @@ def training_set_path(settings: Settings, sha256: str) -> Path:
 
 
 def loaded_months(settings: Settings) -> list[str]:
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         frame = read_frame(con, "select distinct month_key from fct_flights order by 1")
     return frame["month_key"].tolist()
 
@@ -71,7 +71,7 @@ def training_set(
 ) -> dict:
     settings = hybridops.settings()
     plan = _plan(loaded_months(settings), config, settings)
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         labelled = labelled_flights(con, [*plan.train, plan.holdout])
     built = build_training_set(
         feature_store(settings), labelled.entities, settings.training, cache_dir=settings.feature_cache_dir

@@ -20,7 +20,7 @@ from hybridops.warehouse.report import build_report
 def fct_flights(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
     months = months_of(context)
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         counts = build_fct_flights_months(con, settings.parquet_dir, months)
         rates = dict(
             con.execute(
@@ -54,7 +54,7 @@ def fct_flights(context: dg.AssetExecutionContext, hybridops: HybridopsResource)
 )
 def on_time_report(hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         report = build_report(con, settings.reports_dir)
     headline = {key: value for key, value in report.headline.items() if isinstance(value, int | float | str)}
     return dg.MaterializeResult(

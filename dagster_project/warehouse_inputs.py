@@ -16,7 +16,7 @@ from dagster_project.automation import default_status
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
 from hybridops.settings import OrchestrationSettings
-from hybridops.warehouse.db import connect
+from hybridops.warehouse.db import connect, exists
 from hybridops.warehouse.fingerprints import MONTHLY, table_fingerprints
 
 
@@ -29,9 +29,9 @@ def warehouse_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
     )
     def warehouse_arrivals(context: dg.SensorEvaluationContext, hybridops: HybridopsResource):
         config = hybridops.settings()
-        if not config.warehouse_db.exists():
-            return dg.SkipReason(f"no warehouse at {config.warehouse_db} yet")
-        with connect(config.warehouse_db, read_only=True) as con:
+        if not exists(config):
+            return dg.SkipReason(f"no warehouse yet ({config.warehouse.backend} backend)")
+        with connect(config, read_only=True) as con:
             now = table_fingerprints(con)
         before: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
         events = []

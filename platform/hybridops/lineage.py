@@ -11,7 +11,7 @@ from typing import Any
 
 from hybridops.registry import alias_history, registry_client, resolve
 from hybridops.settings import Settings
-from hybridops.warehouse.db import connect, read_frame, table_exists
+from hybridops.warehouse.db import connect, exists, read_frame, table_exists
 
 TAG = "hybridops."
 
@@ -65,8 +65,8 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
         lineage["alias_history"] = [
             {key: str(value) for key, value in row.items()} for row in mine.to_dict(orient="records")
         ]
-    if settings.warehouse_db.exists():
-        with connect(settings.warehouse_db, read_only=True) as con:
+    if exists(settings):
+        with connect(settings, read_only=True) as con:
             lineage.update(_warehouse_lineage(con, [*months, holdout] if holdout else months, info.version))
     return lineage
 

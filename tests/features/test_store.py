@@ -299,3 +299,15 @@ def test_historical_features_keep_every_row(january_store, january_frames) -> No
     pd.testing.assert_series_equal(
         got.astype("float64"), expected.reindex(got.index).astype("float64"), check_names=False
     )
+
+
+def test_a_home_shared_by_processes_gets_a_transactional_registry(tmp_path: Path) -> None:
+    """With the lakehouse (several processes on one home) the default registry is Feast's SQL registry on
+    SQLite, which waits for another process's write; the laptop default stays the file registry."""
+    from hybridops.settings import LakehouseWarehouse
+
+    assert registry_config(Settings(home=tmp_path))["registry_type"] == "file"
+    shared = registry_config(Settings(home=tmp_path, warehouse=LakehouseWarehouse()))
+    assert shared["registry_type"] == "sql"
+    assert shared["path"] == f"sqlite:///{tmp_path.resolve()}/feast/registry.sqlite"
+    assert shared["sqlalchemy_config_kwargs"]["connect_args"] == {"timeout": 60}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,10 +204,20 @@ def test_the_setting_from_the_environment_and_its_validation(monkeypatch: pytest
     assert schema["items"]["enum"] == list(EXPORTER_SOURCES)
 
 
+_HOLD_AND_INSERT = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("insert into quarantine values ('weather', 'range')")
+print("held", flush=True)
+sys.stdin.read()
+con.close()
+"""
+
+
 def test_a_warehouse_held_by_a_pipeline_run_keeps_its_last_values_marked_stale(tmp_path: Path) -> None:
     """While ``hybridops run`` keeps the warehouse open (DuckDB: one writing process), a scrape cannot read
     it: the last values stay exported with source_up 0, so alerts on them do not flap; then they update."""
-    from hybridops.warehouse.db import connect, kept_open
+    from hybridops.warehouse.db import connect
 
     settings = Settings(home=tmp_path / "home", monitoring=MonitoringSettings(exporter_sources=["warehouse"]))
     settings.warehouse_dir.mkdir(parents=True)
@@ -224,9 +236,17 @@ def test_a_warehouse_held_by_a_pipeline_run_keeps_its_last_values_marked_stale(t
 
     try:
         assert scrape() == (1.0, [1.0])
-        with kept_open(settings.warehouse_db), connect(settings.warehouse_db) as con:
-            con.execute("insert into quarantine values ('weather', 'range')")
-            assert scrape() == (0.0, [1.0])  # locked by this "run": stale, not gone
+        run = subprocess.Popen(  # a pipeline run in another process, holding the warehouse open
+            [sys.executable, "-c", _HOLD_AND_INSERT, str(settings.warehouse_db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert run.stdout is not None and run.stdout.readline().strip() == "held"
+        try:
+            assert scrape() == (0.0, [1.0])  # locked by the "run": stale, not gone
+        finally:
+            run.communicate("", timeout=60)
         assert scrape() == (1.0, [1.0, 1.0])  # flights and weather, read again
     finally:
         collector.close()

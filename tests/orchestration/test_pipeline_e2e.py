@@ -163,8 +163,11 @@ def _fingerprint(home: Path) -> dict[str, str]:
     """Row counts and content hashes of every table, ignoring run ids and wall-clock stamps."""
     out: dict[str, str] = {}
     with connect(Settings(home=home).warehouse_db, read_only=True) as con:
+        # step_outputs holds the runs' hand-offs between steps (what Dagster would pickle), not data.
         tables = [
-            row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()
+            row[0]
+            for row in con.execute("select table_name from information_schema.tables").fetchall()
+            if row[0] != "step_outputs"
         ]
         for table in sorted(tables):
             frame = con.execute(f'select * from "{table}"').df()

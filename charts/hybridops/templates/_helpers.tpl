@@ -149,7 +149,24 @@ topologySpreadConstraints:
 
 {{/* ---------------------------------------------------------------- data stores */}}
 {{- define "hybridops.postgresql.needed" -}}
-{{- if or .Values.dagster.enabled .Values.mlflow.enabled .Values.feast.enabled }}true{{ end -}}
+{{- if or .Values.dagster.enabled .Values.mlflow.enabled .Values.feast.enabled (include "hybridops.lakehouse.enabled" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* The warehouse is the lakehouse (hybridops.config.warehouse.backend): its catalog is on PostgreSQL. */}}
+{{- define "hybridops.lakehouse.enabled" -}}
+{{- if eq (.Values.hybridops.config.warehouse.backend | default "duckdb") "lakehouse" }}true{{ end -}}
+{{- end -}}
+
+{{/* The lakehouse's catalog URL (when hybridops.lakehouse.enabled), the password joined in by Kubernetes'
+     $(VAR) expansion (its own variable, so the block needs nothing defined before it). */}}
+{{- define "hybridops.lakehouse.env" -}}
+- name: WAREHOUSE_PG_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.postgresql.secretName" . }}
+      key: {{ include "hybridops.postgresql.secretKey" . }}
+- name: HYBRIDOPS_WAREHOUSE__CATALOG_URL
+  value: {{ printf "postgresql+psycopg2://%s:$(WAREHOUSE_PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.hybridops.lakehouseDatabase | quote }}
 {{- end -}}
 
 {{- define "hybridops.postgresql.host" -}}
@@ -269,6 +286,9 @@ topologySpreadConstraints:
 {{- end }}
 {{- if .Values.mlflow.enabled }}
 {{ include "hybridops.mlflow.clientEnv" . }}
+{{- end }}
+{{- if include "hybridops.lakehouse.enabled" . }}
+{{ include "hybridops.lakehouse.env" . }}
 {{- end }}
 {{- end -}}
 

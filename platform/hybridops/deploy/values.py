@@ -150,6 +150,36 @@ class GlobalValues(_Values):
 # --- hybridops ----------------------------------------------------------------------------------------------
 
 
+class ChartWarehouse(BaseModel):
+    """``settings.warehouse`` in the chart: the lakehouse by default, run pods write it at once.
+
+    Fields left null take the settings' defaults (null keys are not passed to the pods, so switching to
+    ``backend: duckdb`` needs no other change). The catalog URL is not a value: every hybridops pod gets
+    ``HYBRIDOPS_WAREHOUSE__CATALOG_URL`` for the database ``hybridops.lakehouseDatabase`` of the chart's
+    PostgreSQL, its password from the PostgreSQL Secret.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["duckdb", "lakehouse"] = Field(
+        "lakehouse",
+        description="lakehouse: Iceberg tables, many writers (the cluster); duckdb: one file, one writer.",
+    )
+    location: str | None = Field(
+        None,
+        description="lakehouse: table files; default <HYBRIDOPS_HOME>/warehouse/iceberg (the data volume).",
+    )
+    namespace: str | None = Field(None, description="lakehouse: Iceberg namespace; default hybridops.")
+    commit_attempts: int | None = Field(None, ge=1, description="lakehouse: write attempts; default 8.")
+    commit_retries: int | None = Field(None, ge=0, description="lakehouse: pyiceberg's retries; default 4.")
+    commit_min_wait_ms: int | None = Field(
+        None, ge=1, description="lakehouse: shortest backoff; default 100."
+    )
+    commit_max_wait_ms: int | None = Field(
+        None, ge=1, description="lakehouse: longest backoff; default 5000."
+    )
+
+
 class HybridopsConfig(BaseModel):
     """The pipeline's settings (sections of hybridops.settings.Settings, same keys and defaults).
 
@@ -158,6 +188,7 @@ class HybridopsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    warehouse: ChartWarehouse = Field(default_factory=lambda: ChartWarehouse())
     quality: QualitySettings = Field(default_factory=QualitySettings)
     spc: SpcSettings = Field(default_factory=SpcSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -192,6 +223,10 @@ class HybridopsValues(_Values):
         ),
     )
     config: HybridopsConfig = Field(default_factory=HybridopsConfig)
+    lakehouse_database: str = Field(
+        "lakehouse",
+        description="Postgres database of the lakehouse's Iceberg catalog (config.warehouse.backend: lakehouse).",
+    )
     data: DataVolume = Field(
         default_factory=lambda: DataVolume(size="20Gi", access_modes=["ReadWriteMany"]),
         description=(

@@ -19,6 +19,7 @@ import contextlib
 import importlib.util
 import io
 import sys
+import time
 from datetime import datetime, timedelta
 from functools import singledispatch
 from pathlib import Path
@@ -86,14 +87,23 @@ def _(store: RedisOnlineStore, settings: Settings) -> dict[str, Any]:
 
 
 # URL scheme of ``feast.registry`` -> Feast registry type; anything else is a file path.
-_SQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres")
+_SQL_SCHEMES = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres", "sqlite")
 
 
 def registry_config(settings: Settings) -> dict[str, Any]:
-    """File registry at ``<home>/feast/registry.db`` by default, the SQL registry for ``postgresql://``."""
+    """File registry at ``<home>/feast/registry.db`` by default, the SQL registry for ``postgresql://``
+    or ``sqlite://`` URLs, and by default on SQLite when the warehouse is the lakehouse."""
     registry = settings.feast.registry
+    if registry is None and settings.warehouse.backend == "lakehouse":
+        # The lakehouse is for several processes on one home. Feast's file registry is rewritten whole, in
+        # place, by every apply and materialize: a process reading it meanwhile finds it empty or cut
+        # short. Its SQL registry commits each change in a transaction.
+        registry = f"sqlite:///{settings.feast_dir / 'registry.sqlite'}"
     if registry and urlparse(registry).scheme in _SQL_SCHEMES:
-        return {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
+        config: dict[str, Any] = {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
+        if urlparse(registry).scheme == "sqlite":  # wait for another process's write, as PostgreSQL does
+            config["sqlalchemy_config_kwargs"] = {"echo": False, "connect_args": {"timeout": 60}}
+        return config
     path = Path(registry).expanduser() if registry else settings.feast_dir / "registry.db"
     return {"registry_type": "file", "path": str(path.resolve()), "cache_ttl_seconds": 0}
 
@@ -125,9 +135,24 @@ def feature_store(settings: Settings) -> FeatureStore:
 # --- apply and materialize -------------------------------------------------------------------------
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
     """Register entities, views and the feature service (sources under ``settings.parquet_dir``)."""
+    from sqlalchemy.exc import IntegrityError
+
     objects = load_definitions_module().definitions(settings.parquet_dir)
-    store.apply(objects)
+    for attempt in range(_APPLY_ATTEMPTS):
+        try:
+            store.apply(objects)
+            break
+        except IntegrityError:
+            # Another process applied the same definitions at the same moment (run pods of one release
+            # on a SQL registry): Feast's version-history insert lost the race. Applying again finds the
+            # other's rows and only fills in what is missing.
+            if attempt == _APPLY_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return [obj.name for obj in objects]
+
+
+_APPLY_ATTEMPTS = 5
 
 
 def _feature_service(store: FeatureStore) -> FeatureService:

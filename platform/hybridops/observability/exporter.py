@@ -5,7 +5,7 @@ this collector reads the stores themselves each time Prometheus scrapes:
 
 * ``dagster``: the instance under ``settings.dagster_home`` (runs by job and status, durations, active
   runs and their age, daemon heartbeats, per-asset last materialization, latest asset check results);
-* ``warehouse``: the DuckDB warehouse opened read-only (quarantine, SPC points and violations, drift of
+* ``warehouse``: the warehouse (either backend) opened read-only (quarantine, SPC points and violations, drift of
   the latest scored month, live model performance, alias events, the skew audit when present);
 * ``feast``: the Feast registry (materialization intervals and last update of each feature view);
 * ``mlflow``: the registry's champion (version and holdout metrics).
@@ -340,15 +340,15 @@ class _DagsterReader:
         yield from (passed, evaluated)
 
 
-# --- the DuckDB warehouse ----------------------------------------------------------------------------
+# --- the warehouse -----------------------------------------------------------------------------------
 def _warehouse_metrics(settings: Settings) -> Iterator[Metric]:
-    import duckdb
+    from hybridops.warehouse.db import connect, exists
 
-    path = settings.warehouse_db
-    if not path.exists():
-        raise FileNotFoundError(f"no warehouse at {path}")
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    if not exists(settings):
+        raise FileNotFoundError(f"no warehouse yet ({settings.warehouse.backend})")
+    # No lock wait: a DuckDB file held by a pipeline run is reported as a failed scrape (source_up 0);
+    # the lakehouse never blocks a reader.
+    with connect(settings, read_only=True, lock_wait_seconds=0) as con:
         tables = {
             row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()
         }
@@ -367,8 +367,6 @@ def _warehouse_metrics(settings: Settings) -> Iterator[Metric]:
             metrics.extend(_alias_events(con))
         if "skew_audit" in tables:
             metrics.extend(_skew(con))
-    finally:
-        con.close()
     yield from metrics
 
 

@@ -257,7 +257,7 @@ def _run_pipeline(settings: Settings, months: list[str], progress: Progress | No
 
     try:
         # Every step of every run opens the warehouse; kept open, each open is a cursor, not a new database.
-        with kept_open(settings.warehouse_db):
+        with kept_open(settings):
             register_months(pipeline.instance, months)
             keys = pipeline.month_keys()
             data_runs = plan_runs(months, keys)
@@ -280,7 +280,7 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
     from hybridops.warehouse.db import connect, read_frame
 
     settings, summary = pipeline.settings, pipeline.summary
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         loaded = read_frame(con, "select distinct month_key from fct_flights order by 1")[
             "month_key"
         ].tolist()
@@ -481,11 +481,11 @@ def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:
 
 
 def _add_spc_violations(summary: RunSummary, settings: Settings, months: list[str]) -> None:
-    from hybridops.warehouse.db import connect, read_frame, table_exists
+    from hybridops.warehouse.db import connect, exists, read_frame, table_exists
 
-    if not settings.warehouse_db.exists():
+    if not exists(settings):
         return
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         if not table_exists(con, "spc_violations"):
             return
         frame = read_frame(

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 import lightgbm as lgb
 import pandas as pd
+import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -38,7 +39,7 @@ from hybridops.modeling.artifact import SHA_TAG, TamperedModelError, load_booste
 from hybridops.registry.client import parse_model_ref, registry_client
 from hybridops.registry.gate import GateDecision, decide
 from hybridops.settings import Settings
-from hybridops.warehouse.db import connect, read_frame, table_exists
+from hybridops.warehouse.db import append_rows, connect, exists, read_frame, table_exists
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -52,18 +53,19 @@ DEFAULT_ACTOR = "hybridops"
 
 EVENT_COLUMNS = ["at", "model_name", "alias", "from_version", "to_version", "reason", "actor", "run_id"]
 _COLUMNS_SQL = ", ".join(f'"{column}"' for column in EVENT_COLUMNS)  # "at" is a DuckDB keyword
-_EVENTS_DDL = f"""
-create table if not exists {EVENTS_TABLE} (
-    "at" timestamp not null,
-    model_name varchar not null,
-    alias varchar not null,
-    from_version varchar,
-    to_version varchar,
-    reason varchar not null,
-    actor varchar not null,
-    run_id varchar
+# Explicit types: the first event has no from_version, and a column inferred from None would not be text.
+_EVENTS_SCHEMA = pa.schema(
+    [
+        ("at", pa.timestamp("us")),
+        ("model_name", pa.string()),
+        ("alias", pa.string()),
+        ("from_version", pa.string()),
+        ("to_version", pa.string()),
+        ("reason", pa.string()),
+        ("actor", pa.string()),
+        ("run_id", pa.string()),
+    ]
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -130,12 +132,9 @@ def record_alias_event(
         actor=actor,
         run_id=run_id,
     )
-    with connect(settings.warehouse_db) as con:
-        con.execute(_EVENTS_DDL)
-        con.execute(
-            f"insert into {EVENTS_TABLE} ({_COLUMNS_SQL}) values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [getattr(event, column) for column in EVENT_COLUMNS],
-        )
+    row = pa.Table.from_pylist([{column: getattr(event, column) for column in EVENT_COLUMNS}], _EVENTS_SCHEMA)
+    with connect(settings) as con:
+        append_rows(con, EVENTS_TABLE, row)
 
     client = client or registry_client(settings)
     payload = json.dumps(
@@ -162,14 +161,14 @@ def record_alias_event(
 def alias_history(settings: Settings, model_name: str | None = None) -> pd.DataFrame:
     """Every recorded alias change of the model (default ``settings.mlflow.model_name``), oldest first."""
     name = model_name or settings.mlflow.model_name
-    if not settings.warehouse_db.exists():
+    if not exists(settings):
         return pd.DataFrame(columns=EVENT_COLUMNS)
-    with connect(settings.warehouse_db) as con:
+    with connect(settings) as con:
         if not table_exists(con, EVENTS_TABLE):
             return pd.DataFrame(columns=EVENT_COLUMNS)
         return read_frame(
             con,
-            f'select {_COLUMNS_SQL} from {EVENTS_TABLE} where model_name = ? order by "at", rowid',
+            f'select {_COLUMNS_SQL} from {EVENTS_TABLE} where model_name = ? order by "at"',
             [name],
         )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from hybridops.warehouse.db import transaction
+from hybridops.warehouse.db import replace_rows
 
 TABLE = "fct_flights"
 LOCAL_TZ = "America/New_York"
@@ -170,13 +170,6 @@ def conform_flights(con: duckdb.DuckDBPyConnection, month_key: str) -> pd.DataFr
     return frame
 
 
-def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    # Not via db.table_exists: with DuckDB 2 its fetchone() leaves the result open, and the
-    # con.register() in replace_rows then fails with "connection has an unfinished result".
-    columns = ", ".join(f'"{name}" {kind}' for name, kind in FCT_FLIGHTS_SCHEMA.items())
-    con.execute(f'create table if not exists "{TABLE}" ({columns})')
-
-
 def build_fct_flights(con: duckdb.DuckDBPyConnection, parquet_root: Path, month_key: str) -> int:
     """Conform one month and write it to DuckDB ``fct_flights`` and Parquet; returns the row count.
 
@@ -190,19 +183,16 @@ def build_fct_flights_months(
 ) -> dict[str, int]:
     """:func:`build_fct_flights` for several months at once; returns the row count of each month.
 
-    The rows never leave DuckDB: one statement replaces the months in the table (in one transaction) and
-    each month's Parquet partition is a ``COPY`` of it (through pandas, the conversions of 336k rows of
-    strings and dates cost more than the join).
+    DuckDB computes the months as one relation (the query casts every column, so its types are
+    ``FCT_FLIGHTS_SCHEMA`` even for a column that is all NULL) and the warehouse backend replaces the
+    months with it in one write (on ``duckdb`` the rows never leave DuckDB), and each month's Parquet partition is a ``COPY`` of the table (through pandas,
+    the conversions of 336k rows of strings and dates cost more than the join).
     """
     if any(not _MONTH_KEY.fullmatch(month) for month in months):
         raise ValueError(f"month keys must be YYYY-MM: {months}")
-    _ensure_table(con)
     columns = ", ".join(f'"{name}"' for name in FCT_FLIGHTS_COLUMNS)
-    with transaction(con):
-        con.execute(f'delete from "{TABLE}" where list_contains(?, month_key)', [months])
-        con.execute(
-            f'insert into "{TABLE}" ({columns}) select {columns} from ({_CONFORM_SQL})', {"months": months}
-        )
+    conformed = con.sql(f"select {columns} from ({_CONFORM_SQL})", params={"months": months})
+    replace_rows(con, TABLE, conformed, {"month_key": months})
     counts = dict.fromkeys(months, 0)
     counts.update(
         con.execute(
