@@ -53,10 +53,12 @@ def print_status(report: StatusReport) -> None:
         state = "[green]healthy[/]" if report.daemon.ready else "[red]not ready[/]"
         console.print(f"Dagster daemon: {state} ({report.daemon.ready_replicas}/{report.daemon.replicas})")
     revisions = Table(title="revisions")
-    for column in ("revision", "status", "profile", "deployed at", "description"):
+    for column in ("revision", "status", "chart", "profile", "deployed at", "description"):
         revisions.add_column(column)
     for r in report.revisions:
-        revisions.add_row(str(r.number), r.status, r.profile, r.deployed_at, r.description)
+        revisions.add_row(
+            str(r.number), r.status, r.chart, r.profile or "-", r.deployed_at, escape(r.description)
+        )
     console.print(revisions)
 
 
