@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: setup run test lint format ui bench clean
+.PHONY: setup run test lint format ui bench clean package
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -45,6 +45,13 @@ ui: setup
 
 bench: setup
 	$(BIN)/python benchmarks/pipeline.py
+
+# The chart as a Helm package (dist/hybridops-<version>.tgz, by Helm's own packager) and the wheel, which
+# carries the chart and infra/ (setup.py) so the CLI works without a checkout.
+package: setup
+	$(BIN)/python -c "import helm_python as h; print(h.package('charts/hybridops', destination='dist'))"
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet . -w dist
+	@ls dist
 
 clean:
 	rm -rf .hybridops
