@@ -529,6 +529,15 @@ def test_cli_deploy_status_and_rollback_print_tables(
     assert code == 1, output  # the daemon never becomes ready
     assert "revision 2" in output and "not all ready" in output
 
+    code, output = _main(monkeypatch, capsys, "history", "-n", NS)
+    assert code == 0, output
+    rows = [line for line in output.splitlines() if "hybridops-0.1.0" in line]
+    assert len(rows) == 2, output
+    assert "superseded" in rows[0] and "Install complete" in rows[0]
+    assert "failed" in rows[1] and "Rollback" in rows[1]
+    code, output = _main(monkeypatch, capsys, "history", "-n", "elsewhere")
+    assert code == 1 and "release hybridops has no revisions in namespace elsewhere" in output
+
 
 # ---------------------------------------------------------------------------------------- real cluster
 

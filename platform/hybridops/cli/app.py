@@ -344,6 +344,23 @@ def status(
 
 
 @app.command()
+def history(
+    namespace: NamespaceOption = "hybridops",
+    release: ReleaseOption = "hybridops",
+    context: ContextOption = None,
+) -> None:
+    """Revisions of a release from Helm's records (as `helm history`; releases of helm and hybridops alike)."""
+    from hybridops.deploy import cluster
+    from hybridops.deploy.tables import print_revisions
+
+    found = cluster.revisions(cluster.connect(context), namespace, release)
+    if not found:
+        typer.echo(f"hybridops: release {release} has no revisions in namespace {namespace}", err=True)
+        raise typer.Exit(code=1)
+    print_revisions(found)
+
+
+@app.command()
 def rollback(
     namespace: NamespaceOption = "hybridops",
     release: ReleaseOption = "hybridops",
@@ -353,7 +370,7 @@ def rollback(
     wait: WaitOption = 300,
     context: ContextOption = None,
 ) -> None:
-    """Re-apply an earlier revision's manifests as a new revision and wait for the rollouts."""
+    """Re-apply an earlier revision's manifest as a new revision (as `helm rollback`) and wait for the rollouts."""
     from hybridops.deploy import cluster
     from hybridops.deploy.tables import print_deploy
 
