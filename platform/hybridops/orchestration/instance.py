@@ -13,11 +13,14 @@ CODE_LOCATION_MODULE = "dagster_project.definitions"
 _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
-# No telemetry (machines here are offline); Dagster's SQLite layout under the instance folder, through
+# No telemetry (machines here are offline), no "Join the Dagster community" dialog on the UI's first visit
+# (Dagster's `nux` setting; it is shown only to browsers on localhost); Dagster's SQLite layout under the instance folder, through
 # storages that keep their connections open (see hybridops.orchestration.storage for why).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
+  enabled: false
+nux:
   enabled: false
 run_monitoring:
   enabled: false
