@@ -400,6 +400,34 @@ def test_records_of_the_old_hybridops_format_are_migrated_to_helm_records(double
     assert _release(double, 2)["info"]["status"] == "deployed"
 
 
+def test_objects_of_another_release_are_not_taken_over(double: K8sDouble) -> None:
+    name = f"{RELEASE}-dagster-workspace"
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "generation": 1,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "other", "meta.helm.sh/release-namespace": NS},
+        },
+        "data": {"workspace.yaml": "theirs"},
+    }
+    path = f"/api/v1/namespaces/{NS}/configmaps/{name}"
+    double.objects[path] = theirs
+    with pytest.raises(
+        cluster.DeployError, match=f"ConfigMap/{name} already exists in {NS} and belongs to release other"
+    ):
+        _deploy()
+    assert double.applied() == [] and double.get(path) == theirs
+    assert double.get(f"{SECRETS}/sh.helm.release.v1.{RELEASE}.v1") is None
+
+    # once it carries this release's ownership (as after `helm install` of this release), it is adopted
+    theirs["metadata"]["annotations"]["meta.helm.sh/release-name"] = RELEASE
+    assert _deploy().ready and double.get(path)["data"]["workspace.yaml"] != "theirs"  # type: ignore[index]
+
+
 def test_a_pending_revision_blocks_deploy_and_rollback(double: K8sDouble) -> None:
     _deploy()
     secret = _record(double, 1)

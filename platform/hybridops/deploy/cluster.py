@@ -342,8 +342,9 @@ def history(api: client.ApiClient, namespace: str, release: str) -> list[release
 
 def _migrate(api: client.ApiClient, namespace: str, release: str) -> list[releases.Release]:
     """Rewrite old-format records as Helm's (same revisions), then delete the old ones."""
-    if _records(api, namespace, release):
-        return _records(api, namespace, release)
+    found = _records(api, namespace, release)
+    if found:
+        return found
     converted = history(api, namespace, release)
     for rel in converted:
         _create_record(api, namespace, rel)
@@ -590,6 +591,36 @@ def _ownership(obj: dict[str, Any], release: str, namespace: str) -> dict[str, A
     return obj
 
 
+def _check_ownership(
+    api: client.ApiClient,
+    docs: list[releases.Document],
+    current: releases.Release | None,
+    release: str,
+    namespace: str,
+) -> None:
+    """Helm's ``existingResourceConflict``: an object the release did not have may exist only if it
+    already belongs to this release (Helm's ownership metadata); never take over another release's objects
+    or objects made by hand."""
+    had = {_key(d.obj, namespace) for d in current.documents()} if current else set()
+    for doc in docs:
+        if _key(doc.obj, namespace) in had:
+            continue
+        api_version, kind, ns, name = _key(doc.obj, namespace)
+        live = _get(api, _path(api_version, kind, ns, name))
+        if live is None:
+            continue
+        meta = live.get("metadata") or {}
+        notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        owner = (notes.get("meta.helm.sh/release-name"), notes.get("meta.helm.sh/release-namespace"))
+        if owner != (release, namespace) or labels.get("app.kubernetes.io/managed-by") != "Helm":
+            found = f"release {owner[0]} in {owner[1]}" if owner[0] else "no Helm release"
+            raise DeployError(
+                f"{kind}/{name} already exists in {ns} and belongs to {found}: it cannot be taken into release "
+                f"{release} (Helm's ownership metadata differs); delete it, or deploy under another "
+                "--release or --namespace"
+            )
+
+
 def _current(history: list[releases.Release]) -> releases.Release | None:
     """The release an upgrade starts from, as Helm picks it: the deployed one, else a failed/superseded last."""
     if not history or history[-1].status == releases.UNINSTALLED:
@@ -616,6 +647,7 @@ def _release(
     revision it started from).
     """
     namespace, release = new.namespace, new.name
+    _check_ownership(api, docs, current, release, namespace)
     _create_record(api, namespace, new)
     objects = [d.obj for d in docs]
     failure = ""
