@@ -18,15 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
-import pytest
-
-
-def pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
+from tools import missing, require_tool
 
 
 def closed_port() -> int:
@@ -41,12 +33,11 @@ def throwaway_postgres(user: str = "hybridops", password: str | None = None) -> 
     """Start PostgreSQL on a free loopback port and yield ``postgresql://user:password@127.0.0.1:port/postgres``.
 
     Without ``password`` every login is trusted (the URL then carries ``unused``); with one, the server
-    checks it (scram-sha-256), so a client only gets in with exactly that password. Skips the test when the
-    server binaries are missing, or when running as root without a ``postgres`` user to run them as.
+    checks it (scram-sha-256), so a client only gets in with exactly that password. Skips the test (fails it
+    under ``HYBRIDOPS_STRICT_TOOLS=1``) when the server binaries are missing, or when running as root without
+    a ``postgres`` user to run them as.
     """
-    initdb, postgres = pg_binary("initdb"), pg_binary("postgres")
-    if not initdb or not postgres:
-        pytest.skip("no PostgreSQL server binaries (initdb, postgres) on this machine")
+    initdb, postgres = require_tool("initdb"), require_tool("postgres")
     base = Path(tempfile.mkdtemp(prefix="hybridops-pg-"))
     as_owner: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as its own system user
@@ -54,7 +45,10 @@ def throwaway_postgres(user: str = "hybridops", password: str | None = None) -> 
             owner = pwd.getpwnam("postgres")
         except KeyError:
             shutil.rmtree(base, ignore_errors=True)
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+            missing(
+                "a 'postgres' user to run PostgreSQL as (as root)",
+                "apt-get install postgresql (Debian package)",
+            )
         os.chown(base, owner.pw_uid, owner.pw_gid)
         as_owner = ["runuser", "-u", "postgres", "--"]
     auth = ["--auth=trust"]

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +45,7 @@ import requests
 import yaml
 from deploy_postgres import closed_port, throwaway_postgres
 from deploy_support import find, objects
+from tools import require_tool
 
 from hybridops.deploy import chart
 from hybridops.serving.features import entity_row
@@ -464,10 +464,8 @@ def _redis(cluster: Cluster, pods: dict[str, Pod]) -> Pod:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not all(shutil.which(name) for name in ("redis-server", "redis-cli", "psql")):
-        pytest.skip(
-            "redis-server, redis-cli or psql missing (Debian packages redis-server, postgresql-client)"
-        )
+    for tool in ("redis-server", "redis-cli", "psql", "pg_isready", "initdb", "postgres"):
+        require_tool(tool)
     started = time.monotonic()
     deadline = started + STARTUP_SECONDS
     objs = objects(PROFILE)

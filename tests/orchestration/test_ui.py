@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools import require_tool
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -40,9 +40,6 @@ SCREENSHOT = REPO_ROOT / "docs" / "img" / "dagster-asset-graph.png"
 GRAPH_ASSETS = ["raw_flights", "flights", "spc_daily_metrics", "fct_flights", "online_features"]
 START_TIMEOUT_S = 90
 RENDER_TIMEOUT_MS = 60_000
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: the UI test drives the system Chromium", allow_module_level=True)
 
 
 def _free_port() -> int:
@@ -83,7 +80,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def ui_url(pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chromium() -> str:
+    """The system Chromium the UI tests drive (checked before the pipeline run they also need)."""
+    return require_tool("chromium")
+
+
+@pytest.fixture(scope="module")
+def ui_url(
+    chromium: str, pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """``hybridops ui`` on the session's pipeline home, as a user would start it."""
     home, _ = pipeline_run
     port = _free_port()
@@ -108,15 +113,15 @@ def ui_url(pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def browser(ui_url: str) -> Iterator[object]:
+def browser(chromium: str, ui_url: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ CODE_LOCATION_MODULE = "dagster_project.definitions"
 _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
-# No telemetry (machines here are offline), no "Join the Dagster community" dialog on the UI's first visit
-# (Dagster's `nux` setting; it is shown only to browsers on localhost); Dagster's SQLite layout under the instance folder, through
-# storages that keep their connections open (see hybridops.orchestration.storage for why).
+# Telemetry as Settings.telemetry says (off by default, hybridops.telemetry); no "Join the Dagster community"
+# dialog on the UI's first visit (Dagster's `nux` setting; shown only to browsers on localhost); Dagster's SQLite layout under
+# the instance folder, through storages that keep their connections open (see hybridops.orchestration.storage).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
-  enabled: false
+  enabled: {telemetry}
 nux:
   enabled: false
 run_monitoring:
@@ -46,8 +46,10 @@ schedule_storage:
 _EARLIER_DAGSTER_YAML = "telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: false\n"
 
 
-def dagster_yaml(home: Path) -> str:
-    return _DAGSTER_YAML.format(managed=_MANAGED, storage=_STORAGE, home=home)
+def dagster_yaml(home: Path, telemetry: bool = False) -> str:
+    return _DAGSTER_YAML.format(
+        managed=_MANAGED, storage=_STORAGE, home=home, telemetry="true" if telemetry else "false"
+    )
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -55,7 +57,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = dagster_yaml(home.resolve())
+    wanted = dagster_yaml(home.resolve(), settings.telemetry)
     current = config.read_text() if config.exists() else None
     # Rewritten while it is ours, so a moved state directory or a newer hybridops takes effect.
     if current in (None, _EARLIER_DAGSTER_YAML) or (current.startswith(_MANAGED) and current != wanted):
