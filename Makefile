@@ -18,7 +18,7 @@ UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 LOCK_TARGET := --python-version 3.11.7 --python-platform x86_64-manylinux_2_36
 LOCK_FLAGS ?=
 
-.PHONY: setup run test lint format ui bench lock snapshots clean
+.PHONY: setup run test lint format ui bench lock snapshots clean package
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -78,6 +78,13 @@ lock:
 # the chart's values.yaml and values.schema.json); review the diff before committing it.
 snapshots: setup
 	$(BIN)/python tests/snapshot_files.py
+
+# The chart as a Helm package (dist/hybridops-<version>.tgz, by Helm's own packager) and the wheel, which
+# carries the chart and infra/ (setup.py) so the CLI works without a checkout.
+package: setup
+	$(BIN)/python -c "import helm_python as h; print(h.package('charts/hybridops', destination='dist'))"
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet . -w dist
+	@ls dist
 
 clean:
 	rm -rf .hybridops

@@ -1,5 +1,7 @@
 """Statistical process control: daily data metrics on Shewhart and EWMA charts, rules as asset checks."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -9,6 +11,7 @@ from hybridops.quality.combine import combine_all
 from hybridops.quality.validate import CheckOutcome
 from hybridops.spc.control import control_chart_markdown, evaluate
 from hybridops.spc.metrics import FLIGHT_COLUMNS, WEATHER_COLUMNS, daily_metrics
+from hybridops.spc.plot import control_chart_png, markdown_image, write_png
 from hybridops.warehouse.db import connect, read_frame, replace_rows
 
 RULES = ("rule1", "rule2", "rule3", "rule4", "ewma")
@@ -38,18 +41,51 @@ def _month_outcomes(violations: pd.DataFrame, severities: dict[str, str]) -> lis
     return outcomes
 
 
-def _chart_metadata(points: pd.DataFrame) -> dict[str, object]:
-    metadata: dict[str, object] = {}
+# Unit of each charted metric, and the factor from the stored value to the shown one.
+UNITS = {
+    "flight_count": ("flights/day", 1.0),
+    "cancellation_rate": ("%", 100.0),
+    "dep_delay_mean": ("min", 1.0),
+    "weather_wind_speed_mean": ("mph", 1.0),
+}
+
+
+def _chart_metadata(points: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Mean, centre and limits per charted metric: floats rounded to 2 decimals, the unit in the key."""
+    metadata: dict[str, dg.MetadataValue] = {}
     for metric in CHARTED:
         rows = points[points["metric"] == metric]
         if rows.empty:
             continue
+        unit, factor = UNITS[metric]
         # Numeric metadata per partition is what the Dagster UI plots across materializations.
-        metadata[f"{metric}_mean"] = float(rows["value"].mean())
-        metadata[f"{metric}_center"] = float(rows["center"].iloc[-1])
-        metadata[f"{metric}_ucl"] = float(rows["ucl"].iloc[-1])
-        metadata[f"{metric}_lcl"] = float(rows["lcl"].iloc[-1])
+        for stat, value in (
+            ("mean", rows["value"].mean()),
+            ("center", rows["center"].iloc[-1]),
+            ("ucl", rows["ucl"].iloc[-1]),
+            ("lcl", rows["lcl"].iloc[-1]),
+        ):
+            metadata[f"{metric}_{stat} [{unit}]"] = dg.MetadataValue.float(round(float(value) * factor, 2))
     return metadata
+
+
+def _control_chart(
+    points: pd.DataFrame, violations: pd.DataFrame, reports_dir: Path, months: list[str]
+) -> dict[str, dg.MetadataValue]:
+    """The dep_delay_mean control chart as a PNG in the reports folder, shown inline on the asset."""
+    metric = "dep_delay_mean"
+    span = months[0] if len(months) == 1 else f"{months[0]}..{months[-1]}"
+    png = control_chart_png(points, metric, violations, UNITS[metric][0], f"{metric}, {span}")
+    path = write_png(png, reports_dir / "spc" / f"control_chart_{metric}_{span.replace('..', '_')}.png")
+    return {
+        f"control_chart_{metric}": dg.MetadataValue.md(
+            markdown_image(png, f"{metric} control chart, {span}")
+        ),
+        f"control_chart_{metric}_png": dg.MetadataValue.path(str(path)),
+        f"control_chart_{metric}_table": dg.MetadataValue.md(
+            control_chart_markdown(points, metric, violations)
+        ),
+    }
 
 
 @dg.asset(
@@ -96,21 +132,20 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
             points.append(result.points)
             days += int(metrics["day"].nunique())
             per_month[month_key] = {
-                "days": int(metrics["day"].nunique()),
-                "violations": len(result.violations),
+                "days": dg.MetadataValue.int(int(metrics["day"].nunique())),
+                "violations": dg.MetadataValue.int(len(result.violations)),
                 **_chart_metadata(result.points),
             }
     observe_months(context, per_month)
     charted = pd.concat(points, ignore_index=True)
-    metadata: dict[str, object] = {
-        "days": days,
-        "violations": sum(len(v) for v in violations.values()),
+    fired = pd.concat(violations.values(), ignore_index=True)
+    metadata: dict[str, dg.MetadataValue] = {
+        "days": dg.MetadataValue.int(days),
+        "violations": dg.MetadataValue.int(sum(len(v) for v in violations.values())),
         **_chart_metadata(charted),
-        "control_chart_dep_delay_mean": dg.MetadataValue.md(
-            control_chart_markdown(charted, "dep_delay_mean")
-        ),
+        **_control_chart(charted, fired, settings.reports_dir, months),
     }
-    yield dg.MaterializeResult(metadata=metadata)  # type: ignore[arg-type]
+    yield dg.MaterializeResult(metadata=metadata)
 
     severities = settings.spc.rule_severity
     by_month = {month: _month_outcomes(found, severities) for month, found in violations.items()}

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The inference image: `hybridops serve` (features from the online store and the champion model in one hop).
-# Build from the repository root:  docker build -f docker/inference.Dockerfile -t hybridops/inference:0.1.0 .
+# Build from the repository root:
+#   docker build -f docker/inference.Dockerfile --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t hybridops/inference:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -31,6 +32,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     MPLCONFIGDIR=/tmp/matplotlib \
     HYBRIDOPS_HOME=/data
+# The git revision the image was built from (docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD)):
+# OCI labels for registries and scanners, and HYBRIDOPS_GIT_COMMIT, which models trained here record.
+# Declared last so that a new commit does not invalidate the cached layers above.
+ARG GIT_COMMIT=unknown
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="hybridops-inference" \
+      org.opencontainers.image.source="https://github.com/hybridops/hybridops" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
+ENV HYBRIDOPS_GIT_COMMIT=${GIT_COMMIT}
 USER 10001:10001
 EXPOSE 8000
 CMD ["hybridops", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The platform image: hybridops + dagster_project (Dagster webserver, daemon, user code and run pods),
 # and the MLflow tracking server and Feast feature server, which run from the same environment.
-# Build from the repository root:  docker build -f docker/platform.Dockerfile -t hybridops/platform:0.1.0 .
+# Build from the repository root:
+#   docker build -f docker/platform.Dockerfile --build-arg GIT_COMMIT=$(git rev-parse HEAD) -t hybridops/platform:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -35,6 +36,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/dagster_home \
     HYBRIDOPS_HOME=/data
 WORKDIR /opt/dagster/app
+# The git revision the image was built from (docker build --build-arg GIT_COMMIT=$(git rev-parse HEAD)):
+# OCI labels for registries and scanners, and HYBRIDOPS_GIT_COMMIT, which models trained here record.
+# Declared last so that a new commit does not invalidate the cached layers above.
+ARG GIT_COMMIT=unknown
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="hybridops-platform" \
+      org.opencontainers.image.source="https://github.com/hybridops/hybridops" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
+ENV HYBRIDOPS_GIT_COMMIT=${GIT_COMMIT}
 USER 10001:10001
 EXPOSE 3000 3030 5000 6566
 CMD ["dagster", "api", "grpc", "-m", "dagster_project.definitions", "-h", "0.0.0.0", "-p", "3030"]

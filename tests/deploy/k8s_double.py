@@ -1,8 +1,9 @@
 """A small HTTP double of the Kubernetes API (standard library only) for the deploy tests.
 
 It keeps objects in memory and serves what :mod:`hybridops.deploy.cluster` calls: ``/version``, namespaces,
-server-side apply (PATCH ``application/apply-patch+yaml``, create or replace), merge patches, GET of objects
-and label-selected lists, DELETE, plus workload status (ready or not, per ``ready``), pods and events the
+server-side apply (PATCH ``application/apply-patch+yaml``, create or replace; field manager ``helm``),
+create (POST, 409 when the object exists), replace (PUT), merge patches, GET of objects and label-selected
+lists, DELETE, plus workload status (ready or not, per ``ready``), pods and events the
 test sets. Every request is logged in ``requests``.
 """
 
@@ -80,13 +81,19 @@ class K8sDouble:
         parts = path.strip("/").split("/")
         if path == "/version":
             return 200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0"}
-        if method == "POST" and path == "/api/v1/namespaces":
+        if method == "POST":
             key = f"{path}/{body['metadata']['name']}"
             if key in self.objects:
                 return 409, {"kind": "Status", "message": "already exists", "code": 409}
             self.objects[key] = body
             self.requests.append(("POST", key, body))
             return 201, body
+        if method == "PUT":
+            if path not in self.objects:
+                return 404, {"kind": "Status", "message": "not found", "code": 404}
+            self.objects[path] = body
+            self.requests.append(("PUT", path, body))
+            return 200, body
         if path.endswith("/pods") and method == "GET":
             return 200, {"kind": "PodList", "items": _select(self.pods, query)}
         if path.endswith("/events") and method == "GET":
@@ -113,7 +120,7 @@ class K8sDouble:
                 return 404, {"kind": "Status", "message": "not found", "code": 404}
             return 200, {"kind": "Status", "status": "Success"}
         if method == "PATCH" and content_type.startswith("application/apply-patch"):
-            if query.get("fieldManager") != ["hybridops"]:
+            if query.get("fieldManager") != ["helm"]:
                 return 400, {"kind": "Status", "message": "fieldManager required", "code": 400}
             self.requests.append(("APPLY", path, body))
             old = self.objects.get(path)

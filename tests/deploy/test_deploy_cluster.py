@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import copy
+import gzip
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -38,41 +43,124 @@ def _deploy(values_files: list[Path] | None = None, wait: float = 1.0) -> cluste
     )
 
 
-def _revision(double: K8sDouble, number: int) -> dict:
-    secret = double.get(f"{SECRETS}/hybridops-release-{RELEASE}-v{number}")
+def _record(double: K8sDouble, number: int, release: str = RELEASE) -> dict:
+    secret = double.get(f"{SECRETS}/sh.helm.release.v1.{release}.v{number}")
     assert secret is not None, f"revision {number} not recorded"
     return secret
 
 
-def _revision_objects(double: K8sDouble, number: int) -> list[dict]:
-    data = _revision(double, number)["data"]
-    return [doc for doc in yaml.safe_load_all(cluster._unpack(data["manifests"])) if doc]
+def _decode(secret: dict) -> dict:
+    """Helm's decodeRelease, written out here: the API's base64, Helm's base64, gzip, JSON."""
+    helm_value = base64.b64decode(secret["data"]["release"])
+    return json.loads(gzip.decompress(base64.b64decode(helm_value)))
+
+
+def _release(double: K8sDouble, number: int) -> dict:
+    return _decode(_record(double, number))
+
+
+def _manifest_objects(release: dict) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(release["manifest"]) if doc]
 
 
 def _names(objects: list[dict]) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
 
-def test_deploy_applies_every_rendered_object_in_the_namespace_and_records_revision_1(
-    double: K8sDouble,
-) -> None:
+def _without_ownership(obj: dict) -> dict:
+    obj = copy.deepcopy(obj)
+    meta = obj["metadata"]
+    meta["labels"].pop("app.kubernetes.io/managed-by")
+    for key in ("meta.helm.sh/release-name", "meta.helm.sh/release-namespace"):
+        meta["annotations"].pop(key)
+    if not meta["annotations"]:
+        del meta["annotations"]
+    meta["labels"]["app.kubernetes.io/managed-by"] = "Helm"  # the chart's own label ({{ .Release.Service }})
+    return obj
+
+
+# Field names of Helm's release object (pkg/release/v1: Release, Info; pkg/chart/v2: Chart, Metadata).
+HELM_RELEASE_FIELDS = {
+    "name",
+    "info",
+    "chart",
+    "config",
+    "manifest",
+    "hooks",
+    "version",
+    "namespace",
+    "apply_method",
+}
+HELM_INFO_FIELDS = {
+    "first_deployed",
+    "last_deployed",
+    "deleted",
+    "description",
+    "status",
+    "notes",
+    "resources",
+}
+HELM_CHART_FIELDS = {"metadata", "lock", "templates", "values", "schema", "files"}
+HELM_METADATA_FIELDS = {
+    "name", "home", "sources", "version", "description", "keywords", "maintainers", "icon", "apiVersion",
+    "condition", "tags", "appVersion", "deprecated", "annotations", "kubeVersion", "dependencies", "type",
+}  # fmt: skip
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def test_deploy_applies_every_rendered_object_and_records_a_helm_release(double: K8sDouble) -> None:
     report = _deploy()
 
-    expected = _names(chart.manifests(chart.render("dataops", namespace=NS, release=RELEASE)))
+    rendered = chart.manifests(chart.render("dataops", namespace=NS, release=RELEASE))
+    expected = _names(rendered)
     applied = double.applied()
-    chart_objects = [(p, b) for p, b in applied if not b["metadata"]["name"].startswith("hybridops-release-")]
-    assert _names([b for _, b in chart_objects]) == expected
-    assert len(chart_objects) == len(expected) == report.applied
-    for path, body in chart_objects:
+    assert _names([b for _, b in applied]) == expected
+    assert len(applied) == len(expected) == report.applied
+    for path, body in applied:
         assert f"/namespaces/{NS}/" in path and body["metadata"]["namespace"] == NS
+        # Helm adopts only objects that carry its ownership metadata
+        assert body["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert body["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE
+        assert body["metadata"]["annotations"]["meta.helm.sh/release-namespace"] == NS
+    kinds = [b["kind"] for _, b in applied]
+    assert (
+        kinds.index("Secret") < kinds.index("ConfigMap") < kinds.index("Service") < kinds.index("Deployment")
+    )
     assert double.get(f"/api/v1/namespaces/{NS}") is not None  # created because it was missing
 
-    secret = _revision(double, 1)
+    secret = _record(double, 1)
+    assert secret["type"] == "helm.sh/release.v1"
     labels = secret["metadata"]["labels"]
-    assert labels == {"owner": "hybridops", "release": RELEASE, "revision": "1", "status": "deployed"}
-    assert _names(_revision_objects(double, 1)) == expected
-    values = yaml.safe_load(cluster._unpack(secret["data"]["values"]))
-    assert values["mlflow"] == {"enabled": False}
+    assert {k: labels[k] for k in ("name", "owner", "status", "version")} == {
+        "name": RELEASE,
+        "owner": "helm",
+        "status": "deployed",
+        "version": "1",
+    }
+    assert labels["hybridops.io/profile"] == "dataops" and labels["modifiedAt"].isdigit()
+
+    release = _decode(secret)
+    assert set(release) <= HELM_RELEASE_FIELDS and {"name", "info", "chart", "manifest"} <= set(release)
+    assert (release["name"], release["namespace"], release["version"]) == (RELEASE, NS, 1)
+    assert release["apply_method"] == "ssa"
+    info = release["info"]
+    assert set(info) <= HELM_INFO_FIELDS
+    assert (info["status"], info["description"]) == ("deployed", "Install complete")
+    assert RFC3339.match(info["first_deployed"]) and info["first_deployed"] == info["last_deployed"]
+    assert "deleted" not in info  # a zero time is omitted (Helm 4) and reads as zero in Helm 3
+    assert set(release["chart"]) == HELM_CHART_FIELDS
+    assert set(release["chart"]["metadata"]) <= HELM_METADATA_FIELDS
+    assert release["chart"]["metadata"]["name"] == "hybridops"
+    templates = {t["name"]: base64.b64decode(t["data"]).decode() for t in release["chart"]["templates"]}
+    assert (
+        templates["templates/statefulset-postgresql.yaml"]
+        == (chart.CHART_DIR / "templates" / "statefulset-postgresql.yaml").read_text()
+    )
+    assert json.loads(base64.b64decode(release["chart"]["schema"]))["type"] == "object"
+    assert release["config"]["mlflow"] == {"enabled": False}  # the user's values, not the chart's defaults
+    # the manifest is what was applied, minus the ownership metadata applied on top, in install order
+    assert release["manifest"].startswith("---\n# Source: hybridops/templates/")
+    assert _manifest_objects(release) == [_without_ownership(b) for _, b in applied]
 
     assert report.revision == 1 and report.ready
     workloads = {(w.kind, w.name) for w in report.workloads}
@@ -132,10 +220,19 @@ def test_a_rollout_that_never_becomes_ready_returns_at_the_deadline_with_the_rea
     assert any("ImagePullBackOff" in r and "Back-off pulling image" in r for r in stuck.reasons)
     assert any("event Failed: Failed to pull image" in r for r in stuck.reasons)
     assert all(w.ready for name, w in by_name.items() if name != webserver)
-    assert _revision(double, 1)["metadata"]["labels"]["status"] == "failed"
+    assert _record(double, 1)["metadata"]["labels"]["status"] == "failed"
+    info = _release(double, 1)["info"]
+    assert info["status"] == "failed"
+    assert info["description"] == f'Release "{RELEASE}" failed: not ready after 1s: {webserver}'
+
+    # an upgrade starts from the failed revision (nothing is deployed) and, when ready, supersedes nothing
+    double.not_ready = set()
+    second = _deploy()
+    assert second.revision == 2 and second.ready
+    assert [_release(double, n)["info"]["status"] for n in (1, 2)] == ["failed", "deployed"]
 
 
-def test_upgrade_keeps_generated_passwords_and_rollback_reapplies_revision_1(
+def test_upgrade_supersedes_and_rollback_reapplies_revision_1_as_revision_3(
     double: K8sDouble, tmp_path: Path
 ) -> None:
     first = _deploy()
@@ -154,20 +251,195 @@ def test_upgrade_keeps_generated_passwords_and_rollback_reapplies_revision_1(
     # objects revision 2 no longer renders are deleted
     assert double.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{RELEASE}-grafana") is None
     assert f"Deployment/{RELEASE}-grafana" in second.pruned
-    assert _revision(double, 1)["metadata"]["labels"]["status"] == "superseded"
+    v1, v2 = _release(double, 1), _release(double, 2)
+    assert (v1["info"]["status"], v2["info"]["status"]) == ("superseded", "deployed")
+    assert _record(double, 1)["metadata"]["labels"]["status"] == "superseded"
+    assert v2["info"]["description"] == "Upgrade complete"
+    assert v2["info"]["first_deployed"] == v1["info"]["first_deployed"]
+    assert v2["config"]["monitoring"] == {"enabled": False}
 
     before = len(double.applied())
     report = cluster.rollback(cluster.connect(), NS, RELEASE, wait_seconds=1, poll_seconds=0.05)
 
     assert report.revision == 3 and report.ready
-    reapplied = [
-        b for _, b in double.applied()[before:] if not b["metadata"]["name"].startswith("hybridops-release-")
+    v3 = _release(double, 3)
+    assert v3["manifest"] == v1["manifest"] and v3["config"] == v1["config"]
+    assert (v3["info"]["status"], v3["info"]["description"]) == ("deployed", "Rollback to 1")
+    assert [_release(double, n)["info"]["status"] for n in (1, 2, 3)] == [
+        "superseded",
+        "superseded",
+        "deployed",
     ]
-    assert reapplied == _revision_objects(double, 1)
-    assert _revision_objects(double, 3) == _revision_objects(double, 1)
+    reapplied = [_without_ownership(b) for _, b in double.applied()[before:]]
+    assert reapplied == _manifest_objects(v1)
     assert double.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{RELEASE}-grafana") is not None
-    assert _revision(double, 3)["metadata"]["annotations"]["hybridops/description"] == "rollback to 1"
     assert double.get(postgres_secret)["data"]["password"] == password  # type: ignore[index]
+    assert [(r.number, r.status) for r in cluster.revisions(cluster.connect(), NS, RELEASE)] == [
+        (1, "superseded"),
+        (2, "superseded"),
+        (3, "deployed"),
+    ]
+
+
+def _helm_secret(release: dict, status: str) -> dict:
+    """A record as Helm's secrets driver writes it (encodeRelease + newSecretsObject), built by hand."""
+    raw = json.dumps(release).encode()
+    helm_value = base64.b64encode(gzip.compress(raw, compresslevel=9))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "helm.sh/release.v1",
+        "metadata": {
+            "name": f"sh.helm.release.v1.{release['name']}.v{release['version']}",
+            "namespace": release["namespace"],
+            "labels": {
+                "name": release["name"],
+                "owner": "helm",
+                "status": status,
+                "version": str(release["version"]),
+                "createdAt": "1764633600",
+            },
+        },
+        "data": {"release": base64.b64encode(helm_value).decode()},
+    }
+
+
+def test_a_release_installed_by_helm_is_upgraded_by_hybridops_deploy_as_revision_2(double: K8sDouble) -> None:
+    rendered = chart.render("dataops", namespace=NS, release=RELEASE)
+    manifest = "".join(f"---\n# Source: {path}\n{text.strip()}\n" for path, text in rendered.items())
+    objects = chart.manifests(rendered)
+    # what `helm install` leaves: the objects (with Helm's ownership metadata) and revision 1
+    for obj in objects:
+        obj["metadata"].setdefault("annotations", {}).update(
+            {"meta.helm.sh/release-name": RELEASE, "meta.helm.sh/release-namespace": NS}
+        )
+        obj["metadata"]["generation"] = 1
+        double.objects[cluster._path(obj["apiVersion"], obj["kind"], NS, obj["metadata"]["name"])] = obj
+    double.objects[f"/api/v1/namespaces/{NS}"] = {"metadata": {"name": NS}}
+    grafana = ("Deployment", f"{RELEASE}-grafana")
+    assert grafana in _names(objects)
+    helm_v1 = {
+        "name": RELEASE,
+        "info": {
+            "first_deployed": "2026-12-01T10:00:00.123456789Z",
+            "last_deployed": "2026-12-01T10:00:00.123456789Z",
+            "deleted": "0001-01-01T00:00:00Z",  # Helm 3 writes zero times out
+            "description": "Install complete",
+            "status": "deployed",
+        },
+        "chart": {
+            "metadata": {"name": "hybridops", "version": "0.1.0", "apiVersion": "v2"},
+            "lock": None,
+            "templates": [],
+            "values": {},
+            "schema": None,
+            "files": [],
+        },
+        "config": {"monitoring": {"enabled": True}},
+        "manifest": manifest,
+        "version": 1,
+        "namespace": NS,
+    }
+    double.objects[f"{SECRETS}/sh.helm.release.v1.{RELEASE}.v1"] = _helm_secret(helm_v1, "deployed")
+
+    assert [
+        (r.number, r.status, r.description) for r in cluster.revisions(cluster.connect(), NS, RELEASE)
+    ] == [(1, "deployed", "Install complete")]
+    report = cluster.deploy(cluster.connect(), "dataops", [], NS, RELEASE, wait_seconds=1, poll_seconds=0.05)
+
+    assert report.revision == 2 and report.ready
+    v1, v2 = _release(double, 1), _release(double, 2)
+    assert v1["info"]["status"] == "superseded"
+    assert v1["info"]["first_deployed"] == helm_v1["info"]["first_deployed"]  # Helm's fields kept as written
+    assert v1["manifest"] == manifest
+    assert (v2["info"]["status"], v2["info"]["description"]) == ("deployed", "Upgrade complete")
+    assert v2["info"]["first_deployed"] == helm_v1["info"]["first_deployed"]
+    assert _record(double, 1)["metadata"]["labels"]["status"] == "superseded"
+
+
+def test_records_of_the_old_hybridops_format_are_migrated_to_helm_records(double: K8sDouble) -> None:
+    objects = chart.manifests(chart.render("dataops", namespace=NS, release=RELEASE))
+
+    def pack(text: str) -> str:
+        return base64.b64encode(gzip.compress(text.encode())).decode()
+
+    double.objects[f"/api/v1/namespaces/{NS}"] = {"metadata": {"name": NS}}
+    legacy = f"{SECRETS}/hybridops-release-{RELEASE}-v1"
+    double.objects[legacy] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "hybridops.io/release.v1",
+        "metadata": {
+            "name": f"hybridops-release-{RELEASE}-v1",
+            "namespace": NS,
+            "labels": {"owner": "hybridops", "release": RELEASE, "revision": "1", "status": "deployed"},
+            "annotations": {
+                "hybridops/profile": "dataops",
+                "hybridops/deployed-at": "2026-11-30T08:00:00+00:00",
+                "hybridops/description": "install",
+            },
+        },
+        "data": {
+            "manifests": pack(yaml.safe_dump_all(objects, sort_keys=False)),
+            "values": pack("mlflow:\n  enabled: false\n"),
+        },
+    }
+    # read as they are by status/history
+    shown = cluster.revisions(cluster.connect(), NS, RELEASE)
+    assert [(r.number, r.status, r.profile, r.description) for r in shown] == [
+        (1, "deployed", "dataops", "install")
+    ]
+
+    report = _deploy()
+
+    assert report.revision == 2 and report.ready
+    assert double.get(legacy) is None
+    v1 = _release(double, 1)
+    assert (v1["info"]["status"], v1["info"]["last_deployed"]) == ("superseded", "2026-11-30T08:00:00Z")
+    assert _names(_manifest_objects(v1)) == _names(objects) and v1["config"] == {"mlflow": {"enabled": False}}
+    assert _release(double, 2)["info"]["status"] == "deployed"
+
+
+def test_objects_of_another_release_are_not_taken_over(double: K8sDouble) -> None:
+    name = f"{RELEASE}-dagster-workspace"
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "generation": 1,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "other", "meta.helm.sh/release-namespace": NS},
+        },
+        "data": {"workspace.yaml": "theirs"},
+    }
+    path = f"/api/v1/namespaces/{NS}/configmaps/{name}"
+    double.objects[path] = theirs
+    with pytest.raises(
+        cluster.DeployError, match=f"ConfigMap/{name} already exists in {NS} and belongs to release other"
+    ):
+        _deploy()
+    assert double.applied() == [] and double.get(path) == theirs
+    assert double.get(f"{SECRETS}/sh.helm.release.v1.{RELEASE}.v1") is None
+
+    # once it carries this release's ownership (as after `helm install` of this release), it is adopted
+    theirs["metadata"]["annotations"]["meta.helm.sh/release-name"] = RELEASE
+    assert _deploy().ready and double.get(path)["data"]["workspace.yaml"] != "theirs"  # type: ignore[index]
+
+
+def test_a_pending_revision_blocks_deploy_and_rollback(double: K8sDouble) -> None:
+    _deploy()
+    secret = _record(double, 1)
+    release = _decode(secret)
+    release["info"]["status"] = "pending-upgrade"
+    double.objects[f"{SECRETS}/sh.helm.release.v1.{RELEASE}.v1"] = _helm_secret(release, "pending-upgrade")
+    with pytest.raises(
+        cluster.DeployError, match=r"another operation .* in progress .* revision 1 is pending-upgrade"
+    ):
+        _deploy()
+    with pytest.raises(cluster.DeployError, match="in progress"):
+        cluster.rollback(cluster.connect(), NS, RELEASE, to_revision=1, wait_seconds=0)
 
 
 def test_status_lists_workloads_pods_daemon_and_revisions(double: K8sDouble) -> None:
@@ -193,8 +465,8 @@ def test_status_lists_workloads_pods_daemon_and_revisions(double: K8sDouble) -> 
     assert [(p.name, p.phase, p.ready, p.restarts) for p in report.pods] == [
         (f"{RELEASE}-dagster-daemon-5f6-abcde", "Running", True, 2)
     ]
-    assert [(r.number, r.status, r.profile, r.description) for r in report.revisions] == [
-        (1, "deployed", "dataops", "install")
+    assert [(r.number, r.status, r.profile, r.description, r.chart) for r in report.revisions] == [
+        (1, "deployed", "dataops", "Install complete", "hybridops-0.1.0")
     ]
 
 
@@ -278,12 +550,21 @@ def test_cli_deploy_status_and_rollback_print_tables(
     double.not_ready = {f"{RELEASE}-dagster-daemon"}
     code, output = _main(monkeypatch, capsys, "status", "-n", NS)
     assert code == 0, output
-    assert f"{RELEASE}-postgresql" in output and "install" in output
+    assert f"{RELEASE}-postgresql" in output and "Install complete" in output
     assert "Dagster daemon: not ready" in output and "no pods" in output
 
     code, output = _main(monkeypatch, capsys, "rollback", "-n", NS, "--to-revision", "1", "--wait", "0.2")
     assert code == 1, output  # the daemon never becomes ready
     assert "revision 2" in output and "not all ready" in output
+
+    code, output = _main(monkeypatch, capsys, "history", "-n", NS)
+    assert code == 0, output
+    rows = [line for line in output.splitlines() if "hybridops-0.1.0" in line]
+    assert len(rows) == 2, output
+    assert "superseded" in rows[0] and "Install complete" in rows[0]
+    assert "failed" in rows[1] and "Rollback" in rows[1]
+    code, output = _main(monkeypatch, capsys, "history", "-n", "elsewhere")
+    assert code == 1 and "release hybridops has no revisions in namespace elsewhere" in output
 
 
 # ---------------------------------------------------------------------------------------- real cluster

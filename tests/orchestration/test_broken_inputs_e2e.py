@@ -79,7 +79,26 @@ def test_renamed_column_blocks_the_batch_and_names_the_file(tmp_path, january_fl
     assert "file_readable_and_schema_valid" in problem
     assert _fct_rows(tmp_path / "home") == 0, "downstream of a blocked batch must not run"
     assert _landed_copy_is_identical(tmp_path / "home", src / "flights.csv")
-    assert "blocked" in result.stdout
+    # The terminal says first what blocked, which file and what to do; Dagster's event log is in a file.
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    progress = [line for line in lines if "monthly_partition 2013-01" in line and "--months" not in line]
+    assert progress and "■ blocked: monthly_partition 2013-01" in progress[0], result.stdout
+    assert "✓ monthly_partition" not in result.stdout
+    first = next(i for i, line in enumerate(lines) if line.startswith("BLOCKED"))
+    assert "flights.csv" in lines[first + 1] and "dep_delay" in lines[first + 1]
+    assert any("what to do:" in line for line in lines[first : first + 8])
+    assert first < min(i for i, line in enumerate(lines) if "rows ingested" in line)
+    output = result.stdout + result.stderr
+    assert "dagster - ERROR" not in output and "Stack Trace" not in output
+    log = Path(summary["log_path"])
+    assert log.parent == tmp_path / "home" / "logs" and str(log) in result.stdout
+    assert "STEP_FAILURE" in log.read_text() and "DagsterAssetCheckFailedError" in log.read_text()
+    # checks that never ran are not counted as failed
+    skipped = [c for c in summary["checks"] if not c["evaluated"]]
+    failed = [c for c in summary["checks"] if c["evaluated"] and not c["passed"]]
+    assert [c["name"] for c in failed] == ["file_readable_and_schema_valid"]
+    assert skipped and all(c["message"].startswith("not evaluated") for c in skipped)
+    assert f"1 failed / {len(skipped)} not evaluated" in result.stdout
 
 
 def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
@@ -91,8 +110,9 @@ def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
         fields[15] = "far"
         broken[i] = ",".join(fields)
     src = _source_dir(tmp_path, "\n".join(broken) + "\n")
-    _, summary = _run(tmp_path, src)
+    result, summary = _run(tmp_path, src)
     assert summary["status"] == "blocked"
+    assert "(list them: hybridops quarantine --month 2013-01)" in result.stdout
     ratio = [c for c in summary["checks"] if c["asset"] == "flights" and c["name"] == "bad_row_ratio"]
     assert ratio and not ratio[0]["passed"]
     assert summary["rows_quarantined"] == len(range(1, len(lines), 20))
@@ -102,6 +122,31 @@ def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
     assert quarantine["reason"].str.contains("distance").all()
     assert sorted(quarantine["source_line"].astype(int)) == [i + 1 for i in range(1, len(lines), 20)]
     assert _fct_rows(tmp_path / "home") == 0
+    # `hybridops quarantine` lists them (the summary names the command) and exports them
+    env = {**os.environ, "HYBRIDOPS_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    exported = subprocess.run(
+        [
+            EXE,
+            "quarantine",
+            "--table",
+            "flights",
+            "--month",
+            "2013-01",
+            "--reason",
+            "distance",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    rows = json.loads(exported.stdout)
+    assert sorted(r["source_line"] for r in rows) == [i + 1 for i in range(1, len(lines), 20)]
+    assert {r["run_id"] for r in rows} == {summary["run_ids"][-1]}
+    assert all(r["source_file"].endswith("flights.csv") for r in rows)
 
 
 def test_a_few_bad_rows_are_quarantined_and_the_rest_continues(tmp_path, january_flights):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -116,19 +117,11 @@ def ui_url(
 
 @pytest.fixture(scope="module")
 def browser(chromium: str, ui_url: str) -> Iterator[object]:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            # A fresh instance greets the first visitor with "Join the Dagster community"; skipping it is
-            # stored in the instance (DAGSTER_HOME/.nux), so it is dismissed once here, before any test.
-            first = launched.new_page()
-            first.goto(f"{ui_url}/overview")
-            with contextlib.suppress(PlaywrightTimeout):
-                first.get_by_role("button", name="Skip").click(timeout=15_000)
-            first.close()
             yield launched
         finally:
             launched.close()
@@ -139,9 +132,6 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(RENDER_TIMEOUT_MS)
-    # Should the community dialog still show up, get it out of the way of the next action.
-    skip = page.get_by_role("button", name="Skip")
-    page.add_locator_handler(skip, lambda locator: locator.click())
     try:
         yield page
     finally:
@@ -235,3 +225,41 @@ def test_runs_page_lists_every_run(page, ui_url: str, pipeline_run):
     page.get_by_text("monthly_partition", exact=False).first.wait_for()
     for month in summary.months:
         page.get_by_text(month, exact=True).first.wait_for()
+
+
+def test_a_fresh_instance_greets_nobody_with_the_community_dialog(page, ui_url: str):
+    """The instance hybridops creates turns Dagster's first-visit dialog off (``nux: enabled: false``)."""
+    import json
+
+    request = urllib.request.Request(
+        f"{ui_url}/graphql",
+        data=json.dumps({"query": "{ shouldShowNux }"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["data"] == {"shouldShowNux": False}
+    page.goto(f"{ui_url}/overview")  # a browser with empty local storage, on localhost
+    page.get_by_text("Overview").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(2000)
+    assert page.get_by_text("Join the Dagster community").count() == 0
+    assert page.get_by_role("button", name="Skip").count() == 0
+
+
+def test_spc_asset_shows_rounded_metadata_with_units_and_the_control_chart(page, ui_url: str, pipeline_run):
+    home, _ = pipeline_run
+    page.goto(f"{ui_url}/assets/spc_daily_metrics?view=events")
+    page.get_by_text("control_chart_dep_delay_mean", exact=True).first.wait_for()
+    _code_location_loaded(page)
+    key = page.get_by_text("dep_delay_mean_ucl [min]", exact=True).first
+    key.wait_for()
+    value = key.locator("xpath=ancestor::tr[1]").inner_text().split()[-1]
+    assert re.fullmatch(r"-?\d+(\.\d{1,2})?", value), value  # rounded, not 15 digits
+    assert page.get_by_text("cancellation_rate_mean [%]", exact=True).count() == 1
+    # The control chart: a PNG in the reports folder, shown as an image on the asset
+    page.get_by_text(str(home / "reports" / "spc"), exact=False).first.wait_for()
+    page.get_by_text("[Show Markdown]").first.click()
+    image = page.locator("img[src^='data:image/png']").first
+    image.wait_for()
+    width, height = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert (width, height) == (810, 288)

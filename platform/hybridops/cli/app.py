@@ -83,6 +83,60 @@ def lineage(
     print_lineage(chain)
 
 
+@app.command()
+def quarantine(
+    table: Annotated[
+        str | None, typer.Option("--table", help="Source table: flights, weather, planes...")
+    ] = None,
+    month: Annotated[
+        str | None, typer.Option("--month", help="Month YYYY-MM (static: dimension tables).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Text the check or the reason contains (e.g. distance).")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Dagster run id, or its first characters.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (terminal), csv or json (with each rejected record).")
+    ] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write csv/json to this file (default: stdout).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows shown in the table format.")] = 50,
+) -> None:
+    """List or export the rows that ingestion set aside: table, file, line, check, reason, run."""
+    from hybridops.quality.quarantine import LISTED_COLUMNS, read_quarantine
+    from hybridops.settings import load_settings
+    from hybridops.warehouse.db import connect
+
+    if output_format not in ("table", "csv", "json"):
+        raise UsageError(f"--format must be table, csv or json, not {output_format!r}")
+    settings = load_settings()
+    if not settings.warehouse_db.exists():
+        raise UsageError(f"no warehouse at {settings.warehouse_db}: run `hybridops run` first")
+    with connect(settings.warehouse_db, read_only=True) as con:
+        rows = read_quarantine(con, table=table, month=month, reason=reason, run=run)
+    if output_format == "table":
+        from hybridops.cli.render import print_frame
+
+        shown = rows.loc[:, list(LISTED_COLUMNS)].head(limit)
+        print_frame(f"quarantined rows ({len(rows):,}; {settings.warehouse_db}, table quarantine)", shown)
+        if len(rows) > limit:
+            typer.echo(
+                f"{len(rows) - limit:,} more: --limit, or export them with --format csv|json --out FILE"
+            )
+        return
+    if output_format == "csv":
+        text = rows.to_csv(index=False)
+    else:
+        text = rows.to_json(orient="records", date_format="iso", indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        typer.echo(f"{len(rows):,} quarantined rows written to {out}", err=True)
+
+
 model_app = typer.Typer(
     help="The model registry: versions, aliases, their history, rollback.", no_args_is_help=True
 )
@@ -344,6 +398,23 @@ def status(
 
 
 @app.command()
+def history(
+    namespace: NamespaceOption = "hybridops",
+    release: ReleaseOption = "hybridops",
+    context: ContextOption = None,
+) -> None:
+    """Revisions of a release from Helm's records (as `helm history`; releases of helm and hybridops alike)."""
+    from hybridops.deploy import cluster
+    from hybridops.deploy.tables import print_revisions
+
+    found = cluster.revisions(cluster.connect(context), namespace, release)
+    if not found:
+        typer.echo(f"hybridops: release {release} has no revisions in namespace {namespace}", err=True)
+        raise typer.Exit(code=1)
+    print_revisions(found)
+
+
+@app.command()
 def rollback(
     namespace: NamespaceOption = "hybridops",
     release: ReleaseOption = "hybridops",
@@ -353,7 +424,7 @@ def rollback(
     wait: WaitOption = 300,
     context: ContextOption = None,
 ) -> None:
-    """Re-apply an earlier revision's manifests as a new revision and wait for the rollouts."""
+    """Re-apply an earlier revision's manifest as a new revision (as `helm rollback`) and wait for the rollouts."""
     from hybridops.deploy import cluster
     from hybridops.deploy.tables import print_deploy
 

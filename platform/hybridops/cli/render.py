@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,9 +27,10 @@ class _RichProgress:
     def step(self, label: str) -> None:
         self._progress.update(self._task, description=f"running {label}")
 
-    def done(self, label: str) -> None:
+    def done(self, label: str, status: str = "success") -> None:
         self._progress.advance(self._task)
-        self._progress.console.log(f"[green]✓[/] {label}")
+        mark = {"success": "[green]✓[/]", "blocked": "[yellow]■ blocked:[/]", "failed": "[red]✗ failed:[/]"}
+        self._progress.console.log(f"{mark.get(status, status)} {label}")
 
 
 @contextmanager
@@ -44,10 +46,47 @@ def progress_reporter() -> Iterator[_RichProgress]:
         yield _RichProgress(progress)
 
 
+def print_outcome(summary: RunSummary) -> None:
+    """What blocked or failed, where, and what to do: printed before any table."""
+    if summary.status == "success":
+        return
+    colour = "yellow" if summary.status == "blocked" else "red"
+    months = _months(summary)
+    console.print(f"[bold {colour}]{summary.status.upper()}[/]: hybridops run {months}")
+    for problem in summary.problems:
+        console.print(f"  [{colour}]■[/] {escape(problem)}")
+    console.print(
+        "  what to do: fix what is named above (the file, its header or rows), then run again: "
+        f"hybridops run --months {summary.months[0]}"
+        + (f":{summary.months[-1]}" if len(summary.months) > 1 else "")
+        if summary.months
+        else "  what to do: fix what is named above, then run again"
+    )
+    if summary.rows_quarantined:
+        console.print(
+            f"  rows set aside: {summary.rows_quarantined:,} (list them: {_quarantine_command(summary)})"
+        )
+    if summary.log_path:
+        console.print(f"  Dagster's event log (errors, stack traces): {summary.log_path}")
+    console.print()
+
+
+def _months(summary: RunSummary) -> str:
+    if not summary.months:
+        return "-"
+    return summary.months[0] if len(summary.months) == 1 else f"{summary.months[0]}..{summary.months[-1]}"
+
+
+def _quarantine_command(summary: RunSummary) -> str:
+    runs = f" --run {summary.run_ids[-1][:8]}" if len(summary.run_ids) == 1 else ""
+    month = f" --month {summary.months[0]}" if len(summary.months) == 1 else ""
+    return f"hybridops quarantine{month}{runs}"
+
+
 def print_summary(summary: RunSummary) -> None:
+    print_outcome(summary)
     colour = {"success": "green", "blocked": "yellow", "failed": "red"}[summary.status]
-    months = f"{summary.months[0]}..{summary.months[-1]}" if summary.months else "-"
-    table = Table(title=f"hybridops run {months}: [{colour}]{summary.status}[/]", show_header=False)
+    table = Table(title=f"hybridops run {_months(summary)}: [{colour}]{summary.status}[/]", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value", justify="right")
     table.add_row("rows ingested", f"{summary.rows_ingested:,}")
@@ -55,8 +94,10 @@ def print_summary(summary: RunSummary) -> None:
     for name, count in sorted(summary.quarantined_by_table.items()):
         table.add_row(f"  {name}", f"{count:,}")
     table.add_row("warehouse rows (fct_flights)", f"{summary.warehouse_rows:,}")
-    failed = [c for c in summary.checks if not c.passed]
-    table.add_row("asset checks", f"{len(summary.checks) - len(failed)} passed / {len(failed)} failed")
+    failed, skipped = summary.failed_checks, summary.not_evaluated_checks
+    passed = len(summary.checks) - len(failed) - len(skipped)
+    verdict = f"{passed} passed / {len(failed)} failed"
+    table.add_row("asset checks", verdict + (f" / {len(skipped)} not evaluated" if skipped else ""))
     rules = Counter(f"{v.rule} ({v.severity})" for v in summary.spc_violations)
     table.add_row("SPC violations", ", ".join(f"{r}: {n}" for r, n in sorted(rules.items())) or "none")
     table.add_row("features materialized (online rows)", f"{summary.features_materialized:,}")
@@ -88,10 +129,26 @@ def print_summary(summary: RunSummary) -> None:
             asset, name, severity = key
             checks.add_row(f"{asset}.{name}", severity, _span(partitions), latest[key])
         console.print(checks)
+    if skipped:
+        by_asset: dict[str, list[str]] = {}
+        for check in skipped:
+            names = by_asset.setdefault(check.asset, [])
+            if check.name not in names:
+                names.append(check.name)
+        for asset, names in sorted(by_asset.items()):
+            console.print(
+                f"not evaluated (the {asset} batch was blocked before they ran): {', '.join(sorted(names))}"
+            )
+    if summary.rows_quarantined and summary.status == "success":
+        console.print(
+            f"quarantined rows: {_quarantine_command(summary)} (export: --format csv|json --out FILE)"
+        )
     for note in summary.notes:
         console.print(f"note: {note}")
-    for problem in summary.problems:
-        console.print(f"[{colour}]{summary.status}:[/] {problem}")
+    if summary.status != "success" and summary.log_path:
+        console.print(
+            f"[{colour}]{summary.status}[/]: see the first lines above; event log: {summary.log_path}"
+        )
 
 
 def _span(partitions: list[str]) -> str:

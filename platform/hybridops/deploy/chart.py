@@ -14,9 +14,10 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from hybridops import bundled
 from hybridops.errors import HybridopsError
 
-CHART_DIR = Path(__file__).resolve().parents[3] / "charts" / "hybridops"
+CHART_DIR = bundled.chart_dir()
 PROFILES_DIR = CHART_DIR / "profiles"
 CI_DIR = CHART_DIR / "ci"
 DEFAULT_NAMESPACE = "hybridops"

@@ -1,10 +1,14 @@
-"""Install, upgrade, inspect and roll back the chart on a cluster with the ``kubernetes`` client.
+"""Install, upgrade, inspect and roll back the chart on a cluster with the ``kubernetes`` client, as Helm does.
 
 There is no helm binary and ``helm_python`` has no install API, so a deploy renders the chart offline
-(:mod:`hybridops.deploy.chart`) and server-side applies every object (field manager ``hybridops``).
-Each deploy is recorded as a Secret ``hybridops-release-<release>-v<N>`` (labels ``owner=hybridops``,
-``release``, ``revision``, ``status``; data ``manifests`` and ``values``, gzip) so :func:`rollback` can
-re-apply an earlier revision and objects dropped by a new revision are deleted (pruned).
+(:mod:`hybridops.deploy.chart`) and server-side applies every object (field manager ``helm``, with Helm's
+ownership label and annotations). Every deploy and rollback is a Helm revision: a record in Helm's own
+storage format (:mod:`hybridops.deploy.releases`), so ``helm list``, ``helm history``, ``helm rollback``,
+``helm uninstall`` and a later ``helm upgrade`` see and continue releases made here, and ``hybridops
+deploy`` upgrades releases that ``helm install`` made. Statuses follow Helm's actions (``pending-*``,
+``deployed``, ``superseded``, ``failed``); objects the previous deployed revision had and the new one has
+not are deleted (pruned). Records hybridops wrote before (``hybridops-release-<release>-v<N>``) are read,
+and rewritten as Helm's on the next deploy or rollback.
 
 An offline render cannot ``lookup`` the cluster, so generated Secrets (``helm.sh/resource-policy: keep``)
 would get new random passwords on every deploy: a deploy keeps the data of those that already exist, and
@@ -15,6 +19,7 @@ rendered template), so upgrades neither change passwords nor roll pods for nothi
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import hashlib
 import json
@@ -23,7 +28,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +35,13 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from hybridops.deploy import chart
+from hybridops.deploy import chart, releases
 from hybridops.errors import HybridopsError
 
-FIELD_MANAGER = "hybridops"
+# Helm 4 server-side applies as "helm" (the binary's name): sharing the manager lets a later
+# `helm upgrade` change what hybridops applied without field conflicts, and the other way round.
+FIELD_MANAGER = "helm"
 OWNER_LABEL = "owner"
-RELEASE_SECRET_PREFIX = "hybridops-release-"
 KEEP_ANNOTATION = "helm.sh/resource-policy"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CONNECT_TIMEOUT = 5.0
@@ -78,6 +83,7 @@ class Revision:
     profile: str
     deployed_at: str
     description: str
+    chart: str = ""
 
 
 @dataclass
@@ -259,110 +265,136 @@ def _ensure_namespace(api: client.ApiClient, namespace: str) -> None:
 # --------------------------------------------------------------------------------------------- revisions
 
 
-def _pack(text: str) -> str:
-    return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
-
-
 def _unpack(data: str) -> str:
     return gzip.decompress(base64.b64decode(data)).decode()
 
 
-def _release_secrets(api: client.ApiClient, namespace: str, release: str) -> list[dict[str, Any]]:
+def _secret_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/secrets" + (f"/{name}" if name else "")
+
+
+def _records(api: client.ApiClient, namespace: str, release: str) -> list[releases.Release]:
+    """Helm's records of a release (written by helm or by hybridops), oldest first."""
+    found = _get(api, _secret_path(namespace), query=[("labelSelector", f"owner=helm,name={release}")])
+    out = []
+    for item in (found or {}).get("items") or []:
+        try:
+            out.append(releases.from_secret(item))
+        except (KeyError, ValueError, OSError) as exc:
+            raise DeployError(
+                f"Secret {item['metadata']['name']} in {namespace} is not a readable Helm release record "
+                f"({_one_line(exc)}): inspect it with kubectl, delete it if it is stray"
+            ) from None
+    return sorted(out, key=lambda r: r.version)
+
+
+def _legacy_secrets(api: client.ApiClient, namespace: str, release: str) -> list[dict[str, Any]]:
+    """Records of hybridops before it wrote Helm's (``hybridops-release-<release>-v<N>``)."""
     found = _get(
-        api,
-        f"/api/v1/namespaces/{namespace}/secrets",
-        query=[("labelSelector", f"{OWNER_LABEL}=hybridops,release={release}")],
+        api, _secret_path(namespace), query=[("labelSelector", f"{OWNER_LABEL}=hybridops,release={release}")]
     )
     items = (found or {}).get("items") or []
     return sorted(items, key=lambda s: int(s["metadata"]["labels"]["revision"]))
 
 
-def revisions(api: client.ApiClient, namespace: str, release: str) -> list[Revision]:
-    out = []
-    for secret in _release_secrets(api, namespace, release):
-        labels = secret["metadata"].get("labels") or {}
-        notes = secret["metadata"].get("annotations") or {}
-        out.append(
-            Revision(
-                number=int(labels["revision"]),
-                status=labels.get("status", "unknown"),
-                profile=notes.get("hybridops/profile", ""),
-                deployed_at=notes.get("hybridops/deployed-at", ""),
-                description=notes.get("hybridops/description", ""),
-            )
-        )
-    return out
-
-
-def _record(
-    api: client.ApiClient,
-    namespace: str,
-    release: str,
-    revision: int,
-    objects: list[dict[str, Any]],
-    values: dict[str, Any],
-    profile: str,
-    description: str,
-) -> None:
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "hybridops.io/release.v1",
-        "metadata": {
-            "name": f"{RELEASE_SECRET_PREFIX}{release}-v{revision}",
-            "namespace": namespace,
-            "labels": {
-                OWNER_LABEL: "hybridops",
-                "release": release,
-                "revision": str(revision),
-                "status": "pending",
-            },
-            "annotations": {
-                "hybridops/profile": profile,
-                "hybridops/deployed-at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "hybridops/description": description,
-            },
-        },
-        "data": {
-            "manifests": _pack(yaml.safe_dump_all(objects, sort_keys=False)),
-            "values": _pack(yaml.safe_dump(values, sort_keys=False)),
-        },
-    }
-    _apply(api, body, namespace)
-
-
-def _set_status(api: client.ApiClient, namespace: str, release: str, revision: int, status: str) -> None:
-    path = f"/api/v1/namespaces/{namespace}/secrets/{RELEASE_SECRET_PREFIX}{release}-v{revision}"
-    _call(
-        api,
-        "PATCH",
-        path,
-        body={"metadata": {"labels": {"status": status}}},
-        content_type="application/merge-patch+json",
+def _from_legacy(
+    secret: dict[str, Any], namespace: str, release: str, chart_obj: dict[str, Any]
+) -> releases.Release:
+    labels = secret["metadata"].get("labels") or {}
+    notes = secret["metadata"].get("annotations") or {}
+    data = secret.get("data") or {}
+    objects = [doc for doc in yaml.safe_load_all(_unpack(data["manifests"])) if doc]
+    values = (yaml.safe_load(_unpack(data["values"])) if "values" in data else None) or {}
+    stamp = notes.get("hybridops/deployed-at", "").replace("+00:00", "Z")
+    status = labels.get("status", "unknown")
+    profile = notes.get("hybridops/profile", "")
+    return releases.Release(
+        name=release,
+        namespace=namespace,
+        version=int(labels["revision"]),
+        status=releases.FAILED if status == "pending" else status,
+        description=notes.get("hybridops/description", ""),
+        manifest=releases.join_manifest(releases.Document("", o) for o in objects),
+        config=values,
+        # the old records kept no chart: the chart of this hybridops stands in for it
+        chart=chart_obj,
+        first_deployed=stamp,
+        last_deployed=stamp,
+        labels={releases.PROFILE_LABEL: profile} if profile else {},
     )
 
 
-def _load_revision(
-    api: client.ApiClient, namespace: str, release: str, revision: int
-) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
-    secret = _get(api, f"/api/v1/namespaces/{namespace}/secrets/{RELEASE_SECRET_PREFIX}{release}-v{revision}")
-    if secret is None:
-        raise DeployError(f"release {release} has no revision {revision} in namespace {namespace}")
-    data = secret.get("data") or {}
-    objects = [doc for doc in yaml.safe_load_all(_unpack(data["manifests"])) if doc]
-    values = yaml.safe_load(_unpack(data["values"])) if "values" in data else {}
-    profile = (secret["metadata"].get("annotations") or {}).get("hybridops/profile", "")
-    return objects, values or {}, profile
+def history(api: client.ApiClient, namespace: str, release: str) -> list[releases.Release]:
+    """Every revision of a release: Helm's records, else those hybridops wrote in its old format."""
+    found = _records(api, namespace, release)
+    if found:
+        return found
+    legacy = _legacy_secrets(api, namespace, release)
+    if not legacy:
+        return []
+    chart_obj = releases.chart_object(chart.CHART_DIR)
+    out = [_from_legacy(s, namespace, release, chart_obj) for s in legacy]
+    first = out[0].first_deployed
+    for rel in out:
+        rel.first_deployed = first
+    return out
+
+
+def _migrate(api: client.ApiClient, namespace: str, release: str) -> list[releases.Release]:
+    """Rewrite old-format records as Helm's (same revisions), then delete the old ones."""
+    found = _records(api, namespace, release)
+    if found:
+        return found
+    converted = history(api, namespace, release)
+    for rel in converted:
+        _create_record(api, namespace, rel)
+    for secret in _legacy_secrets(api, namespace, release):
+        _call(api, "DELETE", _secret_path(namespace, secret["metadata"]["name"]))
+    return converted
+
+
+def revisions(api: client.ApiClient, namespace: str, release: str) -> list[Revision]:
+    return [
+        Revision(
+            number=r.version,
+            status=r.status,
+            profile=r.profile,
+            deployed_at=r.last_deployed,
+            description=r.description,
+            chart=r.chart_ref,
+        )
+        for r in history(api, namespace, release)
+    ]
+
+
+def _create_record(api: client.ApiClient, namespace: str, rel: releases.Release) -> None:
+    """Helm's ``Create``: fails when the revision exists (another install/upgrade/rollback won the race)."""
+    try:
+        _call(api, "POST", _secret_path(namespace), body=releases.secret(rel, namespace, created=True))
+    except ApiException as exc:
+        if exc.status == 409:
+            raise DeployError(
+                f"release {rel.name} revision {rel.version} already exists in {namespace}: another "
+                "install, upgrade or rollback is running; retry when it is done"
+            ) from None
+        raise DeployError(
+            f"recording release {rel.name} revision {rel.version} failed: {exc.status} {_api_message(exc)}"
+        ) from None
+
+
+def _update_record(api: client.ApiClient, namespace: str, rel: releases.Release) -> None:
+    """Helm's ``Update``: replace the revision's Secret."""
+    try:
+        _call(
+            api, "PUT", _secret_path(namespace, rel.secret_name), body=releases.secret(rel, namespace, False)
+        )
+    except ApiException as exc:
+        raise DeployError(
+            f"updating release {rel.name} revision {rel.version} failed: {exc.status} {_api_message(exc)}"
+        ) from None
 
 
 # ---------------------------------------------------------------------- generated secrets and checksums
-
-
-def _keep_generated(api: client.ApiClient, rendered: dict[str, str], namespace: str) -> list[dict[str, Any]]:
-    """Objects of a render, with kept Secrets' data and unverifiable checksums taken from the cluster."""
-    template_hashes = {hashlib.sha256(text.encode()).hexdigest() for text in rendered.values()}
-    objects = chart.manifests(rendered)
-    return _reconcile(api, objects, namespace, template_hashes)
 
 
 def _reconcile(
@@ -546,31 +578,122 @@ def _prune(
     return pruned
 
 
+def _ownership(obj: dict[str, Any], release: str, namespace: str) -> dict[str, Any]:
+    """The object with Helm's ownership metadata (``setMetadataVisitor``): helm adopts only such objects."""
+    obj = copy.deepcopy(obj)
+    meta = obj["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        "meta.helm.sh/release-name": release,
+        "meta.helm.sh/release-namespace": namespace,
+    }
+    return obj
+
+
+def _check_ownership(
+    api: client.ApiClient,
+    docs: list[releases.Document],
+    current: releases.Release | None,
+    release: str,
+    namespace: str,
+) -> None:
+    """Helm's ``existingResourceConflict``: an object the release did not have may exist only if it
+    already belongs to this release (Helm's ownership metadata); never take over another release's objects
+    or objects made by hand."""
+    had = {_key(d.obj, namespace) for d in current.documents()} if current else set()
+    for doc in docs:
+        if _key(doc.obj, namespace) in had:
+            continue
+        api_version, kind, ns, name = _key(doc.obj, namespace)
+        live = _get(api, _path(api_version, kind, ns, name))
+        if live is None:
+            continue
+        meta = live.get("metadata") or {}
+        notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        owner = (notes.get("meta.helm.sh/release-name"), notes.get("meta.helm.sh/release-namespace"))
+        if owner != (release, namespace) or labels.get("app.kubernetes.io/managed-by") != "Helm":
+            found = f"release {owner[0]} in {owner[1]}" if owner[0] else "no Helm release"
+            raise DeployError(
+                f"{kind}/{name} already exists in {ns} and belongs to {found}: it cannot be taken into release "
+                f"{release} (Helm's ownership metadata differs); delete it, or deploy under another "
+                "--release or --namespace"
+            )
+
+
+def _current(history: list[releases.Release]) -> releases.Release | None:
+    """The release an upgrade starts from, as Helm picks it: the deployed one, else a failed/superseded last."""
+    if not history or history[-1].status == releases.UNINSTALLED:
+        return None
+    deployed = [r for r in history if r.status == releases.DEPLOYED]
+    if deployed:
+        return deployed[-1]
+    return history[-1] if history[-1].status in (releases.FAILED, releases.SUPERSEDED) else None
+
+
 def _release(
     api: client.ApiClient,
-    objects: list[dict[str, Any]],
-    values: dict[str, Any],
-    profile: str,
-    namespace: str,
-    release: str,
-    description: str,
+    docs: list[releases.Document],
+    new: releases.Release,
+    current: releases.Release | None,
+    action: str,
     wait_seconds: float,
     poll_seconds: float,
 ) -> DeployReport:
-    history = _release_secrets(api, namespace, release)
-    number = int(history[-1]["metadata"]["labels"]["revision"]) + 1 if history else 1
-    previous = _load_revision(api, namespace, release, number - 1)[0] if history else []
-    for obj in objects:
-        _apply(api, obj, namespace)
-    pruned = _prune(api, previous, objects, namespace)
-    _record(api, namespace, release, number, objects, values, profile, description)
-    for secret in history:
-        if secret["metadata"]["labels"].get("status") != "superseded":
-            _set_status(api, namespace, release, int(secret["metadata"]["labels"]["revision"]), "superseded")
-    workloads = wait_ready(api, objects, namespace, wait_seconds, poll_seconds)
-    ready = all(w.ready for w in workloads)
-    _set_status(api, namespace, release, number, "deployed" if ready else "failed")
-    return DeployReport(release, namespace, number, len(objects), pruned, workloads)
+    """Record ``new`` as pending, apply it, prune what ``current`` had and ``new`` has not, wait, settle.
+
+    The statuses follow Helm's actions: on success every deployed revision becomes ``superseded`` and
+    ``new`` ``deployed``; on failure ``new`` is ``failed`` (a failed rollback also supersedes the
+    revision it started from).
+    """
+    namespace, release = new.namespace, new.name
+    _check_ownership(api, docs, current, release, namespace)
+    _create_record(api, namespace, new)
+    objects = [d.obj for d in docs]
+    failure = ""
+    pruned: list[str] = []
+    workloads: list[WorkloadStatus] = []
+    try:
+        for obj in objects:
+            _apply(api, _ownership(obj, release, namespace), namespace)
+        previous = [d.obj for d in current.documents()] if current else []
+        pruned = _prune(api, previous, objects, namespace)
+    except DeployError as exc:
+        failure = str(exc)
+    if not failure:
+        workloads = wait_ready(api, objects, namespace, wait_seconds, poll_seconds)
+        stuck = [w.name for w in workloads if not w.ready]
+        if stuck:
+            failure = f"not ready after {wait_seconds:g}s: {', '.join(stuck)}"
+    if failure:
+        verb = {"install": "Release", "upgrade": "Upgrade", "rollback": "Rollback"}[action]
+        new.status, new.description = releases.FAILED, f'{verb} "{release}" failed: {failure}'
+        if action == "rollback" and current is not None and current.status != releases.SUPERSEDED:
+            current.status = releases.SUPERSEDED
+            _update_record(api, namespace, current)
+        _update_record(api, namespace, new)
+        if not workloads:
+            raise DeployError(f"{new.description} (revision {new.version} recorded as failed)")
+    else:
+        for old in _records(api, namespace, release):
+            if old.version != new.version and old.status == releases.DEPLOYED:
+                old.status = releases.SUPERSEDED
+                _update_record(api, namespace, old)
+        new.status = releases.DEPLOYED
+        new.description = {"install": "Install complete", "upgrade": "Upgrade complete"}.get(
+            action, new.description
+        )
+        _update_record(api, namespace, new)
+    return DeployReport(release, namespace, new.version, len(objects), pruned, workloads)
+
+
+def _guard(history: list[releases.Release], release: str) -> None:
+    if history and history[-1].status in releases.PENDING:
+        last = history[-1]
+        raise DeployError(
+            f"another operation (install/upgrade/rollback) is in progress on release {release}: revision "
+            f"{last.version} is {last.status}; wait for it, or if it died, roll back (hybridops rollback)"
+        )
 
 
 def deploy(
@@ -582,16 +705,32 @@ def deploy(
     wait_seconds: float = 300,
     poll_seconds: float = 2.0,
 ) -> DeployReport:
-    """Install or upgrade: render offline, apply everything, record a revision, wait for rollouts."""
+    """``helm upgrade --install``: render offline, record a Helm revision, apply, prune, wait for rollouts."""
     rendered = chart.render(profile, values_files, namespace, release)
     values = chart.user_values(profile, values_files)
     _ensure_namespace(api, namespace)
-    objects = _keep_generated(api, rendered, namespace)
-    history = _release_secrets(api, namespace, release)
-    description = "upgrade" if history else "install"
-    return _release(
-        api, objects, values, profile, namespace, release, description, wait_seconds, poll_seconds
+    history = _migrate(api, namespace, release)
+    _guard(history, release)
+    current = _current(history)
+    template_hashes = {hashlib.sha256(text.encode()).hexdigest() for text in rendered.values()}
+    docs = releases.documents(rendered)
+    _reconcile(api, [d.obj for d in docs], namespace, template_hashes)
+    action = "upgrade" if current is not None else "install"
+    stamp = releases.now()
+    new = releases.Release(
+        name=release,
+        namespace=namespace,
+        version=history[-1].version + 1 if history else 1,
+        status=f"pending-{action}",
+        description=f"Preparing {action}",
+        manifest=releases.join_manifest(docs),
+        config=values,
+        chart=releases.chart_object(chart.CHART_DIR),
+        first_deployed=current.first_deployed if current else stamp,
+        last_deployed=stamp,
+        labels={**(history[-1].labels if history else {}), releases.PROFILE_LABEL: profile},
     )
+    return _release(api, docs, new, current, action, wait_seconds, poll_seconds)
 
 
 def rollback(
@@ -602,29 +741,42 @@ def rollback(
     wait_seconds: float = 300,
     poll_seconds: float = 2.0,
 ) -> DeployReport:
-    """Re-apply an earlier revision (default: the one before the latest) as a new revision."""
-    history = [r.number for r in revisions(api, namespace, release)]
+    """``helm rollback``: re-apply an earlier revision's manifest (default: the previous one) as a new one."""
+    history = _migrate(api, namespace, release)
     if not history:
         raise DeployError(
             f"release {release} has no revisions in namespace {namespace}: nothing to roll back"
         )
+    _guard(history, release)
+    last = history[-1]
     if to_revision is None:
-        if len(history) < 2:
-            raise DeployError(f"release {release} has only revision {history[0]}: nothing to roll back to")
-        to_revision = history[-2]
-    objects, values, profile = _load_revision(api, namespace, release, to_revision)
-    objects = _reconcile(api, objects, namespace, None)
-    return _release(
-        api,
-        objects,
-        values,
-        profile,
-        namespace,
-        release,
-        f"rollback to {to_revision}",
-        wait_seconds,
-        poll_seconds,
+        if last.version < 2:
+            raise DeployError(f"release {release} has only revision {last.version}: nothing to roll back to")
+        to_revision = last.version - 1
+    target = next((r for r in history if r.version == to_revision), None)
+    if target is None:
+        raise DeployError(
+            f"release {release} has no revision {to_revision} in namespace {namespace} "
+            f"(revisions: {', '.join(str(r.version) for r in history)})"
+        )
+    docs = target.documents()
+    _reconcile(api, [d.obj for d in docs], namespace, None)
+    new = releases.Release(
+        name=release,
+        namespace=namespace,
+        version=last.version + 1,
+        status="pending-rollback",
+        description=f"Rollback to {to_revision}",
+        manifest=releases.join_manifest(docs),
+        config=target.config,
+        chart=target.chart,
+        first_deployed=last.first_deployed,
+        last_deployed=releases.now(),
+        notes=target.notes,
+        labels=dict(target.labels),
+        apply_method="ssa",
     )
+    return _release(api, docs, new, last, "rollback", wait_seconds, poll_seconds)
 
 
 def status(

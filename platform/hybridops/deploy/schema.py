@@ -15,9 +15,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from hybridops import bundled
 from hybridops.deploy.values import ChartValues
 
-CHART_DIR = Path(__file__).resolve().parents[3] / "charts" / "hybridops"
+CHART_DIR = bundled.chart_dir()
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _HEADER = """\

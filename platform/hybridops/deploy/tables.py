@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hybridops.deploy.cluster import DeployReport, StatusReport, WorkloadStatus
+from hybridops.deploy.cluster import DeployReport, Revision, StatusReport, WorkloadStatus
 from hybridops.deploy.dagster_status import DagsterReport
 
 console = Console()
@@ -52,12 +52,18 @@ def print_status(report: StatusReport) -> None:
     else:
         state = "[green]healthy[/]" if report.daemon.ready else "[red]not ready[/]"
         console.print(f"Dagster daemon: {state} ({report.daemon.ready_replicas}/{report.daemon.replicas})")
-    revisions = Table(title="revisions")
-    for column in ("revision", "status", "profile", "deployed at", "description"):
-        revisions.add_column(column)
-    for r in report.revisions:
-        revisions.add_row(str(r.number), r.status, r.profile, r.deployed_at, r.description)
-    console.print(revisions)
+    print_revisions(report.revisions)
+
+
+def print_revisions(revisions: list[Revision]) -> None:
+    table = Table(title="revisions (Helm's release records)")
+    for column in ("revision", "status", "chart", "profile", "deployed at", "description"):
+        table.add_column(column)
+    for r in revisions:
+        table.add_row(
+            str(r.number), r.status, r.chart, r.profile or "-", r.deployed_at, escape(r.description)
+        )
+    console.print(table)
 
 
 def _seconds(value: float | None) -> str:

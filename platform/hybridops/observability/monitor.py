@@ -17,12 +17,13 @@ from urllib.parse import urlparse
 
 import yaml
 
+from hybridops import bundled
 from hybridops.errors import HybridopsError, UsageError
 from hybridops.observability.exporter import start_exporter, stop_exporter
 from hybridops.processes import stop
 from hybridops.settings import Settings
 
-INFRA_DIR = Path(__file__).resolve().parents[3] / "infra"
+INFRA_DIR = bundled.infra_dir()
 RULES_DIR = INFRA_DIR / "prometheus" / "rules"
 DASHBOARDS_DIR = INFRA_DIR / "grafana" / "dashboards"
 EXPORTER_JOB = "hybridops-exporter"

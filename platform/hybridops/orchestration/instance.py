@@ -15,15 +15,18 @@ CODE_LOCATION_MODULE = "dagster_project.definitions"
 _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
-# Telemetry as Settings.telemetry says (off by default, hybridops.telemetry); Dagster's SQLite layout under
-# the instance folder, through storages that keep their connections open and create their files whole when
-# several processes start at once (see hybridops.orchestration.storage). The code location's pools
-# (`training`, `online_store`) take one step at a time: one training, one writer of the online store (the
-# only pools it declares, so the default limit is theirs).
+# Telemetry as Settings.telemetry says (off by default, hybridops.telemetry); no "Join the Dagster community"
+# dialog on the UI's first visit (Dagster's `nux` setting); Dagster's SQLite layout under the instance folder,
+# through storages that keep their connections open and create their files whole when several processes
+# start at once (see hybridops.orchestration.storage). The code location's pools (`training`,
+# `online_store`) take one step at a time: one training, one writer of the online store (the only pools it
+# declares, so the default limit is theirs).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
   enabled: {telemetry}
+nux:
+  enabled: false
 run_monitoring:
   enabled: false
 run_storage:

@@ -19,7 +19,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hybridops.months import next_month
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
@@ -30,6 +30,7 @@ from hybridops.orchestration.summary import (
     RunSummary,
     SpcViolationSummary,
 )
+from hybridops.quality.combine import NOT_EVALUATED
 from hybridops.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ class Progress(Protocol):
 
     def step(self, label: str) -> None: ...
 
-    def done(self, label: str) -> None: ...
+    def done(self, label: str, status: str = "success") -> None:
+        """``status``: ``success``, ``blocked`` or ``failed`` (the run summary's status after the step)."""
+        ...
 
 
 class _Silent:
@@ -68,7 +71,7 @@ class _Silent:
     def step(self, label: str) -> None:
         pass
 
-    def done(self, label: str) -> None:
+    def done(self, label: str, status: str = "success") -> None:
         pass
 
 
@@ -188,7 +191,9 @@ class _Pipeline:
         self.summary = summary
         self.progress = progress
         self.freeze = freeze  # freeze what earlier runs left before each run (see run_pipeline)
-        self.defs = load_definitions()
+        self.log = _open_event_log(settings, summary)
+        with contextlib.redirect_stderr(self.log):
+            self.defs = load_definitions()
         self.stage_of = _stage_by_step(self.defs)
         self.blocking = _blocking_checks(self.defs)
         self.instance = dg.DagsterInstance.get()
@@ -205,16 +210,33 @@ class _Pipeline:
         args = planned.execution_args()
         if self.freeze:
             gc.freeze()
-        result = job.execute_in_process(
-            run_config=config,
-            instance=self.instance,
-            partition_key=args["partition_key"],
-            raise_on_error=False,
-            tags={"hybridops/launched_by": "hybridops run", **args["tags"]},
-        )
+        with contextlib.redirect_stderr(self.log):  # Dagster's console log: to the file, not the terminal
+            result = job.execute_in_process(
+                run_config=config,
+                instance=self.instance,
+                partition_key=args["partition_key"],
+                raise_on_error=False,
+                tags={"hybridops/launched_by": "hybridops run", **args["tags"]},
+            )
         _collect(self.summary, result, planned, self.instance, self.stage_of, self.blocking)
-        self.progress.done(planned.label)
+        self.progress.done(planned.label, self.summary.status)
         return self.summary.status == "success"
+
+
+def _open_event_log(settings: Settings, summary: RunSummary) -> IO[str]:
+    """``<home>/logs/run-<time>-<pid>.log``: Dagster's event log (errors with framework stack frames) and
+    library warnings of the run. The terminal gets the summary, which says first what blocked or failed and
+    names this file."""
+    path = settings.home_dir / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary.log_path = str(path)
+    # Where the quarantine table lives: the DuckDB file, or the lakehouse's catalog (credentials left out).
+    summary.warehouse_path = (
+        str(settings.warehouse_db)
+        if settings.warehouse.backend == "duckdb"
+        else f"{settings.warehouse_catalog_url.split('@')[-1]} (lakehouse catalog)"
+    )
+    return path.open("a", encoding="utf-8")
 
 
 def run_pipeline(settings: Settings, months: list[str], progress: Progress | None = None) -> RunSummary:
@@ -266,6 +288,7 @@ def _run_pipeline(settings: Settings, months: list[str], progress: Progress | No
                 _run_ml(pipeline, months)
     finally:
         pipeline.instance.dispose()
+        pipeline.log.close()
         if freeze:
             gc.unfreeze()
     summary.stage_seconds["orchestration"] = round(
@@ -403,6 +426,7 @@ def _collect(
             partition=planned.partitions,
             blocking=(evaluation.asset_key, evaluation.check_name) in blocking,
             message=evaluation.description or "",
+            evaluated=not (evaluation.description or "").startswith(NOT_EVALUATED),
         )
         summary.checks.append(check)
         # Dagster blocks downstream only on ERROR; a WARN result of a blocking check is informational.

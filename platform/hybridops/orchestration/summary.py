@@ -16,6 +16,8 @@ class CheckSummary(BaseModel):
     partition: str | None = None
     blocking: bool = False
     message: str = ""
+    # False when the check never ran (its batch was blocked before it): neither passed nor failed.
+    evaluated: bool = True
 
 
 class SpcViolationSummary(BaseModel):
@@ -79,3 +81,13 @@ class RunSummary(BaseModel):
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     total_seconds: float = 0.0
     problems: list[str] = Field(default_factory=list, description="What blocked or failed, in plain words.")
+    log_path: str | None = Field(None, description="Dagster's event log of this run (errors, stack traces).")
+    warehouse_path: str | None = Field(None, description="The warehouse holding the quarantine table.")
+
+    @property
+    def failed_checks(self) -> list[CheckSummary]:
+        return [c for c in self.checks if c.evaluated and not c.passed]
+
+    @property
+    def not_evaluated_checks(self) -> list[CheckSummary]:
+        return [c for c in self.checks if not c.evaluated]

@@ -59,3 +59,45 @@ def write_quarantine(
         # An empty frame still fixes the schema on first write (object columns would become INTEGER).
         rows = empty_quarantine()
     return replace_rows(con, QUARANTINE_TABLE, rows, where={"table_name": table_name, "month_key": month_key})
+
+
+# What `hybridops quarantine` lists and exports (record_json too when exporting).
+LISTED_COLUMNS = ("table_name", "month_key", "source_file", "source_line", "check_name", "reason", "run_id")
+
+
+def read_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    table: str | None = None,
+    month: str | None = None,
+    reason: str | None = None,
+    run: str | None = None,
+) -> pd.DataFrame:
+    """Quarantined rows, filtered, ordered by table, month, file and line.
+
+    Args:
+        table: source table (``flights``, ``weather``...).
+        month: ``YYYY-MM`` (or ``static`` for dimension tables).
+        reason: case-insensitive text the check name or the reason contains (``distance``, ``duplicate_key``).
+        run: a Dagster run id or its first characters (as the CLI and the UI show it).
+    """
+    from hybridops.warehouse.db import read_frame, table_exists
+
+    if not table_exists(con, QUARANTINE_TABLE):
+        return empty_quarantine()
+    where: list[str] = []
+    params: list[object] = []
+    for clause, value in (
+        ("table_name = ?", table),
+        ("month_key = ?", month),
+        ("starts_with(run_id, ?)", run),
+    ):
+        if value:
+            where.append(clause)
+            params.append(value)
+    if reason:
+        where.append("(contains(lower(reason), lower(?)) or contains(lower(check_name), lower(?)))")
+        params += [reason, reason]
+    sql = f"select {', '.join(QUARANTINE_COLUMNS)} from {QUARANTINE_TABLE}"
+    if where:
+        sql += " where " + " and ".join(where)
+    return read_frame(con, sql + " order by table_name, month_key, source_file, source_line", params)

@@ -23,6 +23,7 @@ Logged per run:
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,8 @@ class TrackedRun:
 
 
 def git_commit() -> str:
-    """``git rev-parse HEAD`` of the source checkout, or ``unknown`` (installed package, no git)."""
+    """``git rev-parse HEAD`` of the source checkout, else the image's ``HYBRIDOPS_GIT_COMMIT`` (set from the
+    ``GIT_COMMIT`` build argument of docker/*.Dockerfile), else ``unknown``."""
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -65,10 +67,10 @@ def git_commit() -> str:
             timeout=10,
             check=False,
         )
+        commit = result.stdout.strip() if result.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else "unknown"
+        commit = ""
+    return commit or os.environ.get("HYBRIDOPS_GIT_COMMIT", "").strip() or "unknown"
 
 
 def ensure_experiment(settings: Settings) -> str:
