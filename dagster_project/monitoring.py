@@ -295,7 +295,9 @@ def feature_skew_audit(context: dg.AssetExecutionContext, hybridops: HybridopsRe
     worst = report.sort_values("mismatches", ascending=False).head(3)
     yield dg.AssetCheckResult(
         check_name="online_offline_skew",
-        passed=mismatches == 0,
+        # Nothing compared is not a pass: a service whose log never reaches the audit (a pod-local folder)
+        # would otherwise look perfectly consistent.
+        passed=compared > 0 and mismatches == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
             f"{mismatches} of {compared} served values differ from the offline store"
@@ -305,7 +307,8 @@ def feature_skew_audit(context: dg.AssetExecutionContext, hybridops: HybridopsRe
                 else ""
             )
             if compared
-            else "nothing served yet: the inference service logs a sample of what it serves"
+            else "no served row to compare: the inference service logs a sample of what it serves to "
+            "<home>/serving/feature_log (serving.log_sample_rate); check that it runs and shares the data volume"
         ),
         metadata={"compared": compared, "mismatches": mismatches},
     )

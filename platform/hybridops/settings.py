@@ -485,9 +485,19 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _server_stores(self) -> Settings:
         """In server mode a store the profile uses must be a server: never a silent file on the volume."""
-        if self.mode != "server" or self.profile == "dataops":
+        if self.mode != "server":
             return self
         problems = []
+        if isinstance(self.warehouse, LakehouseWarehouse) and not (
+            self.warehouse.catalog_url or ""
+        ).startswith(_SERVER_SCHEMES):
+            problems.append(
+                f"warehouse.catalog_url is {self.warehouse.catalog_url or 'unset'} (a SQLite catalog under home, "
+                "one machine only): set HYBRIDOPS_WAREHOUSE__CATALOG_URL to the catalog database "
+                "(postgresql+psycopg2://user:pass@host/lakehouse)"
+            )
+        if self.profile == "dataops":
+            return self._refuse(problems)
         registry = self.feast.registry or ""
         if not registry.startswith(_SERVER_SCHEMES):
             problems.append(
@@ -500,6 +510,9 @@ class Settings(BaseSettings):
                 f"mlflow.tracking_uri is {tracking or 'unset'} (a SQLite store under home): set "
                 "HYBRIDOPS_MLFLOW__TRACKING_URI to the tracking server (http://mlflow:5000)"
             )
+        return self._refuse(problems)
+
+    def _refuse(self, problems: list[str]) -> Settings:
         if problems:
             raise ValueError(
                 f"mode=server (HYBRIDOPS_MODE) with profile={self.profile} refuses a file store on the volume: "

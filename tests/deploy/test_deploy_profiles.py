@@ -198,6 +198,23 @@ def test_server_mode_rules() -> None:
         mlflow={"tracking_uri": "http://mlflow:5000"},
     )
     assert ok.mlflow_tracking_uri == "http://mlflow:5000"
+    # The lakehouse's catalog is shared by every run pod: in server mode never a SQLite file on the volume.
+    with pytest.raises(
+        ValidationError, match=r"warehouse\.catalog_url is unset .* HYBRIDOPS_WAREHOUSE__CATALOG_URL"
+    ):
+        Settings(mode="server", profile="dataops", warehouse={"backend": "lakehouse"})
+    with pytest.raises(ValidationError, match=r"warehouse\.catalog_url is sqlite:////data/catalog\.db"):
+        Settings(
+            mode="server",
+            profile="dataops",
+            warehouse={"backend": "lakehouse", "catalog_url": "sqlite:////data/catalog.db"},
+        )
+    lake = Settings(
+        mode="server",
+        profile="dataops",
+        warehouse={"backend": "lakehouse", "catalog_url": "postgresql+psycopg2://u:p@db/lakehouse"},
+    )
+    assert lake.warehouse_catalog_url == "postgresql+psycopg2://u:p@db/lakehouse"
 
 
 @pytest.mark.parametrize("profile", ["mlops", "hybrid"])
