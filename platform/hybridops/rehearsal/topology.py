@@ -83,14 +83,20 @@ class Cluster:
 
     ``dagster_run_launcher``, when set, replaces the ``run_launcher`` of every ``dagster.yaml`` a pod mounts
     (the rehearsal's one change to the instance: run workers as local processes instead of Kubernetes Jobs).
+    ``extra_env`` adds variables to a pod's rendered env (by pod name), for a setting the chart cannot
+    express yet; the rehearsal reports each one it uses.
     """
 
     objs: tuple[dict[str, Any], ...]
     root: Path
     dagster_run_launcher: dict[str, Any] | None = None
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)  # "name:port" -> "127.0.0.1:port"
+    service_pod: dict[str, str] = field(default_factory=dict)  # Service name -> the pod behind it
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     pods: dict[str, Pod] = field(default_factory=dict)  # the pods started, by name
+    argv: dict[str, list[str]] = field(default_factory=dict)  # each started pod's command line
+    restarts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
@@ -100,6 +106,7 @@ class Cluster:
 
     def expose(self, service: str, pod: Pod) -> None:
         """The Service's ports now reach the pod's local ports."""
+        self.service_pod[service] = pod.name
         for port in find(self.objs, "Service", service)["spec"]["ports"]:
             local = pod.local_port(port.get("targetPort", port["port"]))
             self.services[f"{service}:{port['port']}"] = f"127.0.0.1:{local}"
@@ -122,6 +129,16 @@ class Cluster:
         if self.dagster_run_launcher is not None:
             instance["run_launcher"] = self.dagster_run_launcher
         return yaml.safe_dump(instance, sort_keys=False)
+
+    def dagster_workspace_to_loopback(self, text: str) -> str:
+        """workspace.yaml names each gRPC server by host and port apart."""
+        workspace = yaml.safe_load(text)
+        for entry in workspace["load_from"]:
+            server = entry.get("grpc_server")
+            if server is not None:
+                host, port = self.services[f"{server['host']}:{server['port']}"].split(":")
+                server.update(host=host, port=int(port))
+        return yaml.safe_dump(workspace, sort_keys=False)
 
     def _volume_files(self, volume: dict[str, Any]) -> dict[str, str]:
         if "configMap" in volume:
@@ -155,6 +172,8 @@ class Cluster:
             for file_name, content in files.items():
                 if file_name == "dagster.yaml":
                     content = self.dagster_instance_to_loopback(content)
+                elif file_name == "workspace.yaml":
+                    content = self.dagster_workspace_to_loopback(content)
                 (folder / file_name).write_text(pod.relocate(self.to_loopback(content)))
         base = image_env(image or container["image"])
         # PATH names this machine's programs, not pod paths: a checkout under /tmp must not be moved into
@@ -176,6 +195,7 @@ class Cluster:
                 env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
             else:
                 raise RehearsalError(f"{name}: unsupported env source {item}")
+        env.update({key: pod.relocate(value) for key, value in self.extra_env.get(name, {}).items()})
         pod.env = env
         return pod
 
@@ -193,7 +213,20 @@ class Cluster:
         log.close()
         self.processes.append((pod.name, process))
         self.pods[pod.name] = pod
+        self.argv[pod.name] = argv
         return process
+
+    def restart_exited(self, names: list[str]) -> list[str]:
+        """The kubelet's ``restartPolicy: Always`` for these long-running pods: each one whose process has
+        exited is started again (the Feast server exits while the registry has no project yet, as its pod
+        would crash-loop). The pods restarted."""
+        restarted = []
+        for name in names:
+            if name in self.pods and self.process(name).poll() is not None:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self.start(self.pods[name], self.argv[name])
+                restarted.append(name)
+        return restarted
 
     def process(self, name: str) -> subprocess.Popen[bytes]:
         return next(p for pod, p in reversed(self.processes) if pod == name)

@@ -89,52 +89,72 @@ def start_mlflow(cluster: Cluster, pod: Pod) -> subprocess.Popen[bytes]:
     return cluster.start(pod, [*pod.container["command"], script])
 
 
-def start_feast(cluster: Cluster) -> Pod:
-    """Feast's feature server (``feast serve``), its metrics listener moved to a loopback port."""
+def feast_pod(cluster: Cluster) -> Pod:
     spec, feast = workload(cluster.objs, "Deployment", "hybridops-feast")
     pod = cluster.pod("feast", spec, feast)
+    cluster.expose("hybridops-feast", pod)
+    return pod
+
+
+def start_feast(cluster: Cluster, pod: Pod | None = None) -> Pod:
+    """Feast's feature server (``feast serve``), its metrics listener moved to a loopback port."""
+    pod = pod or feast_pod(cluster)
     argv = listen_locally(cluster.command(pod), pod, "http")
     if argv[0] != "feast":
         raise RehearsalError(f"the Feast container no longer runs `feast`: {argv}")
     wrapper = _FEAST.format(container_port=pod.ports["metrics"][0], local_port=pod.local_port("metrics"))
     cluster.start(pod, [sys.executable, "-c", wrapper, *argv[1:]])
-    cluster.expose("hybridops-feast", pod)
     return pod
 
 
-def start_exporter(cluster: Cluster) -> Pod:
-    """The metrics exporter (a store it cannot read yet is read again at the next scrape)."""
+def exporter_pod(cluster: Cluster) -> Pod:
     spec, exporter = workload(cluster.objs, "Deployment", "hybridops-exporter")
     pod = cluster.pod("exporter", spec, exporter)
-    script = cluster.command(pod)[-1]
-    script = replace_once(script, "--host 0.0.0.0", "--host 127.0.0.1")
-    script = replace_once(script, f"--port {pod.ports['metrics'][0]}", f"--port {pod.local_port('metrics')}")
-    cluster.start(pod, [*exporter["command"], script])
     cluster.expose("hybridops-exporter", pod)
     return pod
 
 
-def start_inference(cluster: Cluster) -> Pod:
-    """The inference service (it loads the champion as it starts, the last good model otherwise)."""
+def start_exporter(cluster: Cluster, pod: Pod | None = None) -> Pod:
+    """The metrics exporter (a store it cannot read yet is read again at the next scrape)."""
+    pod = pod or exporter_pod(cluster)
+    script = cluster.command(pod)[-1]
+    script = replace_once(script, "--host 0.0.0.0", "--host 127.0.0.1")
+    script = replace_once(script, f"--port {pod.ports['metrics'][0]}", f"--port {pod.local_port('metrics')}")
+    cluster.start(pod, [*pod.container["command"], script])
+    return pod
+
+
+def inference_pod(cluster: Cluster) -> Pod:
     spec, inference = workload(cluster.objs, "Deployment", "hybridops-inference")
     pod = cluster.pod("inference", spec, inference)
-    cluster.start(pod, listen_locally(cluster.command(pod), pod, "http"))
     cluster.expose("hybridops-inference", pod)
     cluster.expose("hybridops-inference-pods", pod)  # the headless Service: each pod, for Prometheus
     return pod
 
 
-def start_dagster_user_code(cluster: Cluster) -> Pod:
-    """The code location's gRPC server (``dagster api grpc``), listening on loopback."""
+def start_inference(cluster: Cluster, pod: Pod | None = None) -> Pod:
+    """The inference service (it loads the champion as it starts, the last good model otherwise)."""
+    pod = pod or inference_pod(cluster)
+    cluster.start(pod, listen_locally(cluster.command(pod), pod, "http"))
+    return pod
+
+
+def dagster_user_code_pod(cluster: Cluster) -> Pod:
     spec, container = workload(cluster.objs, "Deployment", "hybridops-dagster-user-code")
     pod = cluster.pod("dagster-user-code", spec, container)
+    cluster.expose("hybridops-dagster-user-code", pod)
+    return pod
+
+
+def start_dagster_user_code(cluster: Cluster, pod: Pod | None = None) -> Pod:
+    """The code location's gRPC server (``dagster api grpc``), listening on loopback."""
+    pod = pod or dagster_user_code_pod(cluster)
     argv = cluster.command(pod)
     host, port = argv.index("-h"), argv.index("-p")
     if argv[host + 1] != "0.0.0.0" or int(argv[port + 1]) != pod.ports["grpc"][0]:
         raise RehearsalError(f"unexpected -h/-p in the user-code command {argv}")
     argv[host + 1], argv[port + 1] = "127.0.0.1", str(pod.local_port("grpc"))
     cluster.start(pod, argv)
-    cluster.expose("hybridops-dagster-user-code", pod)
     return pod
 
 
@@ -150,15 +170,20 @@ def wait_dagster_user_code(cluster: Cluster, pod: Pod, deadline: float) -> None:
     cluster.wait(pod, healthy, deadline)
 
 
-def start_dagster_webserver(cluster: Cluster) -> Pod:
-    """The Dagster webserver on the chart's instance and workspace, listening on loopback."""
+def dagster_webserver_pod(cluster: Cluster) -> Pod:
     spec, container = workload(cluster.objs, "Deployment", "hybridops-dagster-webserver")
     pod = cluster.pod("dagster-webserver", spec, container)
+    cluster.expose("hybridops-dagster-webserver", pod)
+    return pod
+
+
+def start_dagster_webserver(cluster: Cluster, pod: Pod | None = None) -> Pod:
+    """The Dagster webserver on the chart's instance and workspace, listening on loopback."""
+    pod = pod or dagster_webserver_pod(cluster)
     argv = cluster.command(pod)
     argv[argv.index("--host=0.0.0.0")] = "--host=127.0.0.1"
     argv[argv.index(f"--port={pod.ports['http'][0]}")] = f"--port={pod.local_port('http')}"
     cluster.start(pod, argv)
-    cluster.expose("hybridops-dagster-webserver", pod)
     return pod
 
 
