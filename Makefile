@@ -46,5 +46,8 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/pipeline.py
 
+rehearse: setup
+	$(BIN)/hybridops rehearse --json .hybridops/rehearsal.json
+
 clean:
 	rm -rf .hybridops

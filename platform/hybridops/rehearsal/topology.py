@@ -267,7 +267,15 @@ class Cluster:
 
     def stop(self) -> None:
         """SIGTERM to every process group started here, then SIGKILL to whatever is left of them and of
-        their descendants (run workers, server workers), even those that left the group."""
+        their descendants (run workers, server workers), even those that left the group. SIGINT and SIGTERM
+        wait until it is done (a second Ctrl-C must not leave servers running)."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self._stop_all()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _stop_all(self) -> None:
         # psutil.Process objects, not pids: killing one checks it is still the process seen here.
         descendants: list[psutil.Process] = []
         for _, process in self.processes:
