@@ -65,6 +65,9 @@ def image_env(image: str) -> dict[str, str]:
     if not env.get("PATH", "").startswith("/opt/venv/bin:"):
         raise RehearsalError(f"{dockerfile}: the image's PATH no longer starts with its /opt/venv/bin")
     env["PATH"] = f"{VENV_BIN}:{os.environ['PATH']}"  # the image's virtualenv is this one
+    # The image installs this checkout's platform/ and dagster_project/: the same code here, whichever
+    # copy the virtualenv's own install points at.
+    env["PYTHONPATH"] = f"{REPO / 'platform'}:{REPO}"
     return env
 
 
