@@ -36,6 +36,8 @@ from hybridops.rehearsal.kubelet import (
     secret_data,
 )
 
+_MACHINE_PATHS = ("PATH", "PYTHONPATH")
+
 
 def find(objs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
     """The rendered object ``kind/name``."""
@@ -176,9 +178,9 @@ class Cluster:
                     content = self.dagster_workspace_to_loopback(content)
                 (folder / file_name).write_text(pod.relocate(self.to_loopback(content)))
         base = image_env(image or container["image"])
-        # PATH names this machine's programs, not pod paths: a checkout under /tmp must not be moved into
-        # the pod's /tmp emptyDir.
-        env = {key: value if key == "PATH" else pod.relocate(value) for key, value in base.items()}
+        # PATH and PYTHONPATH name this machine's programs and code, not pod paths: a checkout under /tmp
+        # must not be moved into the pod's /tmp emptyDir.
+        env = {key: value if key in _MACHINE_PATHS else pod.relocate(value) for key, value in base.items()}
         for source in container.get("envFrom", []):
             if set(source) != {"configMapRef"}:
                 raise RehearsalError(f"{name}: unsupported envFrom {source}")
