@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Severity = Literal["ERROR", "WARN"]
@@ -20,6 +20,9 @@ ExporterSource = Literal["dagster", "warehouse", "feast", "mlflow"]
 """A store the metrics exporter reads (``hybridops.observability.exporter``); the skew audit is a warehouse
 table, read with the warehouse."""
 EXPORTER_SOURCES: tuple[ExporterSource, ...] = ("dagster", "warehouse", "feast", "mlflow")
+
+_SERVER_SCHEMES = ("postgresql://", "postgresql+", "postgres://", "mysql://", "mysql+")
+"""URL schemes of database servers (a store named by one of them is not a file on the volume)."""
 
 FIRST_MONTH = "2013-01"
 LAST_MONTH = "2013-12"
@@ -339,6 +342,15 @@ class ServingSettings(_Section):
         10_000, ge=1, description="Flush the feature log when it buffers this many rows."
     )
     log_flush_seconds: float = Field(60.0, gt=0, description="Flush the feature log at least this often.")
+    log_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Most bytes of feature-log files one service process keeps: after each flush its oldest files are "
+            "deleted until its own files fit (every process writes files of its own, so N replicas keep at "
+            "most N times this on the shared volume)."
+        ),
+    )
 
 
 class Settings(BaseSettings):
@@ -368,6 +380,46 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    mode: Literal["local", "server"] = Field(
+        "local",
+        description=(
+            "local: a store left unset defaults to a SQLite or file store under home. server "
+            "(HYBRIDOPS_MODE=server, set by the chart on every container): no such fallback, every store "
+            "the profile uses must be configured as a server."
+        ),
+    )
+    profile: Literal["hybrid", "dataops", "mlops"] = Field(
+        "hybrid",
+        description=(
+            "What this deployment runs (HYBRIDOPS_PROFILE, set by the chart): dataops needs no MLflow or "
+            "Feast; mlops and hybrid need both."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _server_stores(self) -> Settings:
+        """In server mode a store the profile uses must be a server: never a silent file on the volume."""
+        if self.mode != "server" or self.profile == "dataops":
+            return self
+        problems = []
+        registry = self.feast.registry or ""
+        if not registry.startswith(_SERVER_SCHEMES):
+            problems.append(
+                f"feast.registry is {registry or 'unset'} (a file registry under home): set "
+                "HYBRIDOPS_FEAST__REGISTRY to the SQL registry's URL (postgresql+psycopg://user:pass@host/db)"
+            )
+        tracking = self.mlflow.tracking_uri or ""
+        if not tracking.startswith(("http://", "https://", *_SERVER_SCHEMES)):
+            problems.append(
+                f"mlflow.tracking_uri is {tracking or 'unset'} (a SQLite store under home): set "
+                "HYBRIDOPS_MLFLOW__TRACKING_URI to the tracking server (http://mlflow:5000)"
+            )
+        if problems:
+            raise ValueError(
+                f"mode=server (HYBRIDOPS_MODE) with profile={self.profile} refuses a file store on the volume: "
+                + "; ".join(problems)
+            )
+        return self
 
     # Derived locations: one place decides where state lives under ``home``.
     @property

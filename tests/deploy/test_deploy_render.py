@@ -70,6 +70,7 @@ def test_profiles_switch_components() -> None:
 def test_hybrid_profile_equals_defaults() -> None:
     profile = yaml.safe_load((chart.PROFILES_DIR / "hybrid.yaml").read_text())
     defaults = yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())
+    assert profile.pop("hybridops") == {"profile": defaults["hybridops"]["profile"]}
     for component, values in profile.items():
         assert defaults[component]["enabled"] == values["enabled"], component
 

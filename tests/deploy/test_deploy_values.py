@@ -92,7 +92,10 @@ def test_schema_rejects_invalid_values(overrides: dict, fragment: str) -> None:
             "postgresql.enabled=false requires postgresql.external.existingSecret",
         ),
         ({"redis": {"enabled": False}}, "redis.enabled=false requires redis.external.host"),
-        ({"mlflow": {"enabled": False}}, "inference.enabled=true requires mlflow.enabled=true"),
+        (
+            {"mlflow": {"enabled": False}, "hybridops": {"profile": "dataops"}},
+            "inference.enabled=true requires mlflow.enabled=true",
+        ),
         (
             {"mlflow": {"artifacts": {"type": "s3"}}},
             "mlflow.artifacts.type=s3 requires mlflow.artifacts.s3.bucket",
@@ -103,11 +106,19 @@ def test_schema_rejects_invalid_values(overrides: dict, fragment: str) -> None:
         ),
         # The exporter would report a source the release does not deploy as down forever.
         (
-            {"mlflow": {"enabled": False}, "inference": {"enabled": False}},
+            {
+                "mlflow": {"enabled": False},
+                "inference": {"enabled": False},
+                "hybridops": {"profile": "dataops"},
+            },
             "exporter_sources lists mlflow, but mlflow.enabled=false: leave it out",
         ),
         (
-            {"feast": {"enabled": False}, "inference": {"enabled": False}},
+            {
+                "feast": {"enabled": False},
+                "inference": {"enabled": False},
+                "hybridops": {"profile": "dataops"},
+            },
             "exporter_sources lists feast, but feast.enabled=false",
         ),
         ({"dagster": {"enabled": False}}, "exporter_sources lists dagster, but dagster.enabled=false"),
@@ -145,11 +156,21 @@ def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> 
         # Without the exporter nothing reads the sources: no check.
         (
             "hybrid",
-            {"mlflow": {"enabled": False}, "inference": {"enabled": False}, "exporter": {"enabled": False}},
+            {
+                "mlflow": {"enabled": False},
+                "inference": {"enabled": False},
+                "exporter": {"enabled": False},
+                "hybridops": {"profile": "dataops"},
+            },
         ),
         (
             "hybrid",
-            {"feast": {"enabled": False}, "inference": {"enabled": False}, "monitoring": {"enabled": False}},
+            {
+                "feast": {"enabled": False},
+                "inference": {"enabled": False},
+                "monitoring": {"enabled": False},
+                "hybridops": {"profile": "dataops"},
+            },
         ),
         # The sources narrowed to what is deployed (what profiles/dataops.yaml does).
         (
@@ -158,7 +179,10 @@ def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> 
                 "mlflow": {"enabled": False},
                 "feast": {"enabled": False},
                 "inference": {"enabled": False},
-                "hybridops": {"config": {"monitoring": {"exporter_sources": ["dagster", "warehouse"]}}},
+                "hybridops": {
+                    "profile": "dataops",
+                    "config": {"monitoring": {"exporter_sources": ["dagster", "warehouse"]}},
+                },
             },
         ),
         # Monitors in another namespace are fine without an MLflow ServiceMonitor, or in the release's.

@@ -74,7 +74,9 @@ def test_alias_move_registry_outage_and_restart_from_cache(world: World, tmp_pat
             assert ready["model"]["source"] == "disk_cache"
 
         # a tampered cache is refused: no model, 503 with Retry-After, liveness unaffected
-        (cache / "model.lgb").write_text((cache / "model.lgb").read_text() + "\n")
+        cached = cache / meta["file"]
+        assert meta["file"] == f"model-{meta['sha256']}.lgb"
+        cached.write_text(cached.read_text() + "\n")
         with running_server(settings.model_copy(update={"mlflow": _down(world, tmp_path)})) as running:
             response = requests.post(f"{running.url}/predict", json={"flights": [FLIGHT]}, timeout=10)
             assert response.status_code == 503 and "Retry-After" in response.headers

@@ -377,6 +377,64 @@ replicas: {{ .replicas }}
 {{- if or (gt (int .replicas) 1) (and .autoscaling .autoscaling.enabled) }}true{{ end -}}
 {{- end -}}
 
+{{/* ---------------------------------------------------------------- profiles */}}
+{{/* The module the user-code server loads: dagster.codeLocation.module, default the profile's. */}}
+{{- define "hybridops.codeLocation.module" -}}
+{{- $default := dict "hybrid" "dagster_project.definitions" "dataops" "dagster_project.definitions_dataops" "mlops" "dagster_project.definitions_mlops" -}}
+{{- .Values.dagster.codeLocation.module | default (index $default .Values.hybridops.profile) -}}
+{{- end -}}
+
+{{/* Whether the profile runs the DataOps half (ingest, quality, SPC, warehouse, report) / the ML half. */}}
+{{- define "hybridops.profile.data" -}}
+{{- if ne .Values.hybridops.profile "mlops" }}true{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.profile.ml" -}}
+{{- if ne .Values.hybridops.profile "dataops" }}true{{ end -}}
+{{- end -}}
+
+{{/* Alert rules of files/rules/*.yaml that watch something this release deploys (toJson of the groups):
+     a rule on serving, Feast, model or data-quality metrics is left out when nothing produces them, so
+     no alert of a part another release runs fires here. */}}
+{{- define "hybridops.rules.groups" -}}
+{{- $needs := dict "hybridops_serving_" .Values.inference.enabled "hybridops_feast_" .Values.feast.enabled "hybridops_model_" (and .Values.mlflow.enabled (include "hybridops.profile.ml" . | eq "true")) "hybridops_quality_" (include "hybridops.profile.data" . | eq "true") "hybridops_spc_" (include "hybridops.profile.data" . | eq "true") -}}
+{{- $groups := list -}}
+{{- range $path, $_ := .Files.Glob "files/rules/*.yaml" -}}
+{{- range $group := (fromYaml ($.Files.Get $path)).groups -}}
+{{- $rules := list -}}
+{{- range $rule := $group.rules -}}
+{{- $keep := true -}}
+{{- range $prefix, $deployed := $needs -}}
+{{- if and (contains $prefix (toString $rule.expr)) (not $deployed) -}}
+{{- $keep = false -}}
+{{- end -}}
+{{- end -}}
+{{- /* Job alerts of the ML jobs (training|scoring) or of the data jobs, by the profile that runs them. */ -}}
+{{- $ml := contains "dagster_job=~\"training|scoring\"" (toString $rule.expr) -}}
+{{- $data := contains "dagster_job!~\"training|scoring\"" (toString $rule.expr) -}}
+{{- if or (and $ml (not (include "hybridops.profile.ml" $))) (and $data (not (include "hybridops.profile.data" $))) -}}
+{{- $keep = false -}}
+{{- end -}}
+{{- if $keep -}}
+{{- $rules = append $rules $rule -}}
+{{- end -}}
+{{- end -}}
+{{- if $rules -}}
+{{- $groups = append $groups (merge (dict "rules" $rules) (omit $group "rules")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/* Whether a dashboard of files/dashboards applies to this release (by the part it shows). */}}
+{{- define "hybridops.dashboard.deployed" -}}
+{{- $name := base .path -}}
+{{- $v := .ctx.Values -}}
+{{- $needs := dict "serving.json" $v.inference.enabled "feature-store.json" $v.feast.enabled "model.json" (and $v.mlflow.enabled (include "hybridops.profile.ml" .ctx | eq "true")) "data-quality-spc.json" (include "hybridops.profile.data" .ctx | eq "true") -}}
+{{- if or (not (hasKey $needs $name)) (index $needs $name) }}true{{ end -}}
+{{- end -}}
+
 {{/* ---------------------------------------------------------------- validation */}}
 {{- define "hybridops.validate" -}}
 {{- if not (has .Values.monitoring.mode (list "bundled" "external")) -}}
@@ -397,6 +455,16 @@ replicas: {{ .replicas }}
 {{- if not .Values.redis.external.existingSecret -}}
 {{- fail "redis.enabled=false requires redis.external.existingSecret (the Secret holding the password)" -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.dagster.enabled (include "hybridops.profile.ml" .) -}}
+{{- range $component := list "mlflow" "feast" -}}
+{{- if not (index $.Values $component).enabled -}}
+{{- fail (printf "hybridops.profile=%s runs training, features and scoring: it needs %s.enabled=true (its server on PostgreSQL), never a file store on the data volume; or choose profiles/dataops.yaml" $.Values.hybridops.profile $component) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.inference.enabled .Values.dagster.enabled (not (has "ReadWriteMany" .Values.hybridops.data.accessModes)) (not .Values.hybridops.data.singleNode) -}}
+{{- fail "inference.enabled=true with Dagster needs hybridops.data.accessModes to include ReadWriteMany: the inference pods and the run pods mount the data volume at once (the served-feature log the skew audit reads, the model cache); on a one-node cluster set hybridops.data.singleNode=true instead" -}}
 {{- end -}}
 {{- if and .Values.inference.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "inference.enabled=true requires mlflow.enabled=true (the service loads the champion from the registry)" -}}

@@ -19,6 +19,7 @@ from hybridops.settings import (
     GateSettings,
     MonitoringSettings,
     QualitySettings,
+    ServingSettings,
     SpcSettings,
     TrainingSettings,
 )
@@ -162,13 +163,42 @@ class HybridopsConfig(BaseModel):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+
+Profile = Literal["hybrid", "dataops", "mlops"]
+
+
+class DataVolume(Persistence):
+    """The release's data volume (``hybridops-data``)."""
+
+    single_node: bool = Field(
+        False,
+        description=(
+            "All pods run on one node (kind, k3d): ReadWriteOnce is then enough for the inference and run "
+            "pods to share the volume. Off, the render requires ReadWriteMany while inference runs."
+        ),
+    )
 
 
 class HybridopsValues(_Values):
+    profile: Profile = Field(
+        "hybrid",
+        description=(
+            "What the release runs (HYBRIDOPS_PROFILE of every container; each profiles/*.yaml sets it): "
+            "dataops (ingest to report, no MLflow or Feast), mlops (training, features, scoring and serving on "
+            "data another release produces), hybrid (both). It picks the code location module and the "
+            "alert rules and dashboards, and the render fails when a component it needs is disabled."
+        ),
+    )
     config: HybridopsConfig = Field(default_factory=HybridopsConfig)
-    data: Persistence = Field(
-        default_factory=lambda: Persistence(size="20Gi"),
-        description="HYBRIDOPS_HOME of the code location and run pods (use ReadWriteMany on multi-node).",
+    data: DataVolume = Field(
+        default_factory=lambda: DataVolume(size="20Gi", access_modes=["ReadWriteMany"]),
+        description=(
+            "HYBRIDOPS_HOME of the code location, the run pods and the inference service (its served-feature "
+            "log and model cache). ReadWriteMany is required when the inference service runs beside Dagster: "
+            "several pods on several nodes mount it at once."
+        ),
     )
 
 
@@ -204,6 +234,20 @@ class DagsterUserCode(_Values):
     port: int = Field(3030, ge=1, le=65535)
 
 
+class DagsterCodeLocation(_Values):
+    """The Python module the user-code server loads (``dagster api grpc -m``)."""
+
+    module: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description=(
+            "Module of the Definitions; default the profile's: dagster_project.definitions (hybrid), "
+            "dagster_project.definitions_dataops, dagster_project.definitions_mlops."
+        ),
+    )
+    name: str = Field("hybridops", description="Location name in the workspace (and in the UI).")
+
+
 class DagsterRunLauncher(_Values):
     job_namespace: str | None = Field(None, description="Namespace of run pods; default the release's.")
     resources: Resources = Field(default_factory=lambda: resources("500m", "2Gi", "2", "6Gi"))
@@ -217,6 +261,7 @@ class DagsterValues(_Values):
     webserver: DagsterWebserver = Field(default_factory=DagsterWebserver)
     daemon: DagsterDaemon = Field(default_factory=DagsterDaemon)
     user_code: DagsterUserCode = Field(default_factory=DagsterUserCode)
+    code_location: DagsterCodeLocation = Field(default_factory=DagsterCodeLocation)
     run_launcher: DagsterRunLauncher = Field(default_factory=DagsterRunLauncher)
     scheduling: Scheduling = Field(default_factory=Scheduling)
 

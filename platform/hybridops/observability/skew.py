@@ -18,7 +18,7 @@ from feast import FeatureStore
 
 from hybridops.features.compute import departure_keys
 from hybridops.features.store import historical_features, load_definitions_module
-from hybridops.serving.feature_log import feature_log_dir
+from hybridops.serving.feature_log import feature_log_dir, log_files
 from hybridops.settings import Settings
 from hybridops.warehouse.db import replace_rows
 
@@ -27,11 +27,20 @@ RELATIVE_TOLERANCE = 1e-9
 
 
 def read_feature_log(settings: Settings) -> pd.DataFrame:
-    """Every logged served vector (empty frame when the service has logged nothing yet)."""
-    files = sorted(feature_log_dir(settings).rglob("*.parquet"))
-    if not files:
+    """Every logged served vector of every service replica (empty frame when none has logged yet).
+
+    The replicas write their own files into one folder and delete the oldest to keep it bounded: a file
+    listed here may be gone when it is read, which only means it aged out.
+    """
+    frames = []
+    for path in log_files(feature_log_dir(settings)):
+        try:
+            frames.append(pd.read_parquet(path))
+        except FileNotFoundError:
+            continue
+    if not frames:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _entities(log: pd.DataFrame) -> pd.DataFrame:

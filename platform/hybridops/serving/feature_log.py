@@ -2,16 +2,26 @@
 
 Each served flight is kept with probability ``serving.log_sample_rate``; kept rows are buffered in memory
 and written as one Parquet file per flush to
-``<home>/serving/feature_log/date=YYYY-MM-DD/<unix ms>-<random>.parquet`` when the buffer reaches
-``serving.log_flush_rows``, every ``serving.log_flush_seconds`` and at shutdown. Columns: ``served_at``
+``<home>/serving/feature_log/date=YYYY-MM-DD/<writer>-<unix ms>-<random>.parquet`` when the buffer reaches
+``serving.log_flush_rows``, every ``serving.log_flush_seconds`` and at shutdown. ``<writer>`` is the host
+name (the pod's name in the cluster) and the process id, so the replicas of the service write files of their
+own into one folder on the shared data volume, which the skew audit (a run pod on the same volume) reads.
+
+The folder is bounded: after each flush the writer deletes the oldest files of the folder (any writer's,
+so files of pods that are gone are removed too) until it holds at most ``serving.log_max_bytes`` (or only the
+newest file, when that alone is larger); the audit compares the most recent served rows. Deleting a file another writer deletes at the same time is harmless. Columns: ``served_at``
 (UTC), ``model_name``, ``model_version``, the request's flight fields, ``route``, ``sched_dep_utc``, every
 feature (NaN = missing), ``<view>_event_timestamp`` (UTC) per view, ``delay_probability`` and ``degraded``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import re
+import socket
 import threading
 import time
 import uuid
@@ -46,6 +56,45 @@ def feature_log_dir(settings: Settings) -> Path:
     return settings.home_dir / "serving" / "feature_log"
 
 
+def log_files(folder: Path) -> list[Path]:
+    """The finished log files of ``folder``, oldest first (by their flush time, then name)."""
+
+    def flushed_at(path: Path) -> tuple[int, str]:
+        stamp = next((part for part in path.stem.split("-") if part.isdigit() and len(part) >= 13), "0")
+        return int(stamp), path.name
+
+    return sorted(folder.glob("date=*/*.parquet"), key=flushed_at)
+
+
+def writer_id() -> str:
+    """This process's prefix of its log files: host (pod) name and pid, safe as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{socket.gethostname()}_{os.getpid()}")
+
+
+def enforce_bound(folder: Path, max_bytes: int) -> int:
+    """Delete the oldest log files until the folder holds at most ``max_bytes``; the bytes removed."""
+    sized = []
+    for path in log_files(folder):
+        try:
+            sized.append((path, path.stat().st_size))
+        except FileNotFoundError:  # another writer removed it
+            continue
+    total = sum(size for _, size in sized)
+    removed = 0
+    for path, size in sized[:-1]:  # the newest file stays, even alone above the bound
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed += size
+    today = f"date={datetime.now(UTC):%Y-%m-%d}"  # another writer may be about to write into today's
+    for day in folder.glob("date=*"):
+        if day.name < today:
+            with contextlib.suppress(OSError):  # rmdir removes only an empty day (all its files aged out)
+                day.rmdir()
+    return removed
+
+
 class FeatureLog:
     def __init__(
         self, settings: Settings, names: list[str], views: list[str], metrics: ServingMetrics
@@ -54,6 +103,8 @@ class FeatureLog:
         self.rate = settings.serving.log_sample_rate
         self.flush_rows = settings.serving.log_flush_rows
         self.flush_seconds = settings.serving.log_flush_seconds
+        self.max_bytes = settings.serving.log_max_bytes
+        self.writer = writer_id()
         self.names = names
         self.views = views
         self.metrics = metrics
@@ -135,7 +186,7 @@ class FeatureLog:
             return None
         now = datetime.now(UTC)
         folder = self.folder / f"date={now:%Y-%m-%d}"
-        path = folder / f"{int(now.timestamp() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
+        path = folder / f"{self.writer}-{int(now.timestamp() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
         with self._write_lock:
             try:
                 frame = self._frame(chunks)
@@ -145,6 +196,7 @@ class FeatureLog:
                 partial = path.with_name(f".{path.name}.partial")
                 frame.to_parquet(partial, index=False)
                 partial.replace(path)
+                enforce_bound(self.folder, self.max_bytes)
             except Exception as exc:  # the log is best effort: never fail serving for it
                 log.warning("cannot write the feature log %s: %s", path, exc)
                 return None

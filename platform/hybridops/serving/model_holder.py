@@ -5,9 +5,12 @@ A background thread looks the reference (default ``<model_name>@champion``) up e
 about 3 ms of CPU, where ``resolve`` with a new client takes about 40 ms, which the request thread felt on
 a single core) and loads the new version only when it changed (``load_model`` checks the file's
 SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``
-(``model.lgb``, LightGBM's native text, plus ``model.json`` with name, version and the file's sha256), so a
-registry outage at start serves the last good model from disk (its hash verified), and an outage later
-keeps the model in memory.
+(``model-<sha256>.lgb``, LightGBM's native text, plus ``model.json`` with name, version, that file's name and
+its sha256), so a registry outage at start serves the last good model from disk (its hash verified), and an
+outage later keeps the model in memory. In the cluster ``<home>`` is the shared data volume: a new pod finds
+the model an earlier pod cached. Several pods write the cache at once safely: each model file is named by
+its content and written under a name of its own, and ``model.json`` (which names the file) is replaced
+last, in one rename, so a reader never pairs one model's metadata with another model's file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.lgb"
 META_FILE = "model.json"
+STALE_MODEL_SECONDS = 3600.0  # model files no metadata names are removed after this (a writer may be mid-way)
 
 
 @dataclass(frozen=True)
@@ -76,19 +81,30 @@ def _columns(booster: lgb.Booster, served: Sequence[str]) -> np.ndarray:
 def write_cache(settings: Settings, model: ServedModel) -> None:
     folder = cache_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_model = folder / f".{MODEL_FILE}.tmp"
+    unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp_model = folder / f".{MODEL_FILE}.{unique}.tmp"
     tmp_model.write_text(model.booster.model_to_string())
+    sha = file_sha256(tmp_model)
+    name = f"model-{sha}.lgb"
     meta = {
         "name": model.name,
         "version": model.version,
-        "sha256": file_sha256(tmp_model),
+        "file": name,
+        "sha256": sha,
         "registry_sha256": model.registry_sha256,
         "saved_at": time.time(),
     }
-    tmp_meta = folder / f".{META_FILE}.tmp"
+    tmp_meta = folder / f".{META_FILE}.{unique}.tmp"
     tmp_meta.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp_model, folder / MODEL_FILE)
+    os.replace(tmp_model, folder / name)  # same name, same content: another pod's replace is harmless
     os.replace(tmp_meta, folder / META_FILE)
+    for stale in folder.glob("model-*.lgb"):
+        try:
+            named = json.loads((folder / META_FILE).read_text()).get("file")
+            if stale.name not in (name, named) and time.time() - stale.stat().st_mtime > STALE_MODEL_SECONDS:
+                stale.unlink()
+        except (OSError, ValueError):  # another pod removed it first, or is replacing the metadata
+            pass
 
 
 def read_cache(settings: Settings, served: Sequence[str]) -> ServedModel:
@@ -102,8 +118,11 @@ def read_cache(settings: Settings, served: Sequence[str]) -> ServedModel:
         meta = json.loads((folder / META_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise HybridopsError(f"no usable model cache in {folder} ({exc})") from exc
-    path = folder / MODEL_FILE
-    actual = file_sha256(path)
+    path = folder / str(meta.get("file", MODEL_FILE))
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise HybridopsError(f"no usable model cache in {folder} ({exc})") from exc
     if actual != meta.get("sha256"):
         raise TamperedModelError(
             f"{path} has sha256 {actual[:12]}…, {META_FILE} records another; not serving it"
