@@ -15,6 +15,8 @@ import psutil
 
 from hybridops.rehearsal.topology import Cluster
 
+RUN_POD = "dagster-run"  # the run pod's component, as hybridops.deploy.reachability names it
+
 
 @dataclass(frozen=True, order=True)
 class Connection:
@@ -46,7 +48,8 @@ class Sampler:
     _thread: threading.Thread | None = None
 
     def pods_by_pid(self) -> dict[int, str]:
-        """Every live process of every pod (the leader and all its descendants), by pid."""
+        """Every live process of every pod (the leader and all its descendants), by pid. A run worker and
+        its step processes belong to the run pod (``dagster-run``) that the K8sRunLauncher would create."""
         owners: dict[int, str] = {}
         for name, process in self.cluster.processes:
             if process.poll() is not None:
@@ -55,7 +58,11 @@ class Sampler:
                 leader = psutil.Process(process.pid)
                 owners[leader.pid] = name
                 for child in leader.children(recursive=True):
-                    owners[child.pid] = name
+                    owners.setdefault(child.pid, name)
+                    if name == "dagster-user-code" and _is_run_worker(child):
+                        owners[child.pid] = RUN_POD
+                        for step in child.children(recursive=True):
+                            owners[step.pid] = RUN_POD
         return owners
 
     def sample(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hybridops.deploy.reachability import unreachable
 from hybridops.rehearsal import dagster_api
 from hybridops.rehearsal.kubelet import RehearsalError
 from hybridops.rehearsal.observe import Sampler
@@ -59,7 +60,7 @@ class Summary(BaseModel):
     predictions_served: int
     skew_rows_compared: int
     connections: list[dict[str, Any]]
-    unreachable_connections: list[dict[str, Any]] | None  # None: not evaluated (see missing)
+    unreachable_connections: list[dict[str, Any]]  # observed connections the NetworkPolicies block
     restarts: dict[str, int]
     adaptations: list[str]
     missing: list[str]
@@ -279,10 +280,12 @@ def _drive(
         by_job[run.job] = by_job.get(run.job, 0) + 1
     skew = _skew_rows_compared(stack)
     connections = [c.__dict__ for c in sorted(sampler.connections)]
-    missing.append(
-        "the connections are listed, not yet evaluated against the rendered NetworkPolicies "
-        "(hybridops.deploy.reachability is not on this branch)"
-    )
+    blocked = [
+        {**item.connection.__dict__, "reason": item.reason}
+        for item in unreachable(
+            stack.cluster.objs, [(c.client, c.service, c.port) for c in sorted(sampler.connections)]
+        )
+    ]
     summary = Summary(
         profile=options.profile,
         warehouse_backend=backend,
@@ -301,7 +304,7 @@ def _drive(
         predictions_served=traffic.predictions,
         skew_rows_compared=skew,
         connections=connections,
-        unreachable_connections=None,
+        unreachable_connections=blocked,
         restarts=dict(stack.cluster.restarts),
         adaptations=adaptations,
         missing=missing,
