@@ -32,9 +32,11 @@ from hybridops.rehearsal.stack import LONG_RUNNING, Stack, running_stack
 from hybridops.rehearsal.topology import workload
 from hybridops.rehearsal.traffic import Traffic, flights_payload
 
-# The monthly assets that carry a month from its file to its scored predictions, in order.
-CHAIN = ("raw_flights", "flights", "fct_flights", "feature_tables", "online_features", "batch_predictions")
-DONE = "batch_predictions"  # a month is fresh when its predictions are scored
+# The monthly assets that carry a month from its file to the online store, then to its scored predictions.
+DATA_CHAIN = ("raw_flights", "flights", "fct_flights", "feature_tables", "online_features")
+SCORED = "batch_predictions"  # a month is fresh when its predictions are scored
+CHAIN = (*DATA_CHAIN, SCORED, "model_monitoring")
+SKEW_AUDIT_CRON = "*/5 * * * *"
 WATCHED = "/data/source"  # where the rehearsal drops the source when the chart names no folder
 
 
@@ -44,7 +46,10 @@ class Summary(BaseModel):
     profile: str
     warehouse_backend: str
     months_dropped: list[str]
-    months_processed: list[str]
+    months_processed: list[str]  # every data asset (raw_flights .. online_features) of the month materialized
+    months_scored: list[
+        str
+    ]  # the month's predictions scored (the months the first champion trained on are not)
     stages: dict[
         str, dict[str, float]
     ]  # month -> asset -> seconds from the file landing to its materialization
@@ -78,6 +83,15 @@ class Options:
     root: Path | None = None
     profile: str = "hybrid"
     values: dict[str, Any] | None = None
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Values ``top`` layered over ``base`` (nested mappings merged, anything else replaced)."""
+    out = dict(base)
+    for key, value in top.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def _env_of(objs: tuple[dict[str, Any], ...], name: str) -> dict[str, str]:
@@ -128,12 +142,20 @@ def rehearse(options: Options, progress: Callable[[str], None] = print) -> Summa
 
     started = time.monotonic()
     root = options.root or Path(tempfile.mkdtemp(prefix="hybridops-rehearsal-"))
-    objs = tuple(chart.manifests(chart.render(options.profile, overrides=options.values)))
     adaptations = [
         "listen addresses: 127.0.0.1 on free ports; Services: loopback ports; volumes: local folders",
         "dagster.yaml run_launcher: DefaultRunLauncher (run workers are processes of the user-code server)",
     ]
     missing: list[str] = []
+    # The skew audit's cadence is a value a user chooses; hourly would outlast a short rehearsal.
+    cadence = {"hybridops": {"config": {"orchestration": {"skew_audit_cron": SKEW_AUDIT_CRON}}}}
+    try:
+        rendered = chart.render(options.profile, overrides=_merged(cadence, options.values or {}))
+        adaptations.append(f"values: hybridops.config.orchestration.skew_audit_cron={SKEW_AUDIT_CRON!r}")
+    except chart.ChartError:
+        rendered = chart.render(options.profile, overrides=options.values)
+        missing.append("the chart has no value for the skew audit's cadence: it runs on the code's default")
+    objs = tuple(chart.manifests(rendered))
     user_code_env = _env_of(objs, "hybridops-dagster-user-code")
     extra: dict[str, dict[str, str]] = {}
     source_dir = user_code_env.get("HYBRIDOPS_SOURCE_DIR")
@@ -247,9 +269,11 @@ def _drive(
             if time.monotonic() - last_report >= 15:
                 last_report = time.monotonic()
                 stages = _stages(stack, landed)
-                done = [m for m in landed if DONE in stages[m]]
+                done = [m for m in landed if all(a in stages[m] for a in DATA_CHAIN)]
+                scored = [m for m in landed if SCORED in stages[m]]
                 progress(
-                    f"{round(time.monotonic() - started)} s: months dropped {len(landed)}, fresh {len(done)}; "
+                    f"{round(time.monotonic() - started)} s: months dropped {len(landed)}, processed "
+                    f"{len(done)}, scored {len(scored)}; "
                     f"run workers now {sampler.run_workers_now} (max {sampler.max_run_workers}); "
                     f"predictions served {traffic.predictions}; latest stages "
                     + (
@@ -259,18 +283,27 @@ def _drive(
                         or "-"
                     )
                 )
-                if not pending and len(done) == len(landed) and _skew_rows_compared(stack) > 0:
+                last = list(landed)[-1] if landed else None
+                if (
+                    not pending
+                    and len(done) == len(landed)
+                    and last in scored
+                    and _skew_rows_compared(stack) > 0
+                ):
                     break
                 if not running and not pending and time.monotonic() - last_drop > 120:
                     break  # nothing watches the folder: waiting longer proves nothing more
             time.sleep(1)
         else:
-            missing.append(f"not every month was carried to predictions within {options.timeout:.0f} s")
+            missing.append(
+                f"within {options.timeout:.0f} s not every month reached the online store, the last month's "
+                "predictions were not scored, or the skew audit compared no served row"
+            )
         sampler.sample()
 
     stages = _stages(stack, landed)
-    processed = [m for m in landed if all(asset in stages[m] for asset in CHAIN)]
-    fresh = {m: stages[m][DONE] for m in landed if DONE in stages[m]}
+    processed = [m for m in landed if all(asset in stages[m] for asset in DATA_CHAIN)]
+    fresh = {m: stages[m][SCORED] for m in landed if SCORED in stages[m]}
     all_runs = dagster_api.runs(stack.graphql)
     locks = dagster_api.lock_errors(stack.graphql, [r.run_id for r in all_runs])
     by_status: dict[str, int] = {}
@@ -291,6 +324,7 @@ def _drive(
         warehouse_backend=backend,
         months_dropped=list(landed),
         months_processed=processed,
+        months_scored=list(fresh),
         stages=stages,
         time_to_fresh_seconds=fresh,
         runs=len(all_runs),
@@ -313,6 +347,7 @@ def _drive(
     )
     summary.ok = (
         summary.months_processed == summary.months_dropped == options.months
+        and options.months[-1] in summary.months_scored
         and summary.max_concurrent_run_workers >= 2
         and summary.lock_errors == 0
         and summary.skew_rows_compared > 0
