@@ -29,6 +29,8 @@ class Connection:
 
 def _is_run_worker(process: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # a run worker that finished, not yet reaped by the server
         command = " ".join(process.cmdline())
         return "multiprocessing.spawn" in command and "resource_tracker" not in command
     return False
