@@ -50,7 +50,7 @@ from hybridops.serving.features import entity_row
 from hybridops.serving.schemas import FLIGHT_EXAMPLE
 
 PROFILE = "hybrid"
-STARTUP_SECONDS = 240.0  # a generous bound on a loaded 2-core machine; a healthy stack takes far less
+STARTUP_SECONDS = 420.0  # a generous bound on a loaded 2-core machine (shared with other work); a healthy stack takes far less
 
 FLIGHT = FLIGHT_EXAMPLE
 # One entity of every Feast view, those of the inference API's example flight (UA 1545 EWR-IAH at 05:15),
