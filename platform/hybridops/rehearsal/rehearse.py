@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 from pydantic import BaseModel
 
 from hybridops.deploy.reachability import unreachable
@@ -63,6 +64,8 @@ class Summary(BaseModel):
     lock_error_messages: list[str]
     rows: dict[str, int]
     predictions_served: int
+    prometheus_targets_up: dict[str, bool]  # scrape job -> all its targets up at the end
+    prometheus_series: int  # hybridops_* series Prometheus holds (exporter and inference metrics)
     skew_rows_compared: int
     connections: list[dict[str, Any]]
     unreachable_connections: list[dict[str, Any]]  # observed connections the NetworkPolicies block
@@ -128,6 +131,18 @@ def _stages(stack: Stack, landed: dict[str, float]) -> dict[str, dict[str, float
                 seconds = round(at - landed[month], 1)
                 out[month][asset] = min(out[month].get(asset, seconds), seconds)
     return out
+
+
+def _prometheus(stack: Stack) -> tuple[dict[str, bool], int]:
+    """Each scrape job's health and how many hybridops_* series Prometheus scraped, from its HTTP API."""
+    url = stack.url("prometheus") + "/api/v1"
+    targets = requests.get(url + "/targets", timeout=30).json()["data"]["activeTargets"]
+    up: dict[str, bool] = {}
+    for target in targets:
+        job = target["labels"]["job"]
+        up[job] = up.get(job, True) and target["health"] == "up"
+    series = requests.get(url + "/series", params={"match[]": '{__name__=~"hybridops_.+"}'}, timeout=60)
+    return up, len(series.json()["data"])
 
 
 def _skew_rows_compared(stack: Stack) -> int:
@@ -312,6 +327,7 @@ def _drive(
         by_status[run.status] = by_status.get(run.status, 0) + 1
         by_job[run.job] = by_job.get(run.job, 0) + 1
     skew = _skew_rows_compared(stack)
+    targets_up, series = _prometheus(stack)
     connections = [c.__dict__ for c in sorted(sampler.connections)]
     blocked = [
         {**item.connection.__dict__, "reason": item.reason}
@@ -336,6 +352,8 @@ def _drive(
         lock_error_messages=locks[:10],
         rows=_warehouse_counts(stack),
         predictions_served=traffic.predictions,
+        prometheus_targets_up=targets_up,
+        prometheus_series=series,
         skew_rows_compared=skew,
         connections=connections,
         unreachable_connections=blocked,
