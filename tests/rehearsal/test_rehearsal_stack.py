@@ -95,12 +95,19 @@ def test_a_run_launched_through_graphql_runs_in_a_run_worker_process(stack: Stac
 
 def test_prometheus_scrapes_the_release_on_loopback(stack: Stack) -> None:
     """The chart's scrape config, its targets moved to the Services' loopback ports: the exporter, MLflow
-    (with its login from the mounted Secret), the inference service and Prometheus itself answer."""
+    (with its login from the mounted Secret), the inference service, Alertmanager and Prometheus itself
+    answer."""
     deadline = time.monotonic() + 120
     while True:
         targets = requests.get(stack.url("prometheus") + "/api/v1/targets", timeout=30).json()["data"]
         health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
-        wanted = ("hybridops-prometheus", "hybridops-exporter", "hybridops-mlflow", "hybridops-inference")
+        wanted = (
+            "hybridops-prometheus",
+            "hybridops-exporter",
+            "hybridops-mlflow",
+            "hybridops-inference",
+            "hybridops-alertmanager",
+        )
         if all(health.get(job) == "up" for job in wanted) or time.monotonic() > deadline:
             break
         time.sleep(2)

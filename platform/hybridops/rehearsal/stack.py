@@ -29,6 +29,7 @@ from hybridops.rehearsal.workloads import (
     feast_pod,
     inference_pod,
     mlflow_pods,
+    start_alertmanager,
     start_dagster_daemon,
     start_dagster_user_code,
     start_dagster_webserver,
@@ -52,8 +53,14 @@ LONG_RUNNING = (
     "feast",
     "inference",
     "exporter",
+    "alertmanager",
     "prometheus",
 )
+
+
+def _renders(objs: tuple[dict[str, Any], ...], kind: str, name: str) -> bool:
+    return any(o["kind"] == kind and o["metadata"]["name"] == name for o in objs)
+
 
 _DAEMON_HEALTH = """
 query { instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }
@@ -147,8 +154,11 @@ def running_stack(
         start_exporter(cluster, exporter)
         start_inference(cluster, inference)
         start_feast(cluster, feast)
+        alerting = (
+            [start_alertmanager(cluster)] if _renders(objs, "Deployment", "hybridops-alertmanager") else []
+        )
         prometheus = start_prometheus(cluster)
-        for pod in (mlflow, webserver, inference, exporter, prometheus):
+        for pod in (mlflow, webserver, inference, exporter, *alerting, prometheus):
             cluster.wait_started(pod, deadline)
             mark(pod.name)
         cluster.wait(daemon, stack.daemons_healthy, deadline)

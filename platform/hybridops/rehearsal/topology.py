@@ -264,8 +264,9 @@ class Cluster:
             time.sleep(0.25)
 
     def wait_started(self, pod: Pod, deadline: float) -> None:
-        """Until the pod's rendered startup probe (HTTP or TCP) succeeds."""
-        self.wait(pod, lambda: pod.probe("startupProbe") in (0, 200), deadline)
+        """Until the pod's rendered startup probe (its readiness probe without one) succeeds."""
+        kind = "startupProbe" if "startupProbe" in pod.container else "readinessProbe"
+        self.wait(pod, lambda: pod.probe(kind) in (0, 200), deadline)
 
     def stop(self) -> None:
         """SIGTERM to every process group started here, then SIGKILL to whatever is left of them and of

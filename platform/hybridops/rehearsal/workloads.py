@@ -8,6 +8,7 @@ resolved when it is created (:meth:`Cluster.pod`).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -192,6 +193,22 @@ def start_dagster_daemon(cluster: Cluster) -> Pod:
     spec, container = workload(cluster.objs, "Deployment", "hybridops-dagster-daemon")
     pod = cluster.pod("dagster-daemon", spec, container)
     cluster.start(pod, cluster.command(pod))
+    return pod
+
+
+def start_alertmanager(cluster: Cluster) -> Pod:
+    """Alertmanager on the chart's routing config (Debian's ``prometheus-alertmanager``), on loopback."""
+    spec, container = workload(cluster.objs, "Deployment", "hybridops-alertmanager")
+    pod = cluster.pod("alertmanager", spec, container)
+    argv = cluster.command(pod)
+    listen = f"--web.listen-address=:{pod.ports['http'][0]}"
+    argv[argv.index(listen)] = f"--web.listen-address=127.0.0.1:{pod.local_port('http')}"
+    binary = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+    if binary is None:
+        raise RehearsalError("no alertmanager program: install the Debian package prometheus-alertmanager")
+    # The image's entrypoint is the alertmanager binary; the chart gives only its arguments.
+    cluster.start(pod, [binary, *argv])
+    cluster.expose("hybridops-alertmanager", pod)
     return pod
 
 
