@@ -7,22 +7,38 @@ STAMP := $(VENV)/.installed
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: setup run test lint format ui bench clean
+# The exact versions and hashes come from the lock files (README.md, "Dependencies"); `make lock` rewrites them.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev-lock.txt
+# The chart scanner's own environment (.venv-scan), locked from requirements-scan.txt.
+SCAN_LOCK := requirements/scan-lock.txt
+PIP_VERSION := 26.3
+UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
+# Python 3.11 on Linux x86_64 with glibc 2.36 (Debian 12: this machine and the images' python:3.11-slim-bookworm).
+LOCK_TARGET := --python-version 3.11.7 --python-platform x86_64-manylinux_2_36
+LOCK_FLAGS ?=
+
+.PHONY: setup run test lint format ui bench lock snapshots clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
+# Everything from the dev lock (hash-checked), then the project itself without resolving anything;
+# `pip check` fails when the lock no longer satisfies pyproject.toml (run `make lock`).
 # The install also builds MLflow's migrated empty store, which every fresh HYBRIDOPS_HOME copies.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	$(BIN)/python -m hybridops.registry.store_template
 	@touch $(STAMP)
 
-$(SCAN_STAMP): requirements-scan.txt
+$(SCAN_STAMP): $(SCAN_LOCK)
 	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
-	$(SCAN_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	$(SCAN_VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --require-hashes -r $(SCAN_LOCK)
+	$(SCAN_VENV)/bin/python -m pip check
 	@touch $(SCAN_STAMP)
 
 run: setup
@@ -48,6 +64,23 @@ bench: setup
 
 rehearse: setup
 	$(BIN)/hybridops rehearse --json .hybridops/rehearsal.json
+
+# Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
+# still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_TARGET) --generate-hashes --custom-compile-command "make lock" \
+	  $(LOCK_FLAGS) --quiet -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c $(LOCK) $(LOCK_TARGET) --generate-hashes \
+	  --custom-compile-command "make lock" $(LOCK_FLAGS) --quiet -o $(DEV_LOCK)
+	$(BIN)/uv pip compile requirements-scan.txt $(LOCK_TARGET) --generate-hashes \
+	  --custom-compile-command "make lock" $(LOCK_FLAGS) --quiet -o $(SCAN_LOCK)
+
+# Rewrite the generated files the tests compare against (chart goldens, the code location's snapshot,
+# the chart's values.yaml and values.schema.json); review the diff before committing it.
+snapshots: setup
+	$(BIN)/python tests/snapshot_files.py
 
 clean:
 	rm -rf .hybridops

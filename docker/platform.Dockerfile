@@ -9,10 +9,13 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# The runtime dependencies exactly as locked (versions and hashes, `make lock`), then the project alone.
+COPY requirements/lock.txt ./requirements/lock.txt
+RUN pip install --require-hashes -r requirements/lock.txt
 COPY pyproject.toml README.md ./
 COPY platform ./platform
 COPY dagster_project ./dagster_project
-RUN pip install . && python -m compileall -q /opt/venv
+RUN pip install --no-deps . && pip check && python -m compileall -q /opt/venv
 
 FROM ${PYTHON_IMAGE}
 # LightGBM needs the OpenMP runtime.

@@ -1,4 +1,5 @@
-"""Session fixtures: one real pipeline run on two months, shared by the end-to-end tests."""
+"""Session fixtures (one real pipeline run on two months, shared by the end-to-end tests), and the strict
+mode of CI: under ``HYBRIDOPS_STRICT_TOOLS=1`` a skipped test fails the session (see tests/tools.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools import STRICT_ENV, strict
 
 E2E_MONTHS = ["2013-01", "2013-02"]
 _CACHE_KEY = pytest.StashKey[str]()
+_SKIPS: list[tuple[str, str]] = []  # (node id, reason) of every skip in this session
+# Tests that need a real Kubernetes cluster (KUBECONFIG): deselected (not skipped) unless asked for with
+# `pytest -m real_cluster`; none can run on the project's machines, which have no control plane.
+REAL_CLUSTER = "real_cluster"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -20,6 +26,43 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = tempfile.mkdtemp(prefix="hybridops-test-cache-")
     config.stash[_CACHE_KEY] = cache
     os.environ["XDG_CACHE_HOME"] = cache  # subprocesses (CLI, servers) inherit it
+    _SKIPS.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if REAL_CLUSTER in (config.option.markexpr or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker(REAL_CLUSTER)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker(REAL_CLUSTER)]
+
+
+def _record_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPS.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _record_skip(report)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    _record_skip(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under strict mode, a skipped test fails the run: in CI a test that cannot run does not exist."""
+    if strict() and _SKIPS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if strict() and _SKIPS:
+        terminalreporter.section(f"{len(_SKIPS)} skipped under {STRICT_ENV}=1: the run fails", red=True)
+        for nodeid, reason in _SKIPS:
+            terminalreporter.line(f"SKIPPED {nodeid}: {reason}", red=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -395,6 +395,13 @@ class Settings(BaseSettings):
             "Feast; mlops and hybrid need both."
         ),
     )
+    telemetry: bool = Field(
+        False,
+        description=(
+            "Let the libraries hybridops runs (MLflow, and any honouring DO_NOT_TRACK) report anonymous "
+            "usage to their makers. Off by default: the command line sets their off switches."
+        ),
+    )
 
     @model_validator(mode="after")
     def _server_stores(self) -> Settings:

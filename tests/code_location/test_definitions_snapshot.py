@@ -1,55 +1,20 @@
 """Snapshot of the code location's shape: asset keys, groups, owners, checks, jobs, schedules, sensors.
 
-A change to the graph must be deliberate: regenerate with ``HYBRIDOPS_UPDATE_SNAPSHOTS=1 pytest`` and
+A change to the graph must be deliberate: regenerate with ``make snapshots`` (tests/snapshot_files.py) and
 review the diff of ``snapshots/definitions.json``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
-from dagster_project.definitions import defs
-
-SNAPSHOT = Path(__file__).with_name("snapshots") / "definitions.json"
-
-
-def _shape() -> dict:
-    graph = defs.resolve_asset_graph()
-    assets = {}
-    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
-        node = graph.get(key)
-        assets[key.to_user_string()] = {
-            "group": node.group_name,
-            "owners": sorted(node.owners),
-            "partitioned": node.partitions_def is not None,
-            "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
-        }
-    checks = sorted(
-        f"{check_key.asset_key.to_user_string()}:{check_key.name}"
-        + (" (blocking)" if graph.get_check_spec(check_key).blocking else "")
-        for check_key in graph.asset_check_keys
-    )
-    return {
-        "assets": assets,
-        "checks": checks,
-        "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
-        "schedules": sorted(schedule.name for schedule in defs.schedules or ()),
-        "sensors": sorted(sensor.name for sensor in defs.sensors or ()),
-    }
+from snapshot_files import DEFINITIONS_SNAPSHOT, assert_matches, definitions_shape, definitions_text
 
 
 def test_definitions_match_the_snapshot():
-    shape = _shape()
-    if os.environ.get("HYBRIDOPS_UPDATE_SNAPSHOTS") == "1":
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n")
-    assert shape == json.loads(SNAPSHOT.read_text())
+    assert_matches(DEFINITIONS_SNAPSHOT, definitions_text())
 
 
 def test_data_team_owns_dataops_and_features_are_shared():
-    shape = _shape()["assets"]
+    shape = definitions_shape()["assets"]
     for name, asset in shape.items():
         if asset["group"] in {"ingest", "quality", "warehouse"}:
             assert asset["owners"] == ["team:data"], name

@@ -9,7 +9,6 @@ from typing import Any
 from hybridops.deploy import chart
 
 EXISTING_SECRETS = chart.CI_DIR / "existing-secrets-values.yaml"
-GOLDEN_DIR = Path(__file__).parent / "golden"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace", "PersistentVolume", "StorageClass"}

@@ -5,7 +5,6 @@ Alertmanager to a webhook set in values; Prometheus sends its alerts to it."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -20,16 +19,12 @@ import pytest
 import requests
 import yaml
 from deploy_support import find, objects
+from tools import require_tool
 
 from hybridops.deploy import chart
 from hybridops.deploy.values import AlertReceivers, EmailNotifier, SlackNotifier, WebhookNotifier
 
 INFRA_CONFIG = chart.CHART_DIR.parents[1] / "infra" / "alertmanager" / "alertmanager.yml"
-AMTOOL = shutil.which("amtool")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-needs_amtool = pytest.mark.skipif(
-    AMTOOL is None, reason="amtool missing: apt-get install prometheus-alertmanager (Debian package)"
-)
 NAME = "hybridops-alertmanager"
 
 # Receivers as a user sets them (hosts under reserved example/invalid names: nothing is contacted).
@@ -166,17 +161,16 @@ def test_credentials_stay_out_of_everything_but_the_secret() -> None:
             assert "services/T0/" not in json.dumps(obj), (obj["kind"], obj["metadata"]["name"])
 
 
-@needs_amtool
 @pytest.mark.parametrize("case", ["defaults", "receivers"])
 def test_rendered_config_passes_amtool(case: str, tmp_path: Path) -> None:
     path = tmp_path / "alertmanager.yml"
     path.write_text(_config_text(_case(case)))
-    result = subprocess.run([str(AMTOOL), "check-config", str(path)], capture_output=True, text=True)
+    amtool = require_tool("amtool")
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 receivers" in result.stdout and "3 inhibit rules" in result.stdout
 
 
-@needs_amtool
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
@@ -193,7 +187,7 @@ def test_rendered_config_routes_by_team_and_severity(
     path = tmp_path / "alertmanager.yml"
     path.write_text(_config_text(_with_receivers()))
     result = subprocess.run(
-        [str(AMTOOL), "config", "routes", "test", f"--config.file={path}", *labels],
+        [require_tool("amtool"), "config", "routes", "test", f"--config.file={path}", *labels],
         capture_output=True,
         text=True,
     )
@@ -352,12 +346,10 @@ def _wait(condition: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-@pytest.mark.skipif(
-    ALERTMANAGER is None, reason="alertmanager missing: apt-get install prometheus-alertmanager"
-)
 def test_a_real_alertmanager_delivers_to_the_webhook_set_in_values(tmp_path: Path) -> None:
     """The rendered Secret's configuration, unchanged, run by a real Alertmanager on loopback: a critical
     data-team alert reaches the data-team-critical webhook from values (after the tree's 10s group_wait)."""
+    alertmanager = require_tool("alertmanager")
     with _webhook() as (base, received):
         receivers = {
             key: {"webhook": {"url": f"{base}/{key}"}}
@@ -368,7 +360,7 @@ def test_a_real_alertmanager_delivers_to_the_webhook_set_in_values(tmp_path: Pat
         log = (tmp_path / "alertmanager.log").open("wb")
         process = subprocess.Popen(
             [
-                str(ALERTMANAGER),
+                alertmanager,
                 f"--config.file={tmp_path / 'alertmanager.yml'}",
                 f"--storage.path={tmp_path / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -1,4 +1,4 @@
-"""The images: pinned base, non-root UID >= 10000, read-only-root friendly."""
+"""The images: pinned base, locked dependencies, non-root UID >= 10000, read-only-root friendly."""
 
 from __future__ import annotations
 
@@ -18,4 +18,7 @@ def test_dockerfile_defaults(name: str) -> None:
     assert "latest" not in text
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert "PYTHONDONTWRITEBYTECODE=1" in text and "HOME=/tmp" in text
-    assert "pip install ." in text
+    # Dependencies only from the runtime lock (hash-checked), the project itself without resolving any.
+    assert "pip install --require-hashes -r requirements/lock.txt" in text
+    assert "pip install --no-deps ." in text and "pip check" in text
+    assert text.index("requirements/lock.txt") < text.index("pip install --no-deps .")

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 import typer
 import yaml
 from deploy_support import CASES, EXISTING_SECRETS, find, objects, render
+from tools import require_tool
 
 from hybridops.cli.app import app
 from hybridops.deploy import chart
@@ -27,7 +27,6 @@ from hybridops.settings import Settings
 PROFILES = chart.profiles()
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
 EXPORTER = "hybridops-exporter"
-PROMTOOL = shutil.which("promtool")
 DATAOPS_EXTERNAL = chart.CI_DIR / "external-monitoring-dataops-values.yaml"
 # The component each exporter source needs (the warehouse is on the data volume of the Dagster pipeline).
 SOURCE_COMPONENT = {"dagster": "dagster", "warehouse": "dagster", "feast": "feast", "mlflow": "mlflow"}
@@ -388,7 +387,6 @@ def test_external_mode_has_no_headless_service_and_monitors_the_exporter() -> No
     assert _exporter_sources(dataops) == ["dagster", "warehouse"]
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: apt-get install prometheus (Debian package)")
 @pytest.mark.parametrize("profile", PROFILES)
 def test_bundled_prometheus_config_passes_promtool(profile: str, tmp_path: Path) -> None:
     """The rendered prometheus.yml with the rule files of the same ConfigMap, as the pod mounts them."""
@@ -402,7 +400,9 @@ def test_bundled_prometheus_config_passes_promtool(profile: str, tmp_path: Path)
     config["rule_files"] = [str(tmp_path / "rules" / "*.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [str(PROMTOOL), "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+        [require_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout + result.stderr

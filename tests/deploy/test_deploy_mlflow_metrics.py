@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import shutil
 import socket
 import subprocess
 import threading
@@ -23,13 +22,13 @@ import pytest
 import requests
 import yaml
 from deploy_support import EXISTING_SECRETS, find, objects
+from tools import require_tool
 
 from hybridops.deploy import chart
 from hybridops.processes import stop as stop_process
 
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
 DATAOPS_EXTERNAL = chart.CI_DIR / "external-monitoring-dataops-values.yaml"
-PROMETHEUS = shutil.which("prometheus")
 JOB = "hybridops-mlflow"
 
 # (id, profile, values files, overrides)
@@ -178,9 +177,6 @@ def _up(url: str) -> dict[str, float]:
     return {r["metric"]["job"]: float(r["value"][1]) for r in body["data"]["result"]}
 
 
-@pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus missing: apt-get install prometheus (Debian package)"
-)
 def test_prometheus_with_the_rendered_job_scrapes_mlflow_behind_basic_auth(tmp_path: Path) -> None:
     """The rendered job, its target and password file moved to the test's (the file holds what the Secret
     holds), next to the same job without ``basic_auth``: the first is up, the second gets 401 (what the
@@ -201,7 +197,7 @@ def test_prometheus_with_the_rendered_job_scrapes_mlflow_behind_basic_auth(tmp_p
         with (tmp_path / "prometheus.log").open("wb") as log:
             process = subprocess.Popen(
                 [
-                    str(PROMETHEUS),
+                    require_tool("prometheus"),
                     f"--config.file={tmp_path / 'prometheus.yml'}",
                     f"--storage.tsdb.path={tmp_path / 'data'}",
                     f"--web.listen-address=127.0.0.1:{port}",

@@ -17,7 +17,6 @@ import contextlib
 import importlib
 import json
 import re
-import shutil
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ import pytest
 import requests
 import yaml
 from deploy_support import find, objects
+from tools import missing, require_tool
 
 from hybridops.deploy import chart
 from hybridops.rehearsal.kubelet import NAMESPACE, POD_IP, Pod, group_members, secret_data
@@ -126,10 +126,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not all(shutil.which(name) for name in ("redis-server", "redis-cli", "psql")):
-        pytest.skip(
-            "redis-server, redis-cli or psql missing (Debian packages redis-server, postgresql-client)"
-        )
+    for tool in ("redis-server", "redis-cli", "psql", "pg_isready", "initdb", "postgres"):
+        require_tool(tool)
     started = time.monotonic()
     deadline = started + STARTUP_SECONDS
     objs = objects(PROFILE)
@@ -149,7 +147,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         try:
             pods["postgresql"] = cleanup.enter_context(chart_postgresql(cluster))
         except MissingProgram as exc:
-            pytest.skip(str(exc))
+            missing(str(exc), "apt-get install postgresql (Debian package)")
         cleanup.callback(cluster.stop)  # every process, before PostgreSQL goes
         mark("postgresql")
         pods["redis"] = redis = start_redis(cluster)

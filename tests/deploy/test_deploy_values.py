@@ -9,7 +9,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from deploy_support import EXISTING_SECRETS, GOLDEN_DIR
+from snapshot_files import ACCEPT, assert_matches, golden_path, golden_text
 
 from hybridops.deploy import chart, schema
 from hybridops.deploy.values import ChartValues
@@ -17,7 +17,7 @@ from hybridops.settings import Settings
 
 
 def test_generated_files_are_up_to_date() -> None:
-    assert schema.stale_files() == [], "run: python -m hybridops.deploy.schema"
+    assert schema.stale_files() == [], ACCEPT
     assert schema.main(["--check"]) == 0
 
 
@@ -218,14 +218,4 @@ def test_unknown_profile_is_named() -> None:
 
 @pytest.mark.parametrize("profile", chart.profiles())
 def test_golden_snapshot(profile: str) -> None:
-    import os
-
-    rendered = chart.render(profile, [EXISTING_SECRETS])
-    text = "".join(f"# Source: {path}\n{body.strip()}\n---\n" for path, body in rendered.items())
-    golden = GOLDEN_DIR / f"{profile}.yaml"
-    if os.environ.get("HYBRIDOPS_UPDATE_SNAPSHOTS") == "1" or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-        if os.environ.get("HYBRIDOPS_UPDATE_SNAPSHOTS") != "1":
-            pytest.fail(f"wrote missing snapshot {golden}; re-run")
-    assert text == golden.read_text(), f"{golden} differs: HYBRIDOPS_UPDATE_SNAPSHOTS=1 to accept"
+    assert_matches(golden_path(profile), golden_text(profile))

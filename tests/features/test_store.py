@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from pathlib import Path
 
@@ -40,16 +39,13 @@ from hybridops.features.store import (
 )
 from hybridops.settings import FeastSettings, RedisOnlineStore, Settings
 
-HAS_IBIS = importlib.util.find_spec("ibis") is not None
-BACKENDS = [
-    pytest.param("duckdb", marks=pytest.mark.skipif(not HAS_IBIS, reason="feast[duckdb] (ibis) missing")),
-    "dask",
-]
+# feast[duckdb] (ibis) is a declared dependency: both offline stores always run.
+BACKENDS = ["duckdb", "dask"]
 
 
 def test_repo_config_follows_settings(tmp_path: Path) -> None:
     assert Settings(home=tmp_path).feast.offline_store == "duckdb"
-    settings = Settings(home=tmp_path, feast=FeastSettings(offline_store="duckdb" if HAS_IBIS else "dask"))
+    settings = Settings(home=tmp_path, feast=FeastSettings(offline_store="duckdb"))
     config = repo_config(settings)
     assert config.online_store.type == "sqlite"
     assert config.online_store.path == str(tmp_path.resolve() / "feast" / "online.db")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 import yaml
+from tools import require_tool
 
 from hybridops.processes import stop as stop_process
 
@@ -125,8 +126,9 @@ class Prometheus:
         return list(body["data"]["result"])
 
 
-def prometheus_binary() -> str | None:
-    return shutil.which("prometheus")
+def prometheus_binary() -> str:
+    """Prometheus's path; skips the test (fails it under HYBRIDOPS_STRICT_TOOLS=1) when it is missing."""
+    return require_tool("prometheus")
 
 
 @contextmanager
@@ -179,9 +181,9 @@ def run_prometheus(
 
 
 # --- a real Alertmanager and a webhook receiver ------------------------------------------------------
-def alertmanager_binary() -> str | None:
+def alertmanager_binary() -> str:
     """Debian names the binary ``prometheus-alertmanager``; upstream builds name it ``alertmanager``."""
-    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return require_tool("alertmanager")
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,7 @@ def run_alertmanager(workdir: Path, config: dict[str, Any]) -> Iterator[Alertman
 @contextmanager
 def run_inference_service(home: Path, env: dict[str, str]) -> Iterator[str]:
     """``hybridops serve`` as a subprocess on a free port; yields its base URL once ready."""
-    exe = Path(REPO / ".venv" / "bin" / "hybridops")
+    exe = Path(sys.executable).with_name("hybridops")  # the running virtualenv's, wherever it lives
     port = free_port()
     log = home / f"serve-{port}.log"
     with log.open("wb") as sink:

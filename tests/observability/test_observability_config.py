@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -16,15 +15,7 @@ from observability_support import (
     dashboards,
     panel_queries,
 )
-
-PROMTOOL = shutil.which("promtool")
-AMTOOL = shutil.which("amtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool missing: apt-get install prometheus (Debian package)"
-)
-needs_amtool = pytest.mark.skipif(
-    AMTOOL is None, reason="amtool missing: apt-get install prometheus-alertmanager (Debian package)"
-)
+from tools import require_tool
 
 REQUIRED_ALERTS = {
     "HybridopsPipelineFailing",
@@ -40,19 +31,22 @@ REQUIRED_ALERTS = {
 }
 
 
-@needs_promtool
 def test_promtool_check_rules() -> None:
     files = sorted(RULES_DIR.glob("*.yaml"))
-    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, files)], capture_output=True, text=True)
+    result = subprocess.run(
+        [require_tool("promtool"), "check", "rules", *map(str, files)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
 def test_promtool_test_rules() -> None:
     files = sorted(RULE_TESTS_DIR.glob("*.yaml"))
     assert files
     result = subprocess.run(
-        [PROMTOOL, "test", "rules", *map(str, files)], capture_output=True, text=True, cwd=RULE_TESTS_DIR
+        [require_tool("promtool"), "test", "rules", *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=RULE_TESTS_DIR,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -103,15 +97,13 @@ def test_rule_unit_tests_use_the_default_freshness_thresholds() -> None:
     assert "93600x" in unit_tests  # 26h in seconds
 
 
-@needs_amtool
 def test_amtool_check_config() -> None:
     result = subprocess.run(
-        [AMTOOL, "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True
+        [require_tool("amtool"), "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_amtool
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
@@ -124,7 +116,7 @@ def test_amtool_check_config() -> None:
 )
 def test_alertmanager_routes_by_team_and_severity(labels: list[str], receiver: str) -> None:
     result = subprocess.run(
-        [AMTOOL, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels],
+        [require_tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels],
         capture_output=True,
         text=True,
     )

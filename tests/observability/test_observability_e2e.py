@@ -258,8 +258,7 @@ FLIGHT = {"carrier": "UA", "flight": 1545, "origin": "EWR", "dest": "IAH", "tail
 
 @pytest.fixture(scope="module")
 def prometheus(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if prometheus_binary() is None:
-        pytest.skip("prometheus missing: apt-get install prometheus (Debian package)")
+    prometheus_binary()  # skip (fail when strict) before starting anything
     from hybridops.orchestration.instance import instance_env
 
     exporter_port = free_port()

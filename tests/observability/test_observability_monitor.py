@@ -23,9 +23,12 @@ from observability_support import RULES_DIR, alert_rules, free_port, prometheus_
 from hybridops.processes import default_signals
 
 EXE = str(Path(sys.executable).with_name("hybridops"))
-needs_prometheus = pytest.mark.skipif(
-    prometheus_binary() is None, reason="prometheus missing: apt-get install prometheus (Debian package)"
-)
+
+
+@pytest.fixture
+def needs_prometheus() -> None:
+    """`hybridops monitor` starts the machine's Prometheus: skip (fail when strict) without it."""
+    prometheus_binary()
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -147,7 +150,7 @@ def _stop_and_check(running: Running, stop: signal.Signals, ports: list[int], st
     assert "Traceback" not in stderr.read_text()
 
 
-@needs_prometheus
+@pytest.mark.usefixtures("needs_prometheus")
 def test_monitor_runs_prometheus_with_the_rules_and_both_targets(tmp_path: Path) -> None:
     exporter_port, prometheus_port = free_port(), free_port()
     home, stderr = tmp_path / "home", tmp_path / "stderr"
@@ -209,7 +212,7 @@ def test_monitor_runs_prometheus_with_the_rules_and_both_targets(tmp_path: Path)
     assert running.stdout[-1] == "stopping prometheus and the exporter"
 
 
-@needs_prometheus
+@pytest.mark.usefixtures("needs_prometheus")
 def test_monitor_stops_prometheus_on_sigterm(tmp_path: Path) -> None:
     # Without its own handler, SIGTERM would end monitor at once and leave Prometheus running.
     ports = [free_port(), free_port()]
@@ -243,14 +246,14 @@ def test_monitor_without_prometheus_says_how_to_install_it(tmp_path: Path) -> No
     assert not (tmp_path / "home").exists()  # nothing started, nothing written
 
 
-@needs_prometheus
+@pytest.mark.usefixtures("needs_prometheus")
 def test_monitor_rejects_an_inference_url_that_is_not_one(tmp_path: Path) -> None:
     code, line, others = _one_line_error(["--inference-url=127.0.0.1:8000"], _env(tmp_path / "home"))
     assert code == 2 and not others
     assert line.startswith("hybridops: error: --inference-url '127.0.0.1:8000' is not an http(s)://host:port")
 
 
-@needs_prometheus
+@pytest.mark.usefixtures("needs_prometheus")
 @pytest.mark.parametrize("taken", ["exporter", "prometheus"])
 def test_monitor_on_a_taken_port_fails_in_one_line_and_leaves_nothing_running(
     tmp_path: Path, taken: str

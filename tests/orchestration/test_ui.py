@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools import require_tool
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -39,9 +39,6 @@ SCREENSHOT = REPO_ROOT / "docs" / "img" / "dagster-asset-graph.png"
 GRAPH_ASSETS = ["raw_flights", "flights", "spc_daily_metrics", "fct_flights", "online_features"]
 START_TIMEOUT_S = 90
 RENDER_TIMEOUT_MS = 60_000
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: the UI test drives the system Chromium", allow_module_level=True)
 
 
 def _free_port() -> int:
@@ -82,7 +79,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def ui_url(pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def chromium() -> str:
+    """The system Chromium the UI tests drive (checked before the pipeline run they also need)."""
+    return require_tool("chromium")
+
+
+@pytest.fixture(scope="module")
+def ui_url(
+    chromium: str, pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """``hybridops ui`` on the session's pipeline home, as a user would start it."""
     home, _ = pipeline_run
     port = _free_port()
@@ -107,23 +112,23 @@ def ui_url(pipeline_run: tuple[Path, object], tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def browser(ui_url: str) -> Iterator[object]:
+def browser(chromium: str, ui_url: str) -> Iterator[object]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             # A fresh instance greets the first visitor with "Join the Dagster community"; skipping it is
             # stored in the instance (DAGSTER_HOME/.nux), so it is dismissed once here, before any test.
-            first = chromium.new_page()
+            first = launched.new_page()
             first.goto(f"{ui_url}/overview")
             with contextlib.suppress(PlaywrightTimeout):
                 first.get_by_role("button", name="Skip").click(timeout=15_000)
             first.close()
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 @pytest.fixture

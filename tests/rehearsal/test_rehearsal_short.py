@@ -7,24 +7,31 @@ summary is checked field by field."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tools import require_tool
 
 from hybridops.rehearsal.source import MonthlySource
 
+# The release's programs that come from this machine (Debian packages) rather than the virtualenv.
+TOOLS_USED = (
+    "redis-server",
+    "redis-cli",
+    "psql",
+    "pg_isready",
+    "initdb",
+    "postgres",
+    "prometheus",
+    "alertmanager",
+)
 MONTHS = ["2013-01", "2013-02", "2013-03"]
 
 
 def test_the_automation_carries_each_dropped_month_to_scored_predictions(tmp_path: Path) -> None:
-    missing = [name for name in ("redis-server", "psql", "prometheus") if not shutil.which(name)]
-    if missing:
-        pytest.skip(
-            f"missing programs {missing} (Debian packages redis-server, postgresql-client, prometheus)"
-        )
+    for tool in TOOLS_USED:
+        require_tool(tool)
     summary_path = tmp_path / "rehearsal.json"
     command = [
         str(Path(sys.executable).with_name("hybridops")),

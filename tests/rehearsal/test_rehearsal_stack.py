@@ -5,13 +5,13 @@ queued, dequeued by the daemon and executed by a run worker that is a process of
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
 import requests
+from tools import missing, require_tool
 
 from hybridops.deploy import chart
 from hybridops.rehearsal.postgres import MissingProgram
@@ -39,20 +39,30 @@ query Run($runId: ID!) {
 """
 
 
+# The release's programs that come from this machine (Debian packages) rather than the virtualenv.
+TOOLS_USED = (
+    "redis-server",
+    "redis-cli",
+    "psql",
+    "pg_isready",
+    "initdb",
+    "postgres",
+    "prometheus",
+    "alertmanager",
+)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    missing = [name for name in ("redis-server", "psql", "prometheus") if not shutil.which(name)]
-    if missing:
-        pytest.skip(
-            f"missing programs {missing} (Debian packages redis-server, postgresql-client, prometheus)"
-        )
+    for tool in TOOLS_USED:
+        require_tool(tool)
     try:
         with running_stack(
             tuple(chart.manifests(chart.render("hybrid"))), tmp_path_factory.mktemp("rehearsal")
         ) as running:
             yield running
     except MissingProgram as exc:
-        pytest.skip(str(exc))
+        missing(str(exc), "apt-get install postgresql (Debian package)")
 
 
 def test_a_run_launched_through_graphql_runs_in_a_run_worker_process(stack: Stack) -> None:

@@ -6,7 +6,6 @@ A module with a unique name (not conftest) so test modules import it unambiguous
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from tools import require_tool
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables
@@ -171,10 +171,7 @@ class RedisServer:
     """A throwaway redis-server on a free loopback port, data in a temp dir."""
 
     def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.binary = binary
+        self.binary = require_tool("redis-server")
         self.workdir = workdir
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None

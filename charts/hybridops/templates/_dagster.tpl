@@ -69,6 +69,7 @@ spec:
             {{- end }}
           env:
             {{- include "hybridops.dagster.env" $ | nindent 12 }}
+            {{- include "hybridops.telemetryEnv" $ | nindent 12 }}
           ports:
             - name: http
               containerPort: 3000

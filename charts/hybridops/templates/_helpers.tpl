@@ -228,11 +228,26 @@ topologySpreadConstraints:
 {{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretFlaskKeyKey }}{{ else }}flask-secret-key{{ end -}}
 {{- end -}}
 
+{{/* Usage telemetry (hybridops.telemetry): off by default, as on a laptop (hybridops/telemetry.py). Every
+     container of the platform image carries it: MLflow server and clients, Dagster, Feast, hybridops. */}}
+{{- define "hybridops.telemetryEnv" -}}
+{{- if .Values.hybridops.telemetry }}
+- name: HYBRIDOPS_TELEMETRY
+  value: "true"
+{{- else }}
+- name: MLFLOW_DISABLE_TELEMETRY
+  value: "true"
+- name: DO_NOT_TRACK
+  value: "true"
+{{- end }}
+{{- end -}}
+
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}
 - name: HYBRIDOPS_HOME
   value: /data
+{{ include "hybridops.telemetryEnv" . }}
 {{- if include "hybridops.postgresql.needed" . }}
 - name: PG_PASSWORD
   valueFrom:

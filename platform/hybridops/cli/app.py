@@ -443,6 +443,30 @@ def rehearse(
         raise typer.Exit(code=1)
 
 
+def _telemetry_enabled() -> bool:
+    """``Settings.telemetry`` (HYBRIDOPS_TELEMETRY); off when the settings do not load (the command
+    then says why)."""
+    from pydantic import ValidationError
+
+    from hybridops.settings import load_settings
+
+    try:
+        return load_settings().telemetry
+    except ValidationError:
+        return False
+
+
+@app.callback()
+def _before_every_command() -> None:
+    # Runs before any command (not for --help, which stays fast): usage telemetry off for this process and
+    # every process it starts, unless the user turned it on.
+    import os
+
+    from hybridops.telemetry import telemetry_env
+
+    os.environ.update(telemetry_env(_telemetry_enabled()))
+
+
 def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback."""
     import os

@@ -200,6 +200,14 @@ class HybridopsValues(_Values):
             "several pods on several nodes mount it at once."
         ),
     )
+    telemetry: bool = Field(
+        False,
+        description=(
+            "Let MLflow (server and clients) and any library honouring DO_NOT_TRACK report anonymous usage "
+            "to their makers. Off: every hybridops and MLflow container gets MLFLOW_DISABLE_TELEMETRY=true "
+            "and DO_NOT_TRACK=true; on: HYBRIDOPS_TELEMETRY=true instead."
+        ),
+    )
 
 
 # --- Dagster --------------------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ CODE_LOCATION_MODULE = "dagster_project.definitions"
 _MANAGED = "# Written by hybridops; delete this line to keep your own edits."
 _STORAGE = "hybridops.orchestration.storage"
 
-# No telemetry (machines here are offline); Dagster's SQLite layout under the instance folder, through
-# storages that keep their connections open (see hybridops.orchestration.storage for why).
+# Telemetry as Settings.telemetry says (off by default, hybridops.telemetry); Dagster's SQLite layout under
+# the instance folder, through storages that keep their connections open (see hybridops.orchestration.storage).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
-  enabled: false
+  enabled: {telemetry}
 run_monitoring:
   enabled: false
 run_storage:
@@ -43,8 +43,10 @@ schedule_storage:
 _EARLIER_DAGSTER_YAML = "telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: false\n"
 
 
-def dagster_yaml(home: Path) -> str:
-    return _DAGSTER_YAML.format(managed=_MANAGED, storage=_STORAGE, home=home)
+def dagster_yaml(home: Path, telemetry: bool = False) -> str:
+    return _DAGSTER_YAML.format(
+        managed=_MANAGED, storage=_STORAGE, home=home, telemetry="true" if telemetry else "false"
+    )
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -52,7 +54,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = dagster_yaml(home.resolve())
+    wanted = dagster_yaml(home.resolve(), settings.telemetry)
     current = config.read_text() if config.exists() else None
     # Rewritten while it is ours, so a moved state directory or a newer hybridops takes effect.
     if current in (None, _EARLIER_DAGSTER_YAML) or (current.startswith(_MANAGED) and current != wanted):
