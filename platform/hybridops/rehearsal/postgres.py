@@ -53,7 +53,12 @@ def throwaway_postgres(user: str = "hybridops", password: str | None = None) -> 
             raise MissingProgram(
                 "running as root and there is no 'postgres' user to run PostgreSQL as"
             ) from None
-        as_owner = ["runuser", "-u", "postgres", "--"]
+        runuser = shutil.which("runuser") or (
+            "/usr/sbin/runuser" if Path("/usr/sbin/runuser").exists() else None
+        )
+        if runuser is None:
+            raise MissingProgram("running as root and runuser is missing: apt-get install util-linux")
+        as_owner = [runuser, "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="hybridops-pg-"))
     if as_owner:
         os.chown(base, owner.pw_uid, owner.pw_gid)

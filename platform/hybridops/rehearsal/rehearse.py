@@ -28,6 +28,7 @@ from hybridops.deploy.reachability import unreachable
 from hybridops.rehearsal import dagster_api
 from hybridops.rehearsal.kubelet import RehearsalError
 from hybridops.rehearsal.observe import Sampler
+from hybridops.rehearsal.postgres import MissingProgram
 from hybridops.rehearsal.source import MonthlySource
 from hybridops.rehearsal.stack import LONG_RUNNING, Stack, running_stack
 from hybridops.rehearsal.topology import workload
@@ -37,6 +38,14 @@ from hybridops.rehearsal.traffic import Traffic, flights_payload
 DATA_CHAIN = ("raw_flights", "flights", "fct_flights", "feature_tables", "online_features")
 SCORED = "batch_predictions"  # a month is fresh when its predictions are scored
 CHAIN = (*DATA_CHAIN, SCORED, "model_monitoring")
+# The release's programs that come from this machine, not from the virtualenv (PostgreSQL's server is
+# checked where it starts: Debian keeps it off PATH).
+PROGRAMS = (
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
+    ("psql", "postgresql-client"),
+    ("prometheus", "prometheus"),
+)
 SKEW_AUDIT_CRON = "*/5 * * * *"
 WATCHED = "/data/source"  # where the rehearsal drops the source when the chart names no folder
 
@@ -155,6 +164,9 @@ def rehearse(options: Options, progress: Callable[[str], None] = print) -> Summa
     (unless ``options.keep``: then after Ctrl-C)."""
     from hybridops.deploy import chart
 
+    for program, package in PROGRAMS:
+        if shutil.which(program) is None:
+            raise MissingProgram(f"{program} is not installed: apt-get install {package} (Debian package)")
     started = time.monotonic()
     root = options.root or Path(tempfile.mkdtemp(prefix="hybridops-rehearsal-"))
     adaptations = [
