@@ -1,38 +1,10 @@
-"""The hybridops code location: one graph for the data team's and the ML team's assets."""
+"""The hybridops code location, profile `hybrid` (see `dagster_project.build`)."""
 
 import dagster as dg
 
-from dagster_project import features, ingest, monitoring, quality, spc, training, warehouse
-from dagster_project.jobs import (
-    dimensions_job,
-    monthly_job,
-    report_job,
-    scoring_job,
-    skew_audit_job,
-    skew_audit_schedule,
-    training_job,
-)
-from dagster_project.resources import HybridopsResource
+from dagster_project.build import build_definitions
 
-defs = dg.Definitions(
-    assets=[
-        *ingest.raw_assets,
-        *quality.validated_assets,
-        spc.spc_daily_metrics,
-        warehouse.fct_flights,
-        warehouse.on_time_report,
-        features.feature_tables,
-        features.feast_registry,
-        features.online_features,
-        training.training_set,
-        training.candidate_model,
-        training.champion_model,
-        monitoring.batch_predictions,
-        monitoring.model_monitoring,
-        monitoring.feature_skew_audit,
-    ],
-    jobs=[dimensions_job, monthly_job, report_job, training_job, scoring_job, skew_audit_job],
-    schedules=[skew_audit_schedule],
-    sensors=[monitoring.retrain_on_drift_or_spc],
-    resources={"hybridops": HybridopsResource()},
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions("hybrid")

@@ -9,6 +9,7 @@ from hybridops.features.store import apply_definitions, feature_store, materiali
 from hybridops.warehouse.db import connect
 
 OWNERS = ["team:data", "team:ml"]
+ONLINE_STORE_POOL = "online_store"
 
 
 @dg.asset(
@@ -56,6 +57,9 @@ def feast_registry(hybridops: HybridopsResource) -> dg.MaterializeResult:
     owners=OWNERS,
     kinds={"feast", "sqlite"},
     **MONTHLY,
+    # One writer of the online store at a time (months fanned out to parallel runs would otherwise write
+    # the same entities' rows at once).
+    pool=ONLINE_STORE_POOL,
     deps=[feature_tables, feast_registry],
     description="The latest feature values of the run's months materialized into the Feast online store.",
 )

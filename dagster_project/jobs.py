@@ -1,24 +1,43 @@
-"""Jobs: reference data, one month of data, the report, training, and one month of scoring/monitoring."""
+"""Jobs: reference data, one month of data, the report, training, and one month of scoring/monitoring.
+
+Each profile's code location has the jobs whose assets it holds (``jobs_for``).
+"""
+
+from __future__ import annotations
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-DATA_GROUPS = ("ingest", "quality", "warehouse", "features")
+DATA_GROUPS = ("ingest", "quality", "warehouse")
+ML_DATA_GROUPS = ("features",)
+DIMENSION_ASSETS = ("raw_planes", "raw_airlines", "raw_airports", "planes", "airlines", "airports")
 
-dimensions_job = dg.define_asset_job(
-    "dimensions",
-    selection=dg.AssetSelection.assets(
-        "raw_planes", "raw_airlines", "raw_airports", "planes", "airlines", "airports", "feast_registry"
-    ),
-    description="Reference tables (planes, airlines, airports) and the Feast registry.",
-)
 
-monthly_job = dg.define_asset_job(
-    "monthly_partition",
-    selection=dg.AssetSelection.groups(*DATA_GROUPS)
-    - dg.AssetSelection.assets("on_time_report")
-    - dimensions_job.selection,
-    description="One month of data through the graph: ingest, validation, SPC, warehouse, features.",
-)
+def _dimensions_job(ml: bool) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        "dimensions",
+        selection=dg.AssetSelection.assets(*DIMENSION_ASSETS, *(("feast_registry",) if ml else ())),
+        description="Reference tables (planes, airlines, airports)"
+        + (" and the Feast registry." if ml else "."),
+    )
+
+
+def _monthly_job(data: bool, ml: bool) -> UnresolvedAssetJobDefinition:
+    groups = (DATA_GROUPS if data else ()) + (ML_DATA_GROUPS if ml else ())
+    excluded = ("on_time_report", *DIMENSION_ASSETS) if data else ()
+    return dg.define_asset_job(
+        "monthly_partition",
+        selection=dg.AssetSelection.groups(*groups)
+        - dg.AssetSelection.assets(*excluded, *(("feast_registry",) if ml else ())),
+        description=(
+            "One month of data through the graph: "
+            + ", ".join(
+                (["ingest, validation, SPC, warehouse"] if data else []) + (["features"] if ml else [])
+            )
+            + "."
+        ),
+    )
+
 
 report_job = dg.define_asset_job(
     "report",
@@ -45,8 +64,16 @@ skew_audit_job = dg.define_asset_job(
     description="Served feature vectors against Feast's point-in-time recomputation.",
 )
 
-skew_audit_schedule = dg.ScheduleDefinition(
-    job=skew_audit_job,
-    cron_schedule="0 6 * * *",
-    description="Daily audit of what the inference service served (turn on where the service runs).",
-)
+
+def jobs_for(data: bool, ml: bool) -> list[UnresolvedAssetJobDefinition]:
+    """The jobs of a code location holding the DataOps half (``data``), the ML half (``ml``) or both."""
+    jobs = []
+    if data:
+        jobs.append(_dimensions_job(ml))
+    if data or ml:
+        jobs.append(_monthly_job(data, ml))
+    if data:
+        jobs.append(report_job)
+    if ml:
+        jobs += [training_job, scoring_job, skew_audit_job]
+    return jobs

@@ -10,13 +10,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from dagster_project.automation import default_status
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from dagster_project.training import training_set_path
 from hybridops.features.store import feature_store
 from hybridops.monitoring.loop import LoopDecision, collect_signals, decide, record_report
 from hybridops.monitoring.report import drift_report, write_drift
-from hybridops.settings import Settings
+from hybridops.settings import OrchestrationSettings, Settings
 from hybridops.warehouse.db import connect, read_frame, table_exists, write_parquet_partition
 
 OWNERS = ["team:ml"]
@@ -243,12 +244,23 @@ def retrain_request(decision: LoopDecision) -> dg.RunRequest:
     )
 
 
-@dg.sensor(job_name="training", minimum_interval_seconds=300, description="Drift or SPC breach -> retraining")
-def retrain_on_drift_or_spc(context: dg.SensorEvaluationContext, hybridops: HybridopsResource):
-    decision = evaluate_loop(context.instance, hybridops.settings())
-    if not decision.retrain:
-        return dg.SkipReason(decision.why)
-    return retrain_request(decision)
+def retrain_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
+    """The retraining loop: drift or an SPC breach launches the training job (on by default)."""
+
+    @dg.sensor(
+        name="retrain_on_drift_or_spc",
+        job_name="training",
+        minimum_interval_seconds=max(300, settings.sensor_interval_seconds),
+        default_status=default_status(settings),
+        description="Drift or SPC breach -> retraining",
+    )
+    def retrain_on_drift_or_spc(context: dg.SensorEvaluationContext, hybridops: HybridopsResource):
+        decision = evaluate_loop(context.instance, hybridops.settings())
+        if not decision.retrain:
+            return dg.SkipReason(decision.why)
+        return retrain_request(decision)
+
+    return retrain_on_drift_or_spc
 
 
 @dg.asset(

@@ -22,6 +22,9 @@ from hybridops.training.split import SplitPlan, plan_split, split_frame
 from hybridops.warehouse.db import connect, read_frame
 
 OWNERS = ["team:ml"]
+# One training at a time on the instance (the limit is the instance's pool config): two would register
+# candidates and move the champion alias against each other.
+TRAINING_POOL = "training"
 
 
 class TrainingConfig(dg.Config):
@@ -55,6 +58,7 @@ def _plan(months: list[str], config: TrainingConfig, settings: Settings) -> Spli
 @dg.asset(
     group_name="training",
     owners=OWNERS,
+    pool=TRAINING_POOL,
     kinds={"feast", "parquet"},
     deps=["feature_tables", "feast_registry", "fct_flights"],
     description=(
@@ -123,6 +127,7 @@ def _restore(ref: dict):
 @dg.asset(
     group_name="training",
     owners=OWNERS,
+    pool=TRAINING_POOL,
     kinds={"lightgbm", "mlflow"},
     description=(
         "A LightGBM candidate trained on the train months, evaluated on the holdout, tracked in MLflow "
@@ -235,6 +240,7 @@ def registered_version_for(settings: Settings, digest: str) -> dict | None:
 @dg.asset(
     group_name="training",
     owners=OWNERS,
+    pool=TRAINING_POOL,
     kinds={"mlflow"},
     check_specs=[
         dg.AssetCheckSpec(

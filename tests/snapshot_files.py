@@ -33,9 +33,10 @@ def golden_text(profile: str) -> str:
 
 
 def definitions_shape() -> dict[str, Any]:
-    """The code location's shape: asset keys, groups, owners, deps, checks, jobs, schedules, sensors."""
-    from dagster_project.definitions import defs
+    """The code location's shape: assets (groups, owners, deps, automation, pools), checks, jobs, schedules, sensors."""
+    from dagster_project import definitions
 
+    defs = definitions.defs()
     graph = defs.resolve_asset_graph()
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
@@ -45,6 +46,8 @@ def definitions_shape() -> dict[str, Any]:
             "owners": sorted(node.owners),
             "partitioned": node.partitions_def is not None,
             "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
+            "pools": sorted(node.pools or ()),
         }
     checks = sorted(
         f"{check_key.asset_key.to_user_string()}:{check_key.name}"
@@ -56,7 +59,9 @@ def definitions_shape() -> dict[str, Any]:
         "checks": checks,
         "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
         "schedules": sorted(schedule.name for schedule in defs.schedules or ()),
-        "sensors": sorted(sensor.name for sensor in defs.sensors or ()),
+        "sensors": sorted(
+            f"{sensor.name} ({sensor.default_status.value.lower()})" for sensor in defs.sensors or ()
+        ),
     }
 
 

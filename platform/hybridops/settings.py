@@ -290,6 +290,35 @@ class MonitoringSettings(_Section):
         return thresholds
 
 
+class OrchestrationSettings(_Section):
+    """How the Dagster code location runs itself (read when the definitions load, never at import)."""
+
+    automation: bool = Field(
+        True,
+        description=(
+            "Sensors and declarative automation start running by default wherever a Dagster daemon runs; "
+            "false leaves them stopped (they can still be switched on in the UI)."
+        ),
+    )
+    sensor_interval_seconds: int = Field(
+        30, ge=1, description="Least time between two evaluations of the source and automation sensors."
+    )
+    executor: Literal["multiprocess", "in_process", "k8s"] = Field(
+        "multiprocess",
+        description=(
+            "Executor of launched runs: one process per step, every step in the run's process "
+            "(in_process: no per-step start-up, for a small machine), or one Kubernetes Job per step (k8s)."
+        ),
+    )
+    training_cron: str = Field(
+        "0 4 1 * *",
+        description="Cadence of scheduled retraining (cron, UTC), besides the drift/SPC retraining loop.",
+    )
+    skew_audit_cron: str = Field(
+        "0 * * * *", description="Cadence of the online/offline skew audit of served features (cron, UTC)."
+    )
+
+
 class ServingSettings(_Section):
     """The online prediction service (``hybridops serve``)."""
 
@@ -380,6 +409,7 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    orchestration: OrchestrationSettings = Field(default_factory=OrchestrationSettings)
     mode: Literal["local", "server"] = Field(
         "local",
         description=(

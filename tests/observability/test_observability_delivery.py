@@ -107,7 +107,7 @@ def delivery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivery]:
     from hybridops.ingest.sources import packaged_source_dir
     from hybridops.observability.exporter import start_exporter, stop_exporter
     from hybridops.orchestration.instance import instance_env
-    from hybridops.orchestration.runner import load_definitions
+    from hybridops.orchestration.runner import load_definitions, register_months
 
     started = time.monotonic()
     root = tmp_path_factory.mktemp("delivery")
@@ -144,6 +144,7 @@ def delivery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delivery]:
         try:
             assert _run_job(defs, instance, settings, "dimensions") == "FAILURE"  # blocked batch
             # The month cannot load either (no flights file arrived), nor can the model train.
+            register_months(instance, ["2013-02"])  # the month's partition exists; its run then fails
             assert _run_job(defs, instance, settings, "monthly_partition", "2013-02") == "FAILURE"
             assert _run_job(defs, instance, settings, "training") == "FAILURE"
             record.seconds["stack start and dagster runs"] = time.monotonic() - started

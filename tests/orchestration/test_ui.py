@@ -94,6 +94,9 @@ def ui_url(
     log = tmp_path_factory.mktemp("ui") / "hybridops-ui.log"
     env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
     env["HYBRIDOPS_HOME"] = str(home)
+    # The pages are checked against what `hybridops run` wrote: the daemon's sensors stay stopped (the
+    # daemon itself is tested in test_ui_daemon).
+    env["HYBRIDOPS_ORCHESTRATION__AUTOMATION"] = "false"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [HYBRIDOPS, "ui", "--host", "127.0.0.1", "--port", str(port)],

@@ -374,10 +374,20 @@ def ui(
         bool, typer.Option("--mlflow", help="Open the MLflow UI (runs, registry) instead.")
     ] = False,
 ) -> None:
-    """Open the Dagster UI (or with --mlflow the MLflow UI) on the state that ``hybridops run`` wrote."""
+    """Open the Dagster UI with its daemon (or with --mlflow the MLflow UI) on the state of ``hybridops run``.
+
+    The daemon runs the sensors, the automation, the run queue and the backfills launched from the UI, as
+    `dagster dev` does; Ctrl-C stops the webserver and the daemon.
+    """
     import os
 
-    from hybridops.orchestration.instance import mlflow_ui_command, webserver_command
+    from hybridops.orchestration.instance import (
+        daemon_command,
+        initialize_storage,
+        mlflow_ui_command,
+        webserver_command,
+    )
+    from hybridops.orchestration.supervise import Child, supervise
     from hybridops.settings import load_settings
 
     settings = load_settings()
@@ -387,11 +397,22 @@ def ui(
         typer.echo(
             f"MLflow UI on http://{host}:{port} (store: {settings.mlflow_tracking_uri}); Ctrl-C stops it"
         )
-    else:
-        port = port or 3000
-        command, env = webserver_command(settings, host=host, port=port)
-        typer.echo(f"Dagster UI on http://{host}:{port} (instance: {settings.dagster_home}); Ctrl-C stops it")
-    os.execvpe(command[0], command, {**os.environ, **env})
+        os.execvpe(command[0], command, {**os.environ, **env})
+    port = port or 3000
+    initialize_storage(settings)
+    web, web_env = webserver_command(settings, host=host, port=port)
+    daemon, daemon_env = daemon_command(settings)
+    automation = "on" if settings.orchestration.automation else "off (HYBRIDOPS_ORCHESTRATION__AUTOMATION)"
+    typer.echo(
+        f"Dagster UI on http://{host}:{port} with its daemon (instance: {settings.dagster_home}; "
+        f"automation {automation}); Ctrl-C stops both"
+    )
+    code = supervise(
+        [Child("dagster-webserver", web, web_env), Child("dagster-daemon", daemon, daemon_env)],
+        echo=lambda line: typer.echo(line, err=True),
+    )
+    if code:
+        raise typer.Exit(code=code)
 
 
 @app.command()

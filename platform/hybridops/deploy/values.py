@@ -262,8 +262,33 @@ class DagsterRunLauncher(_Values):
     fail_pod_on_run_failure: bool = True
 
 
+class DagsterAutomation(_Values):
+    """Sensors and declarative automation of the code location (docs/deploy.md, "Automation and fan-out")."""
+
+    enabled: bool = Field(
+        True, description="Sensors and automation run by default; false leaves them stopped (UI toggles)."
+    )
+    sensor_interval_seconds: int = Field(
+        30, ge=1, description="Least time between two evaluations of the source and automation sensors."
+    )
+
+
+class DagsterPools(_Values):
+    """Dagster concurrency pools of the code location: `training` and `online_store`."""
+
+    default_limit: int = Field(
+        1, ge=1, description="Steps at once per pool: one training, one online-store writer at a time."
+    )
+
+
 class DagsterValues(_Values):
     enabled: bool = True
+    automation: DagsterAutomation = Field(default_factory=DagsterAutomation)
+    executor: Literal["multiprocess", "k8s"] = Field(
+        "multiprocess",
+        description="Executor of runs: a process per step in the run pod, or a Kubernetes Job per step (k8s).",
+    )
+    pools: DagsterPools = Field(default_factory=DagsterPools)
     image: Image = Field(default_factory=platform_image)
     database: str = Field("dagster", description="Postgres database of the Dagster instance.")
     webserver: DagsterWebserver = Field(default_factory=DagsterWebserver)

@@ -15,6 +15,8 @@ _STORAGE = "hybridops.orchestration.storage"
 
 # Telemetry as Settings.telemetry says (off by default, hybridops.telemetry); Dagster's SQLite layout under
 # the instance folder, through storages that keep their connections open (see hybridops.orchestration.storage).
+# The code location's pools (`training`, `online_store`) take one step at a time: one training, one writer of
+# the online store (the only pools it declares, so the default limit is theirs).
 _DAGSTER_YAML = """\
 {managed}
 telemetry:
@@ -36,6 +38,9 @@ schedule_storage:
   class: SqliteScheduleStorage
   config:
     base_dir: {home}/schedules
+concurrency:
+  pools:
+    default_limit: 1
 """
 
 
@@ -75,6 +80,25 @@ def webserver_command(settings: Settings, host: str, port: int) -> tuple[list[st
     exe = shutil.which("dagster-webserver") or str(Path(sys.executable).with_name("dagster-webserver"))
     command = [exe, "-m", CODE_LOCATION_MODULE, "-h", host, "-p", str(port)]
     return command, instance_env(settings)
+
+
+def initialize_storage(settings: Settings) -> None:
+    """Create the instance's databases once, before several processes open them.
+
+    The webserver and the daemon started side by side on a fresh home would each create Dagster's SQLite
+    schemas at the same moment (two alembic heads stamped in one database, unusable afterwards).
+    """
+    import dagster as dg
+
+    home = prepare_dagster_home(settings)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # touches the run storage; opening the instance created the others
+
+
+def daemon_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The ``dagster-daemon run`` command line (sensors, automation, run queue, backfills) on this instance."""
+    exe = shutil.which("dagster-daemon") or str(Path(sys.executable).with_name("dagster-daemon"))
+    return [exe, "run", "-m", CODE_LOCATION_MODULE], instance_env(settings)
 
 
 def mlflow_ui_command(settings: Settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:

@@ -2,8 +2,9 @@
 
 The code location is loaded by module name, as the Dagster CLI does, so this module (and the CLI that
 calls it) never imports Dagster definitions at import time. The runs go to the instance under
-``HYBRIDOPS_HOME``; consecutive months are one run (the monthly assets' single-run backfill policy), and
-the UI shows every month's materialization and each run's checks.
+``HYBRIDOPS_HOME``; the months become the instance's monthly partitions, consecutive months are one run
+(a partition range executed in-process, whatever the backfill policy of launched backfills), and the UI
+shows every month's materialization and each run's checks.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ REPORT_JOB = "report"
 TRAINING_JOB = "training"
 SCORING_JOB = "scoring"
 LOOP_MODULE = "dagster_project.monitoring"
+PARTITIONS_MODULE = "dagster_project.partitions"
 # What the training, scoring and monitoring steps import (the code location loads without them).
 ML_MODULES = (
     "hybridops.training.train",
@@ -114,22 +116,53 @@ def month_spans(months: list[str]) -> list[tuple[str, str]]:
     return spans
 
 
-def plan_runs(months: list[str]) -> list[PlannedRun]:
+def plan_runs(months: list[str], keys: list[str] | None = None) -> list[PlannedRun]:
     """Dimensions first (they are the references of every month), then the months, then the report.
 
-    Consecutive months are one run (the monthly assets' single-run backfill policy): a year is one run of
-    ten steps rather than twelve runs of ten.
+    Consecutive months are one run (a partition range executed in-process): a year is one run of ten
+    steps rather than twelve runs of ten. ``keys`` is the instance's partition key order (default: the
+    months themselves, in order).
     """
+    spans = key_ordered_spans(months, keys if keys is not None else sorted(months))
     return [
         PlannedRun(DIMENSIONS_JOB),
-        *(PlannedRun(MONTHLY_JOB, first, last_partition=last) for first, last in month_spans(months)),
+        *(PlannedRun(MONTHLY_JOB, first, last_partition=last) for first, last in spans),
         PlannedRun(REPORT_JOB),
     ]
 
 
 def load_definitions() -> dg.Definitions:
+    """The hybrid code location's definitions, loaded as Dagster loads them (``@dg.definitions``)."""
     module = importlib.import_module(CODE_LOCATION_MODULE)
-    return module.defs
+    return module.defs()
+
+
+def register_months(instance: dg.DagsterInstance, months: list[str]) -> list[str]:
+    """Add ``months`` to the instance's monthly partitions (the keys grow with the data)."""
+    partitions = importlib.import_module(PARTITIONS_MODULE)
+    return partitions.add_months(instance, months)
+
+
+def key_ordered_spans(months: list[str], keys: list[str]) -> list[tuple[str, str]]:
+    """Consecutive months grouped into spans that are also contiguous in the partition key order.
+
+    A range run covers the keys between its first and last key in the instance's order, and monthly keys
+    are stored in arrival order: months that arrived out of order are not one range.
+    """
+    index = {key: position for position, key in enumerate(keys)}
+    spans: list[tuple[str, str]] = []
+    for first, last in month_spans(sorted(months)):
+        span = [first]
+        month = first
+        while month != last:
+            month = next_month(month)
+            if index[month] == index[span[-1]] + 1:
+                span.append(month)
+            else:
+                spans.append((span[0], span[-1]))
+                span = [month]
+        spans.append((span[0], span[-1]))
+    return spans
 
 
 def run_config_for(settings: Settings) -> dict[str, Any]:
@@ -163,6 +196,9 @@ class _Pipeline:
         self.stage_of = _stage_by_step(self.defs)
         self.blocking = _blocking_checks(self.defs)
         self.instance = dg.DagsterInstance.get()
+
+    def month_keys(self) -> list[str]:
+        return list(self.instance.get_dynamic_partitions(importlib.import_module(PARTITIONS_MODULE).MONTHS))
 
     def execute(self, planned: PlannedRun) -> bool:
         """Run one job; False when the pipeline must stop (failure or blocked batch)."""
@@ -212,7 +248,9 @@ def run_pipeline(settings: Settings, months: list[str], progress: Progress | Non
     try:
         # Every step of every run opens the warehouse; kept open, each open is a cursor, not a new database.
         with kept_open(settings.warehouse_db):
-            data_runs = plan_runs(months)
+            register_months(pipeline.instance, months)
+            keys = pipeline.month_keys()
+            data_runs = plan_runs(months, keys)
             progress.start(len(data_runs) + 1)
             if all(pipeline.execute(planned) for planned in data_runs):
                 _run_ml(pipeline, months)
@@ -250,10 +288,11 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
     ):
         return
     scoring = [month for month in summary.model.score_months if month in months]
-    # Consecutive score months are one run (batch_predictions and model_monitoring have a single-run
-    # backfill policy): one model load, one feature retrieval and one drift reference for all of them.
-    spans = month_spans(scoring)
-    pipeline.progress.start(len(plan_runs(months)) + 1 + len(spans))  # data runs, training, scoring
+    # Consecutive score months are one run (a partition range): one model load, one feature retrieval and
+    # one drift reference for all of them.
+    keys = pipeline.month_keys()
+    spans = key_ordered_spans(scoring, keys)
+    pipeline.progress.start(len(plan_runs(months, keys)) + 1 + len(spans))  # data runs, training, scoring
     for first, last in spans:
         if not pipeline.execute(PlannedRun(SCORING_JOB, first, last_partition=last)):
             return
