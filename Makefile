@@ -62,6 +62,9 @@ ui: setup
 bench: setup
 	$(BIN)/python benchmarks/pipeline.py
 
+rehearse: setup
+	$(BIN)/hybridops rehearse --json .hybridops/rehearsal.json
+
 # Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
 # still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.
 lock:

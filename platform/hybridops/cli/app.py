@@ -486,6 +486,55 @@ def ui(
         raise typer.Exit(code=code)
 
 
+@app.command()
+def rehearse(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the rehearsal's summary as JSON to this path.")
+    ] = None,
+    months: MonthsOption = None,
+    every: Annotated[
+        int, typer.Option("--every", min=1, help="Keep every n-th flight of the source (1: all of it).")
+    ] = 1,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0, help="Least seconds between two monthly drops.")
+    ] = 60.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=60, help="Seconds the automation gets once the release is up.")
+    ] = 7200.0,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the release running after the summary (Ctrl-C stops it).")
+    ] = False,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Folder for the release's volumes and logs (kept).")
+    ] = None,
+) -> None:
+    """Rehearse the cluster on this machine: the chart's hybrid release as local processes, the source
+    dropped month by month, the daemon's automation alone carrying each month; prints a summary."""
+    import json
+
+    from hybridops.months import parse_month_range
+    from hybridops.rehearsal.rehearse import Options
+    from hybridops.rehearsal.rehearse import rehearse as run_rehearsal
+    from hybridops.settings import FIRST_MONTH, LAST_MONTH
+
+    keys = parse_month_range(months, FIRST_MONTH, LAST_MONTH)
+
+    def progress(line: str) -> None:
+        typer.echo(f"[rehearse] {line}")
+
+    options = Options(months=keys, every=every, interval=interval, timeout=timeout, keep=keep, root=root)
+    summary = run_rehearsal(options, progress=progress)
+    text = summary.model_dump_json(indent=2)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text)
+        typer.echo(f"summary written to {json_path}")
+    brief = {k: v for k, v in json.loads(text).items() if k not in ("stages", "connections", "adaptations")}
+    typer.echo(json.dumps(brief, indent=2))
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
 def _telemetry_enabled() -> bool:
     """``Settings.telemetry`` (HYBRIDOPS_TELEMETRY); off when the settings do not load (the command
     then says why)."""
