@@ -18,7 +18,7 @@ UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 LOCK_TARGET := --python-version 3.11.7 --python-platform x86_64-manylinux_2_36
 LOCK_FLAGS ?=
 
-.PHONY: setup run test lint format ui bench lock snapshots clean package
+.PHONY: setup run test lint format ui bench rehearse rehearse-test lock snapshots clean package
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -64,6 +64,10 @@ bench: setup
 
 rehearse: setup
 	$(BIN)/hybridops rehearse --json .hybridops/rehearsal.json
+
+# The short rehearsal as a test (three months through the whole release; deselected from `make test`).
+rehearse-test: setup
+	$(BIN)/pytest -q -m rehearsal tests/rehearsal
 
 # Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
 # still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.

@@ -16,9 +16,10 @@ from tools import STRICT_ENV, strict
 E2E_MONTHS = ["2013-01", "2013-02"]
 _CACHE_KEY = pytest.StashKey[str]()
 _SKIPS: list[tuple[str, str]] = []  # (node id, reason) of every skip in this session
-# Tests that need a real Kubernetes cluster (KUBECONFIG): deselected (not skipped) unless asked for with
-# `pytest -m real_cluster`; none can run on the project's machines, which have no control plane.
-REAL_CLUSTER = "real_cluster"
+# Opt-in groups, deselected (not skipped) unless asked for with `pytest -m <marker>`: tests that need a real
+# Kubernetes cluster (KUBECONFIG; none can run on the project's machines, which have no control plane), and
+# the whole-release rehearsal (`make rehearse-test`: tens of minutes on two cores).
+OPT_IN = ("real_cluster", "rehearsal")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,12 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if REAL_CLUSTER in (config.option.markexpr or ""):
-        return
-    deselected = [item for item in items if item.get_closest_marker(REAL_CLUSTER)]
+    asked = config.option.markexpr or ""
+    held = [marker for marker in OPT_IN if marker not in asked]
+    deselected = [item for item in items if any(item.get_closest_marker(marker) for marker in held)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker(REAL_CLUSTER)]
+        items[:] = [item for item in items if item not in deselected]
 
 
 def _record_skip(report: pytest.CollectReport | pytest.TestReport) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tools import require_tool
 
 from hybridops.rehearsal.source import MonthlySource
@@ -30,6 +31,7 @@ TOOLS_USED = (
 MONTHS = ["2013-01", "2013-02", "2013-03"]
 
 
+@pytest.mark.rehearsal
 def test_the_automation_carries_each_dropped_month_to_scored_predictions(tmp_path: Path) -> None:
     for tool in TOOLS_USED:
         require_tool(tool)

@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 
 from hybridops.settings import load_settings
-from hybridops.warehouse.db import connect, table_exists
+from hybridops.warehouse.db import connect, exists, table_exists
 
 TABLES = ("fct_flights", "predictions")
 
 
 def counts() -> dict[str, int]:
     settings = load_settings()
-    if not settings.warehouse_db.exists():
+    if not exists(settings):
         return dict.fromkeys(TABLES, 0)
-    with connect(settings.warehouse_db, read_only=True) as con:
+    with connect(settings, read_only=True) as con:
         return {
             table: int(con.execute(f"select count(*) from {table}").fetchone()[0])  # type: ignore[index]
             if table_exists(con, table)
