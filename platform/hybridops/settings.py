@@ -365,7 +365,7 @@ class ServingSettings(_Section):
         ),
     )
     max_inflight_requests: int = Field(
-        32,
+        16,
         ge=1,
         description=(
             "Admission control: most /predict requests a process holds at once (reading, queued or being "
@@ -373,7 +373,7 @@ class ServingSettings(_Section):
         ),
     )
     max_queue_wait_seconds: float = Field(
-        0.5,
+        0.25,
         gt=0,
         description=(
             "An admitted /predict request that waited longer than this for its turn is refused with 503 and "
