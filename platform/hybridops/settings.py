@@ -409,8 +409,37 @@ class ServingSettings(_Section):
         ge=0,
         description=(
             "After a failed online-store read, /predict answers without trying the store for this long "
-            "(503 or degraded defaults), so a hung store does not hold every request; /readyz still tries."
+            "(503 or degraded defaults), so a hung store does not hold every request."
         ),
+    )
+    max_inflight_requests: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Admission control: most /predict requests a process holds at once (reading, queued or being "
+            "answered); the excess is refused at once with 503 and Retry-After."
+        ),
+    )
+    max_queue_wait_seconds: float = Field(
+        0.25,
+        gt=0,
+        description=(
+            "An admitted /predict request that waited longer than this for its turn is refused with 503 and "
+            "Retry-After instead of being answered late (bounds the latency of the admitted ones)."
+        ),
+    )
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "On SIGTERM: /readyz answers 503 (draining) while requests are still served for this long, so "
+            "load balancers stop sending; then the server stops accepting and finishes in-flight requests."
+        ),
+    )
+    shutdown_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="After the drain, longest wait for in-flight requests before the process exits anyway.",
     )
     log_sample_rate: float = Field(
         0.01, ge=0, le=1, description="Share of served feature vectors appended to the feature log."

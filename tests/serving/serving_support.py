@@ -6,9 +6,12 @@ A module with a unique name (not conftest) so test modules import it unambiguous
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import uvicorn
 from tools import require_tool
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
@@ -165,6 +169,67 @@ def running_server(settings: Settings) -> Iterator[Running]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@dataclass
+class ServiceProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the HYBRIDOPS_* environment a ``hybridops`` process reads."""
+    env = {**os.environ}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"HYBRIDOPS_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+    return env
+
+
+def start_service_process(settings: Settings, log: Path, timeout: float = 120) -> ServiceProcess:
+    """``hybridops serve`` as a process of its own on a free loopback port, once /readyz answers 200."""
+    exe = Path(sys.executable).with_name("hybridops")
+    port = free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=sink, stderr=subprocess.STDOUT, env=settings_env(settings),
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"hybridops serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return ServiceProcess(url, process, log)
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop_service_process(process)
+            raise RuntimeError(f"hybridops serve not ready: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def stop_service_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # SIGINT skips the drain
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def service_process(settings: Settings, log: Path) -> Iterator[ServiceProcess]:
+    running = start_service_process(settings, log)
+    try:
+        yield running
+    finally:
+        stop_service_process(running.process)
 
 
 class RedisServer:

@@ -421,6 +421,15 @@ class InferenceValues(_Values):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     resources: Resources = Field(default_factory=lambda: resources("250m", "512Mi", "1", "1Gi"))
     service: Service = Field(default_factory=lambda: Service(port=80))
+    pre_stop_sleep_seconds: int = Field(
+        5,
+        ge=0,
+        description=(
+            "preStop sleep before SIGTERM, while the pod leaves the Service's endpoints; then the service "
+            "drains (hybridops.config.serving.drain_seconds, readiness 503) and finishes in-flight requests "
+            "(serving.shutdown_timeout_seconds). terminationGracePeriodSeconds is the sum plus 5 s."
+        ),
+    )
     scheduling: Scheduling = Field(default_factory=Scheduling)
 
 

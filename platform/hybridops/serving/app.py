@@ -2,7 +2,9 @@
 
 ``POST /predict`` (:mod:`hybridops.serving.predict`): flights -> Feast online features -> the champion's
 probabilities, with its error paths (413, 422, 503 with Retry-After or degraded defaults). ``/healthz``
-depends on nothing; ``/readyz`` needs a model and a reachable online store; ``/metrics`` is Prometheus text.
+depends on nothing; ``/readyz`` needs a model and a process that is not draining, not the online store
+(:mod:`hybridops.serving.service`); ``/metrics`` is Prometheus text. Admission control and the drain on
+SIGTERM live in :mod:`hybridops.serving.predict` and :mod:`hybridops.serving.server`.
 The state (model holder, feature reader, feature log) lives in :mod:`hybridops.serving.service`.
 """
 
@@ -18,7 +20,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hybridops.serving.features import StoreUnavailableError
 from hybridops.serving.predict import Answer, PredictFastPath, PredictHandler, error_answer
 from hybridops.serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 from hybridops.serving.service import Service
@@ -92,23 +93,20 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
 
     @app.get(
         "/readyz",
-        summary="Readiness: a model is loaded and the online store answers",
+        summary="Readiness: a model is loaded, the process is not draining, the store reader passed its check",
         responses={503: {"description": "Not ready; the body says why."}},
     )
     async def readyz() -> JSONResponse:
+        # The online store's reachability is reported, not required: in an outage the replicas stay in
+        # the Service and answer 503 + Retry-After per request (or degrade), see docs/reliability.md.
         model = service.holder.current
-        problems = []
-        if model is None:
-            problems.append(f"no model loaded ({service.holder.last_error})")
-        try:
-            service.ping_store()
-        except StoreUnavailableError as exc:
-            problems.append(str(exc))
+        problems = service.readiness()
         body: dict[str, Any] = {
             "status": "not ready" if problems else "ready",
             "model": None
             if model is None
             else {"name": model.name, "version": model.version, "source": model.source},
+            "store": {"ok": service.store_error is None, "last_error": service.store_error},
         }
         if problems:
             body["problems"] = problems

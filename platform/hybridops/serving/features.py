@@ -109,6 +109,13 @@ class OnlineFeatureReader:
                 )
             )
         self.view_names = [view.name for view in self.views]
+        # Feast's online store returns values whatever their age; the service applies each view's ttl
+        # itself (:meth:`expire`). A ttl of 0 (or none) never expires, as in Feast.
+        self.ttl_seconds = np.array(
+            [view.view.ttl.total_seconds() if view.view.ttl else np.inf for view in self.views],
+            dtype=np.float64,
+        )
+        self.ttl_seconds[self.ttl_seconds <= 0] = np.inf
         # the views' features side by side; when that is feature_names() (it is by construction of the
         # definitions) the assembled rows are the matrix as they are
         self._served_columns = np.concatenate([view.columns for view in self.views])
@@ -184,6 +191,19 @@ class OnlineFeatureReader:
             event_ts=np.array(stamps, dtype=np.float64).reshape(len(rows), len(self.views)),
             missing=~np.array(found, dtype=bool).reshape(len(rows), len(self.views)),
         )
+
+    def expire(self, batch: FeatureBatch, sched: np.ndarray) -> np.ndarray:
+        """Mark as missing the values older than their view's ttl at the flight's departure ``sched`` (Unix
+        seconds, one per row), like Feast's point-in-time join offline; returns the per-view counts."""
+        stale = (sched[:, None] - batch.event_ts) > self.ttl_seconds  # NaN (missing) compares False
+        if stale.any():
+            for v, view in enumerate(self.views):
+                rows = stale[:, v]
+                if rows.any():
+                    batch.matrix[np.ix_(rows, view.columns)] = np.nan
+            batch.event_ts[stale] = np.nan
+            batch.missing |= stale
+        return np.asarray(stale.sum(axis=0))
 
     def sample_keys(self, limit: int) -> list[list[str]]:
         """Up to ``limit`` entity values per view (``self.views`` order) that the store holds."""

@@ -61,6 +61,25 @@ class ServingMetrics:
         self.degraded_responses = Counter(
             "hybridops_serving_degraded_responses", "Responses with degraded: true.", registry=r
         )
+        self.expired = Counter(
+            "hybridops_serving_expired_features",
+            "Online values older than their feature view's ttl at departure, served as missing, by view.",
+            ["view"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "hybridops_serving_rejected_requests",
+            "POST /predict requests refused by admission control (503 + Retry-After), by reason "
+            "(inflight: over serving.max_inflight_requests; queue_wait: waited over "
+            "serving.max_queue_wait_seconds).",
+            ["reason"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "hybridops_serving_inflight_requests",
+            "POST /predict requests admitted and not yet answered.",
+            registry=r,
+        )
         self.store_errors = Counter(
             "hybridops_serving_store_errors", "Online-store reads that failed.", registry=r
         )

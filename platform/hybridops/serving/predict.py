@@ -12,10 +12,20 @@ store timeouts bound the rest (:mod:`hybridops.serving.service`).
 router, request object and dependency solving cost about a sixth of a one-flight request. The FastAPI
 route stays (OpenAPI, and the same handler answers there); errors still reach the app's error handler,
 whose ServerErrorMiddleware sits outside user middleware.
+
+Admission control (:class:`PredictFastPath`): the answer is computed on the event loop, so under overload
+requests would queue without limit behind each other (every one of them answered late). A request is
+counted from its first step on the loop until its answer is sent; above ``serving.max_inflight_requests``
+it is refused at once with 503 + Retry-After. An admitted request yields once to the loop before its turn,
+so the requests that arrived together are all counted before any is answered; one that then waited past
+``serving.max_queue_wait_seconds`` (from the end of its body) is refused too instead of answered late. The refusals cost
+microseconds, so the admitted requests keep their latency; ``hybridops_serving_rejected_requests_total``
+counts them by reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -101,12 +111,21 @@ class PredictHandler:
             metrics.errors.labels(reason).inc()
         return answer
 
+    def overloaded(self, started: float, reason: str) -> Answer:
+        self.metrics.rejected.labels(reason).inc()
+        detail = "the service is at capacity; retry later"
+        return self._finish(started, error_answer(503, detail, retry_after=self.retry_after), "overloaded")
+
     async def __call__(self, scope: Scope, receive: Receive) -> Answer:
         started = time.perf_counter()
         body = await read_body(scope, receive, self.serving.max_body_bytes)
         if body is None:
             detail = f"request body exceeds serving.max_body_bytes = {self.serving.max_body_bytes} bytes"
             return self._finish(started, error_answer(413, detail), "too_large")
+        read = time.perf_counter()  # the wait for a slow client's body is not a wait for our turn
+        await asyncio.sleep(0)  # let the requests that arrived with this one be counted (module docstring)
+        if time.perf_counter() - read > self.serving.max_queue_wait_seconds:
+            return self.overloaded(started, "queue_wait")
         return self.answer(started, body)
 
     def answer(self, started: float, body: bytes) -> Answer:
@@ -130,8 +149,9 @@ class PredictHandler:
             detail = f"no model loaded ({service.holder.last_error})"
             return self._finish(started, error_answer(503, detail, retry_after=self.retry_after), "no_model")
         rows = [entity_row(f.carrier, f.origin, f.dest, f.tailnum, f.sched_dep) for f in flights]
+        sched = np.fromiter((local_to_unix(f.sched_dep) for f in flights), np.float64, n)
         try:
-            batch = service.read_features(rows)
+            batch = service.read_features(rows, sched)
             store_down = False
         except StoreUnavailableError as exc:
             metrics.store_errors.inc()
@@ -143,7 +163,6 @@ class PredictHandler:
             batch = default_batch(n, len(service.names), len(service.view_names))
             store_down = True
         probabilities = model.predict(batch.matrix)
-        sched = np.fromiter((local_to_unix(f.sched_dep) for f in flights), np.float64, n)
         ages = sched[:, None] - batch.event_ts
         degraded: np.ndarray = np.asarray(batch.missing.any(axis=1))
         views = service.view_names
@@ -195,10 +214,22 @@ class PredictFastPath:
     def __init__(self, app: ASGIApp, handler: PredictHandler) -> None:
         self.app = app
         self.handler = handler
+        self.limit = handler.serving.max_inflight_requests
+        self.inflight = 0
+        self._gauge = handler.metrics.inflight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST":
-            answer = await self.handler(scope, receive)
-            await answer.send(send)
+            if self.inflight >= self.limit:
+                await self.handler.overloaded(time.perf_counter(), "inflight").send(send)
+                return
+            self.inflight += 1
+            self._gauge.set(self.inflight)
+            try:
+                answer = await self.handler(scope, receive)
+                await answer.send(send)
+            finally:
+                self.inflight -= 1
+                self._gauge.set(self.inflight)
         else:
             await self.app(scope, receive, send)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+# Departures the service scores: the calendar's limits (year 1, year 9999) overflow when a time is moved
+# between New York and UTC; nothing outside these years has features or a meaning for the model.
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
 
 FLIGHT_EXAMPLE: dict[str, JsonValue] = {
     "carrier": "UA",
@@ -26,7 +31,19 @@ class Flight(BaseModel):
     origin: str = Field(min_length=3, max_length=4, description="Origin airport FAA code (EWR, JFK, LGA).")
     dest: str = Field(min_length=3, max_length=4, description="Destination airport FAA code.")
     tailnum: str | None = Field(None, max_length=10, description="Plane tail number; null when unknown.")
-    sched_dep: datetime = Field(description="Scheduled departure, New York local time (ISO 8601).")
+    sched_dep: datetime = Field(
+        description=(
+            f"Scheduled departure, New York local time (ISO 8601), or with an offset; years {FIRST_YEAR} to "
+            f"{LAST_YEAR}."
+        )
+    )
+
+    @field_validator("sched_dep")
+    @classmethod
+    def _in_calendar(cls, value: datetime) -> datetime:
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"year {value.year} is outside {FIRST_YEAR}..{LAST_YEAR}")
+        return value
 
 
 class PredictRequest(BaseModel):

@@ -2,7 +2,10 @@
 
 The online store is not tried by ``/predict`` for ``serving.store_down_seconds`` after a failed read, so a
 hung store costs one bounded wait per interval rather than one per request (and the event loop stays free
-for ``/healthz``); ``/readyz`` always tries and ends the pause when the store answers.
+for ``/healthz``). Readiness does not depend on the store being reachable (see :meth:`Service.readiness`):
+in an outage every replica stays in the Service and answers 503 + Retry-After or degraded defaults, as
+``serving.on_store_error`` says, rather than all leaving it. A failed self-check (the reader disagrees with
+Feast) is not an outage but a broken deployment, and does make the replica unready.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import gc
 import logging
 import threading
 import time
+
+import numpy as np
 
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.feature_log import FeatureLog
@@ -39,6 +44,9 @@ class Service:
         self._reader_tried = 0.0
         self._reader_lock = threading.Lock()
         self.store_down_until = 0.0  # monotonic time before which /predict does not try the store
+        self.store_error: str | None = None  # why the last store read failed; None once one succeeds
+        self.self_check_error: str | None = None
+        self.draining = False  # set on SIGTERM (hybridops.serving.server): /readyz answers 503
 
     def reader(self) -> OnlineFeatureReader:
         """The feature reader, built on first use and rebuilt (at most every 2 s) after a failure."""
@@ -61,36 +69,51 @@ class Service:
                     check_store(reader, store)
                 except SelfCheckError as exc:
                     reader.close()
-                    self._reader_error = f"online store self-check failed: {exc}"
+                    self._reader_error = self.self_check_error = f"online store self-check failed: {exc}"
                     log.error("%s", self._reader_error)
                     raise StoreUnavailableError(self._reader_error) from exc
                 except Exception as exc:  # the store went away between the reads
                     reader.close()
                     self._reader_error = f"feature store unavailable: {exc}"
                     raise StoreUnavailableError(self._reader_error) from exc
+                self.self_check_error = None
                 if reader.view_names != self.view_names:
                     self.view_names = reader.view_names
                 self._reader = reader
             return self._reader
 
-    def read_features(self, rows: list[dict[str, str | None]]) -> FeatureBatch:
-        """The batch's features; StoreUnavailableError at once while the store is known to be down."""
+    def read_features(self, rows: list[dict[str, str | None]], sched: np.ndarray) -> FeatureBatch:
+        """The batch's features at departures ``sched`` (Unix seconds), values older than their view's ttl
+        marked missing; StoreUnavailableError at once while the store is known to be down."""
         if time.monotonic() < self.store_down_until:
-            raise StoreUnavailableError("online feature store unavailable (failed moments ago)")
+            raise StoreUnavailableError(
+                f"online feature store unavailable (failed moments ago: {self.store_error})"
+            )
         try:
-            return self.reader().read(rows)
-        except StoreUnavailableError:
+            reader = self.reader()
+            batch = reader.read(rows)
+        except StoreUnavailableError as exc:
+            self.store_error = str(exc)
             self.store_down_until = time.monotonic() + self.settings.serving.store_down_seconds
             raise
+        self.store_error = None
+        expired = reader.expire(batch, sched)
+        for view, count in zip(reader.view_names, expired.tolist(), strict=True):
+            if count:
+                self.metrics.expired.labels(view).inc(count)
+        return batch
 
-    def ping_store(self) -> None:
-        """A real read, whatever the last one did (readiness must see the store come back)."""
-        try:
-            self.reader().ping()
-        except StoreUnavailableError:
-            self.store_down_until = time.monotonic() + self.settings.serving.store_down_seconds
-            raise
-        self.store_down_until = 0.0
+    def readiness(self) -> list[str]:
+        """Why this replica should not get traffic (empty when ready): no model, draining, or a reader
+        that failed its self-check. Not the store's reachability (module docstring)."""
+        problems = []
+        if self.draining:
+            problems.append("draining: the process is shutting down")
+        if self.holder.current is None:
+            problems.append(f"no model loaded ({self.holder.last_error})")
+        if self.self_check_error:
+            problems.append(self.self_check_error)
+        return problems
 
     def start(self, freeze_gc: bool = False) -> None:
         self.holder.load_initial()
