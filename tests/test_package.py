@@ -58,6 +58,9 @@ print(json.dumps({"finders": finders, "prints": prints}))
 _AFTER_HYBRIDOPS = (
     r"""
 import sys, warnings
+# numpy (and so pandas, pyarrow, scipy, matplotlib) adds its own warning filters when first imported: what
+# those libraries do to themselves is theirs, so they are loaded before the filters are taken.
+import numpy, pandas, pyarrow, dagster
 meta_path = list(sys.meta_path)
 filters = list(warnings.filters)
 import hybridops

@@ -5,6 +5,7 @@ let the scrapes and the exporter's reads through."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,16 +14,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pandas as pd
+import psycopg2
 import pytest
 import typer
 import yaml
+from deploy_postgres import throwaway_postgres
 from deploy_support import CASES, EXISTING_SECRETS, find, objects, render
 from tools import require_tool
 
 from hybridops.cli.app import app
 from hybridops.deploy import chart
-from hybridops.settings import Settings
+from hybridops.settings import LakehouseWarehouse, Settings
+from hybridops.warehouse.db import connect, replace_rows
 
 PROFILES = chart.profiles()
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
@@ -190,6 +194,13 @@ def _env_refs(node: Any) -> set[str]:
 def test_the_exporter_pod_finds_every_store(
     profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with contextlib.ExitStack() as stack:
+        _exporter_pod_finds_every_store(profile, tmp_path, monkeypatch, stack)
+
+
+def _exporter_pod_finds_every_store(
+    profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: contextlib.ExitStack
+) -> None:
     """Lay out the pod's volumes in a folder, run the container's start script (with `hybridops` replaced by
     a recorder), then build the exporter's Settings from the container's environment: they must point at the
     mounted dagster.yaml, the warehouse on the data volume, the Feast SQL registry of feature_store.yaml and
@@ -207,14 +218,6 @@ def test_the_exporter_pod_finds_every_store(
         if "configMap" in volume:
             for key, text in find(objs, "ConfigMap", volume["configMap"]["name"])["data"].items():
                 (folder / key).write_text(text)
-        elif "persistentVolumeClaim" in volume:  # what the pipeline writes to HYBRIDOPS_HOME=/data
-            (folder / "warehouse").mkdir()
-            con = duckdb.connect(str(folder / "warehouse" / "hybridops.duckdb"))
-            con.execute("create table quarantine (table_name varchar, check_name varchar)")
-            con.execute(
-                "insert into quarantine values ('flights', 'dep_delay_range'), ('flights', 'dep_delay_range')"
-            )
-            con.close()
         local[mount["mountPath"]] = folder
 
     env: dict[str, str] = {}
@@ -241,16 +244,41 @@ def test_the_exporter_pod_finds_every_store(
     assert started.returncode == 0, started.stderr
     assert (tmp_path / "argv").read_text().split() == ["exporter", "--host", "0.0.0.0", "--port", "9464"]
 
+    # The chart keeps the warehouse in the lakehouse, its Iceberg catalog in the release's PostgreSQL: a real
+    # server stands in for the Service (host:port -> a loopback port, as in the chart runtime test).
+    catalog = env["HYBRIDOPS_WAREHOUSE__CATALOG_URL"]
+    service = "@hybridops-postgresql:5432/"
+    assert service in catalog and catalog.endswith("/lakehouse")
+    password = catalog.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    postgres = stack.enter_context(throwaway_postgres("hybridops", password))
+    admin = psycopg2.connect(postgres)
+    try:
+        admin.autocommit = True  # CREATE DATABASE runs outside a transaction
+        admin.cursor().execute("create database lakehouse")
+    finally:
+        admin.close()
+    env["HYBRIDOPS_WAREHOUSE__CATALOG_URL"] = catalog.replace(
+        service, f"@{postgres.split('@', 1)[1].split('/')[0]}/"
+    )
+
     for key in [k for k in os.environ if k.startswith(("HYBRIDOPS_", "MLFLOW_", "DAGSTER_"))]:
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings()
+    assert isinstance(settings.warehouse, LakehouseWarehouse)
+    assert Path(settings.warehouse_location).resolve() == local["/data"] / "warehouse" / "iceberg"
+    # What the pipeline writes (the quarantine), through the backend the run pods use.
+    with connect(settings) as con:
+        replace_rows(
+            con,
+            "quarantine",
+            pd.DataFrame({"table_name": ["flights"] * 2, "check_name": ["dep_delay_range"] * 2}),
+        )
 
     instance = find(objs, "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"]
     assert (settings.dagster_home / "dagster.yaml").read_text() == instance
     assert _env_refs(yaml.safe_load(instance)) <= set(env)
-    assert settings.warehouse_db.resolve() == local["/data"] / "warehouse" / "hybridops.duckdb"
     values = yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())
     profile_monitoring = (
         chart.user_values(profile).get("hybridops", {}).get("config", {}).get("monitoring", {})
