@@ -57,9 +57,7 @@ class Summary(BaseModel):
     warehouse_backend: str
     months_dropped: list[str]
     months_processed: list[str]  # every data asset (raw_flights .. online_features) of the month materialized
-    months_scored: list[
-        str
-    ]  # the month's predictions scored (the months the first champion trained on are not)
+    months_scored: list[str]  # the month's predictions scored
     stages: dict[
         str, dict[str, float]
     ]  # month -> asset -> seconds from the file landing to its materialization
