@@ -135,6 +135,11 @@ def automation_sensor(settings: OrchestrationSettings) -> dg.AutomationCondition
         default_status=default_status(settings),
         minimum_interval_seconds=settings.sensor_interval_seconds,
         description="Declarative automation of every asset (see docs/deploy.md, 'Automation and fan-out').",
+        # One run per month, tagged with its partition, never a backfill: a backfill's runs carry a
+        # partition *range* (even of one month), and Dagster records the checks of such a run without
+        # their partition, so a month's blocking checks never count as passed and the month stops at its
+        # validated tables. Runs are still one per month, side by side up to the run limit.
+        emit_backfills=False,
     )
 
 

@@ -42,6 +42,7 @@ class Ticks:
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
         self.defs, self.instance, self.cursor = defs, instance, None
+        self.last: dg.EvaluateAutomationConditionsResult | None = None
 
     def requested(self) -> set[tuple[str, str | None]]:
         # The daemon reads the dynamic partitions once per tick through a caching loader; the tester asks
@@ -59,7 +60,7 @@ class Ticks:
             result = dg.evaluate_automation_conditions(defs=self.defs, instance=instance, cursor=self.cursor)
         finally:
             del instance.get_dynamic_partitions
-        self.cursor = result.cursor
+        self.cursor, self.last = result.cursor, result
         graph = self.defs.resolve_asset_graph()
         return {
             (key.to_user_string(), partition)
@@ -183,3 +184,71 @@ def test_a_failed_blocking_check_holds_its_month_even_after_a_later_month_passes
     later = ticks.requested()
     assert ("fct_flights", MAR) in later
     assert ("fct_flights", FEB) not in later, "a later month's pass released the blocked month"
+
+
+def test_a_second_month_whose_tables_land_apart_goes_on_to_the_fact_table(defs, instance):
+    """The rehearsal's order: January carried to a champion; February's flights land (and are validated)
+    one tick before its weather; the month's chain must still go on past the validated tables."""
+    ticks = Ticks(defs, instance)
+    _materialize(instance, "feast_registry")
+    _dimensions_loaded(defs, instance)
+    for table in ("flights", "weather"):
+        _materialize(instance, f"raw_{table}", JAN)
+    ticks.requested()
+    for asset in MONTH_CHAIN:
+        _materialize(instance, asset, JAN)
+    for table in ("flights", "weather"):
+        _checks(defs, instance, table, JAN)
+    ticks.requested()
+    for asset in ("on_time_report", "training_set", "candidate_model", "champion_model"):
+        _materialize(instance, asset)
+    _checks(defs, instance, "champion_model", None)
+    ticks.requested()
+    for asset in ("batch_predictions", "model_monitoring"):
+        _materialize(instance, asset, JAN)
+
+    requested: set[tuple[str, str | None]] = set()
+    _materialize(instance, "raw_flights", FEB)
+    requested |= ticks.requested()
+    assert ("flights", FEB) in requested
+    _materialize(instance, "flights", FEB)
+    _checks(defs, instance, "flights", FEB)
+    requested |= ticks.requested()
+    _materialize(instance, "raw_weather", FEB)
+    requested |= ticks.requested()
+    _materialize(instance, "weather", FEB)
+    _checks(defs, instance, "weather", FEB)
+    requested |= ticks.requested()
+    requested |= ticks.requested()
+    assert ("fct_flights", FEB) in requested, sorted(requested)
+
+
+def test_months_requested_together_become_one_partition_run_each_never_a_backfill(defs, instance):
+    """What the daemon launches for a tick that requests two months: the sensor's own run requests (built
+    by Dagster's daemon code from the evaluation, with the sensor's ``emit_backfills``). A backfill's runs
+    carry a one-month partition *range*, and Dagster records the checks of such a run without their
+    partition: the month's blocking checks then never pass and it stops at its validated tables (what the
+    rehearsal saw of February). Each run must carry its month as ``dagster/partition``."""
+    from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    (sensor,) = [s for s in defs.sensors if s.name == "hybridops_automation"]
+    ticks = Ticks(defs, instance)
+    _materialize(instance, "feast_registry")
+    _dimensions_loaded(defs, instance)
+    ticks.requested()
+    for month in (JAN, FEB):
+        for table in ("flights", "weather"):
+            _materialize(instance, f"raw_{table}", month)
+    assert ("flights", JAN) in (requested := ticks.requested()) and ("flights", FEB) in requested
+    assert ticks.last is not None
+    with partition_loading_context(dynamic_partitions_store=instance):
+        requests = build_run_requests(
+            ticks.last._requested_subsets,  # what the daemon builds its requests from (no public name)
+            defs.resolve_asset_graph(),
+            run_tags=None,
+            emit_backfills=sensor.emit_backfills,
+        )
+    assert [r.requires_backfill_daemon() for r in requests] == [False] * len(requests)
+    by_month = {r.partition_key: {k.to_user_string() for k in r.asset_selection or []} for r in requests}
+    assert by_month == {JAN: set(MONTH_CHAIN), FEB: set(MONTH_CHAIN)}

@@ -46,6 +46,9 @@ def _settings_from(config: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S
     """
     monkeypatch.setenv("HYBRIDOPS_FEAST__REGISTRY", "postgresql+psycopg://feast:pw@postgresql:5432/feast")
     monkeypatch.setenv("HYBRIDOPS_MLFLOW__TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv(
+        "HYBRIDOPS_WAREHOUSE__CATALOG_URL", "postgresql+psycopg2://hybridops:pw@postgresql:5432/lakehouse"
+    )
     for key, value in config.items():
         monkeypatch.setenv(key, value)
     return Settings()
@@ -113,3 +116,50 @@ def test_dagster_accepts_the_rendered_instance_config(tmp_path):
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
     config, _ = dagster_instance_config(str(home))
     assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def _user_code_env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    deployment = find(tuple(objs), "Deployment", f"{RELEASE}-dagster-user-code")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item.get("value", "") for item in container["env"]}
+
+
+def _run_pod_env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    container = _instance(objs)["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    return {item["name"]: item.get("value", "") for item in container["env"]}
+
+
+def test_the_source_folder_reaches_the_user_code_server_and_the_run_pods_only_when_set(tmp_path):
+    objs = _render(tmp_path)
+    assert "HYBRIDOPS_SOURCE_DIR" not in _user_code_env(objs)
+    assert "HYBRIDOPS_SOURCE_DIR" not in _run_pod_env(objs)
+    assert "HYBRIDOPS_SOURCE_DIR" not in _config(objs)
+
+    objs = _render(tmp_path, {"hybridops": {"sourceDir": "/data/source"}})
+    assert _user_code_env(objs)["HYBRIDOPS_SOURCE_DIR"] == "/data/source"
+    assert _run_pod_env(objs)["HYBRIDOPS_SOURCE_DIR"] == "/data/source"
+
+
+def test_a_relative_source_folder_is_refused_by_the_schema(tmp_path):
+    with pytest.raises(chart.ChartError, match="sourceDir"):
+        _render(tmp_path, {"hybridops": {"sourceDir": "source"}})
+
+
+def test_the_cadences_are_values_that_reach_the_settings(tmp_path, monkeypatch):
+    defaults = _settings_from(_config(_render(tmp_path)), monkeypatch).orchestration
+    assert (defaults.training_cron, defaults.skew_audit_cron) == ("0 4 1 * *", "0 * * * *")
+
+    objs = _render(
+        tmp_path,
+        {
+            "hybridops": {
+                "config": {"orchestration": {"skew_audit_cron": "*/5 * * * *", "training_cron": "0 5 * * 1"}}
+            },
+            "dagster": {"automation": {"sensorIntervalSeconds": 45}},
+        },
+    )
+    orchestration = _settings_from(_config(objs), monkeypatch).orchestration
+    assert orchestration.skew_audit_cron == "*/5 * * * *"
+    assert orchestration.training_cron == "0 5 * * 1"
+    # The Dagster values still set the rest of the section beside the cadences.
+    assert orchestration.sensor_interval_seconds == 45 and orchestration.automation is True

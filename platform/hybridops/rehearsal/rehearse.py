@@ -47,7 +47,7 @@ PROGRAMS = (
     ("prometheus", "prometheus"),
 )
 SKEW_AUDIT_CRON = "*/5 * * * *"
-WATCHED = "/data/source"  # where the rehearsal drops the source when the chart names no folder
+WATCHED = "/data/source"  # hybridops.sourceDir of the rehearsal: a folder on the data volume
 
 
 class Summary(BaseModel):
@@ -57,9 +57,7 @@ class Summary(BaseModel):
     warehouse_backend: str
     months_dropped: list[str]
     months_processed: list[str]  # every data asset (raw_flights .. online_features) of the month materialized
-    months_scored: list[
-        str
-    ]  # the month's predictions scored (the months the first champion trained on are not)
+    months_scored: list[str]  # the month's predictions scored
     stages: dict[
         str, dict[str, float]
     ]  # month -> asset -> seconds from the file landing to its materialization
@@ -79,6 +77,7 @@ class Summary(BaseModel):
     connections: list[dict[str, Any]]
     unreachable_connections: list[dict[str, Any]]  # observed connections the NetworkPolicies block
     restarts: dict[str, int]
+    values: dict[str, Any]  # chart values the rehearsal set (a user's choices, not changes to the chart)
     adaptations: list[str]
     missing: list[str]
     duration_seconds: float
@@ -174,31 +173,24 @@ def rehearse(options: Options, progress: Callable[[str], None] = print) -> Summa
         "dagster.yaml run_launcher: DefaultRunLauncher (run workers are processes of the user-code server)",
     ]
     missing: list[str] = []
-    # The skew audit's cadence is a value a user chooses; hourly would outlast a short rehearsal.
-    cadence = {"hybridops": {"config": {"orchestration": {"skew_audit_cron": SKEW_AUDIT_CRON}}}}
-    try:
-        rendered = chart.render(options.profile, overrides=_merged(cadence, options.values or {}))
-        adaptations.append(f"values: hybridops.config.orchestration.skew_audit_cron={SKEW_AUDIT_CRON!r}")
-    except chart.ChartError:
-        rendered = chart.render(options.profile, overrides=options.values)
-        missing.append("the chart has no value for the skew audit's cadence: it runs on the code's default")
+    # Values a user of the chart would set for this: the watched source folder on the data volume, and a
+    # skew-audit cadence a short rehearsal outlives (hourly by default).
+    values = {
+        "hybridops": {"sourceDir": WATCHED, "config": {"orchestration": {"skew_audit_cron": SKEW_AUDIT_CRON}}}
+    }
+    rendered = chart.render(options.profile, overrides=_merged(values, options.values or {}))
     objs = tuple(chart.manifests(rendered))
-    user_code_env = _env_of(objs, "hybridops-dagster-user-code")
-    extra: dict[str, dict[str, str]] = {}
-    source_dir = user_code_env.get("HYBRIDOPS_SOURCE_DIR")
+    source_dir = _env_of(objs, "hybridops-dagster-user-code").get("HYBRIDOPS_SOURCE_DIR")
     if not source_dir:
-        source_dir = WATCHED
-        extra["dagster-user-code"] = {"HYBRIDOPS_SOURCE_DIR": WATCHED}
-        adaptations.append(
-            f"HYBRIDOPS_SOURCE_DIR={WATCHED} added to the user-code pod: the chart names no source folder"
-        )
+        raise RehearsalError("the values name no source folder (hybridops.sourceDir): nothing to watch")
     backend = json.loads(_config_section(objs, "WAREHOUSE") or "{}").get("backend", "duckdb")
     if backend != "lakehouse":
         missing.append(f"the chart's warehouse backend is {backend!r}, not 'lakehouse'")
     progress(f"starting the {options.profile} release under {root}")
     try:
-        with _interruptible(), running_stack(objs, root, progress, extra_env=extra) as stack:
+        with _interruptible(), running_stack(objs, root, progress) as stack:
             summary = _drive(stack, options, source_dir, progress, adaptations, missing, backend, started)
+            summary.values = values
             if options.keep:
                 progress(
                     f"stack left up (--keep): Dagster {stack.url('dagster-webserver')}, MLflow "
@@ -370,6 +362,7 @@ def _drive(
         connections=connections,
         unreachable_connections=blocked,
         restarts=dict(stack.cluster.restarts),
+        values={},
         adaptations=adaptations,
         missing=missing,
         duration_seconds=round(time.monotonic() - started, 1),

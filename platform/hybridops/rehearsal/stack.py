@@ -112,7 +112,6 @@ def running_stack(
     root: Path,
     progress: Callable[[str], None] = print,
     startup_seconds: float = 420.0,
-    extra_env: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[Stack]:
     """Start the release (objects ``objs`` of a render) under ``root``; stop every process on exit, even on
     failure. Ready means: every server answers its rendered startup probe, the user-code server its gRPC
@@ -121,7 +120,7 @@ def running_stack(
     then it exits and :meth:`Cluster.restart_exited` starts it again, as a kubelet would)."""
     started = time.monotonic()
     deadline = started + startup_seconds
-    cluster = Cluster(objs, root, dagster_run_launcher=DEFAULT_RUN_LAUNCHER, extra_env=extra_env or {})
+    cluster = Cluster(objs, root, dagster_run_launcher=DEFAULT_RUN_LAUNCHER)
     stack = Stack(cluster)
 
     def mark(what: str) -> None:

@@ -85,14 +85,11 @@ class Cluster:
 
     ``dagster_run_launcher``, when set, replaces the ``run_launcher`` of every ``dagster.yaml`` a pod mounts
     (the rehearsal's one change to the instance: run workers as local processes instead of Kubernetes Jobs).
-    ``extra_env`` adds variables to a pod's rendered env (by pod name), for a setting the chart cannot
-    express yet; the rehearsal reports each one it uses.
     """
 
     objs: tuple[dict[str, Any], ...]
     root: Path
     dagster_run_launcher: dict[str, Any] | None = None
-    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)  # "name:port" -> "127.0.0.1:port"
     service_pod: dict[str, str] = field(default_factory=dict)  # Service name -> the pod behind it
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
@@ -197,7 +194,6 @@ class Cluster:
                 env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
             else:
                 raise RehearsalError(f"{name}: unsupported env source {item}")
-        env.update({key: pod.relocate(value) for key, value in self.extra_env.get(name, {}).items()})
         pod.env = env
         return pod
 
