@@ -18,7 +18,7 @@ UV_VERSION := $(shell sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml)
 LOCK_TARGET := --python-version 3.11.7 --python-platform x86_64-manylinux_2_36
 LOCK_FLAGS ?=
 
-.PHONY: setup run test lint format ui bench rehearse rehearse-test lock snapshots clean package
+.PHONY: setup run test lint format ui bench rehearse rehearse-test test-slow lock snapshots clean package
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -68,6 +68,10 @@ rehearse: setup
 # The short rehearsal as a test (three months through the whole release; deselected from `make test`).
 rehearse-test: setup
 	$(BIN)/pytest -q -m rehearsal tests/rehearsal
+
+# The slow group CI runs after `make test`: the short rehearsal and four concurrent pipeline runs.
+test-slow: setup
+	$(BIN)/pytest -q -m "slow or rehearsal"
 
 # Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
 # still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.

