@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from hybridops.files import write_atomically
 from hybridops.settings import Settings
 
 CODE_LOCATION_MODULE = "dagster_project.definitions"
@@ -60,18 +59,6 @@ def dagster_yaml(home: Path, telemetry: bool = False) -> str:
     )
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Replace ``path`` atomically: a process that reads it at the same time sees the old or the new file."""
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
-
-
 def prepare_dagster_home(settings: Settings) -> Path:
     """Create the instance folder and its ``dagster.yaml``; keep a file the user has taken over.
 
@@ -85,7 +72,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     current = config.read_text() if config.exists() else None
     # Rewritten while it is ours, so a moved state directory or a newer hybridops takes effect.
     if current in (None, _EARLIER_DAGSTER_YAML) or (current.startswith(_MANAGED) and current != wanted):
-        _write_whole(config, wanted)
+        write_atomically(config, wanted)
     return home
 
 

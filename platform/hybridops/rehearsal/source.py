@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridops.errors import SourceError
+from hybridops.files import write_atomically
 from hybridops.ingest.sources import FILE_NAMES, packaged_source_dir
 
 REFERENCE_TABLES = ("planes", "airlines", "airports")
@@ -39,18 +39,6 @@ def _read_csv(folder: Path, table: str) -> pd.DataFrame:
 
 def _month_keys(frame: pd.DataFrame) -> pd.Series:
     return frame["year"].str.zfill(4) + "-" + frame["month"].str.zfill(2)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path``: a reader sees the old file or the new one, never a part."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
