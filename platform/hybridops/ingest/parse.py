@@ -235,6 +235,31 @@ def parse_outside(landed: LandedFile, months: Collection[str]) -> ParseResult:
     )
 
 
+def file_rows_by_month(landed: LandedFile) -> dict[str, int]:
+    """Rows (typed and rejected) of each month key in the whole file, out-of-range bucket included."""
+    full = _parse_full(landed)
+    if full.table not in MONTHLY_TABLES or full.critical:
+        return {}
+    frame_rows, reject_rows = _month_rows(landed, full)
+    counts = {month: len(rows) for month, rows in frame_rows.items()}
+    for month, rows in reject_rows.items():
+        counts[month] = counts.get(month, 0) + len(rows)
+    return counts
+
+
+def file_rows(landed: LandedFile) -> int:
+    """Records the parser found in the whole file (its record layout), whatever became of them."""
+    return _parse_full(landed).rows_read
+
+
+def file_values(landed: LandedFile, column: str) -> set[str]:
+    """The distinct typed values of ``column`` in the whole file (e.g. every origin a weather file has)."""
+    full = _parse_full(landed)
+    if full.critical or column not in full.frame:
+        return set()
+    return set(full.frame[column].dropna().astype(str).unique())
+
+
 def _span(months: list[str]) -> str:
     ordered = sorted(months)
     return f"loaded: {ordered[0]}..{ordered[-1]}" if ordered else "no partition loaded"
