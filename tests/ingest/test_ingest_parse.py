@@ -69,13 +69,14 @@ def test_month_filter_and_unparseable_month_goes_to_rejects(parse_text: Parse) -
     assert empty.critical and "no flights rows for month 2013-05" in empty.critical[0]
 
 
-def test_truncated_last_row_is_a_field_count_reject(parse_text: Parse) -> None:
+def test_truncated_last_row_is_a_truncated_reject(parse_text: Parse) -> None:
     text = lines(WEATHER_HEADER, WEATHER_ROW) + WEATHER_ROW[:20]  # cut mid-row, no final newline
     result = parse_text("weather", text)
     assert len(result.frame) == 1 and result.rows_read == 2 and not result.critical
     reject = result.rejects.iloc[0]
-    assert reject["check_name"] == "field_count" and reject["source_line"] == 3
+    assert reject["check_name"] == "truncated" and reject["source_line"] == 3
     assert "line has 6 fields, expected 15" in reject["reason"]
+    assert "without a line break after line 3" in reject["reason"] and "weather.csv" in reject["reason"]
     assert reject["month_key"] == "2013-01"
 
 
@@ -127,9 +128,11 @@ def test_real_flights_cached_and_january(real_dir: Path, tmp_path: Path) -> None
     assert (january.frame["month_key"] == "2013-01").all()
 
 
-def test_row_without_any_month_takes_its_neighbours_month(parse_text: Parse) -> None:
+def test_row_without_any_month_goes_to_the_out_of_range_bucket(parse_text: Parse) -> None:
     lost = FLIGHT_ROW.replace("2013,1,1,", "x,1,1,").replace("2013-01-01T10:00:00Z", "never")
-    result = parse_text("flights", lines(FLIGHTS_HEADER, FLIGHT_ROW, lost), "2013-01")
-    assert result.rows_read == 2 and len(result.frame) == 1
-    assert result.rejects["source_line"].tolist() == [3]
-    assert result.rejects["month_key"].tolist() == ["2013-01"]
+    text = lines(FLIGHTS_HEADER, FLIGHT_ROW, lost)
+    result = parse_text("flights", text, "2013-01")
+    assert result.rows_read == 1 and len(result.frame) == 1 and result.rejects.empty
+    outside = parse_text("flights", text, "out-of-range")
+    assert outside.rejects["source_line"].tolist() == [3]
+    assert outside.rejects["month_key"].tolist() == ["out-of-range"]

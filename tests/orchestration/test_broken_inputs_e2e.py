@@ -1,7 +1,7 @@
 """Broken source files through the real CLI and Dagster: blocked batches say which file and why.
 
 Each case copies the real source files into a folder, breaks one, and runs ``hybridops run`` on January
-with ``HYBRIDOPS_SOURCE_DIR`` pointing there. January's flights are cut to a few thousand rows to keep the
+with ``HYBRIDOPS_SOURCE_DIR`` pointing there. January's flights are thinned to a few thousand rows to keep the
 runs short; the defect is what matters.
 """
 
@@ -30,7 +30,8 @@ EXE = str(Path(sys.executable).with_name("hybridops"))
 @pytest.fixture(scope="module")
 def january_flights() -> str:
     flights = pd.read_csv(packaged_source_dir() / "flights.csv.zip", dtype=str, keep_default_na=False)
-    return flights[flights["month"] == "1"].head(3000).to_csv(index=False)
+    # Every 9th row: about 3,000 rows over every day of the month (the daily-flights check sees each day).
+    return flights[flights["month"] == "1"].iloc[::9].to_csv(index=False)
 
 
 def _source_dir(tmp_path: Path, flights_csv: str) -> Path:
@@ -158,3 +159,58 @@ def test_a_few_bad_rows_are_quarantined_and_the_rest_continues(tmp_path, january
     assert summary["status"] == "success"
     assert summary["rows_quarantined"] == 1
     assert _fct_rows(tmp_path / "home") == len(lines) - 1
+
+
+def _check(summary: dict, asset: str, name: str) -> dict:
+    found = [c for c in summary["checks"] if c["asset"] == asset and c["name"] == name]
+    assert found, f"no {asset}.{name} in {[(c['asset'], c['name']) for c in summary['checks']]}"
+    return found[0]
+
+
+def test_every_row_is_accounted_for_cut_files_control_bytes_and_strays(tmp_path, january_flights):
+    lines = january_flights.splitlines()
+    header = lines[0].split(",")
+    stray = lines[1].split(",")
+    stray[header.index("year")], stray[header.index("month")] = "2014", "5"  # a month no partition loads
+    stray[header.index("time_hour")] = "2014-05-01T09:00:00Z"
+    damaged = lines[2].replace(",", ",\x00", 1)  # a NUL byte inside the month value
+    cut = lines[3][: len(lines[3]) // 2]  # the file ends mid-record, no final line break
+    text = "\n".join([lines[0], ",".join(stray), damaged, *lines[4:], cut])
+    src = _source_dir(tmp_path, text)
+    result, summary = _run(tmp_path, src)
+    assert result.returncode == 0, result.stdout
+    with connect(Settings(home=tmp_path / "home").warehouse_db, read_only=True) as con:
+        quarantine = read_frame(con, "select * from quarantine where table_name = 'flights'")
+        valid = int(read_frame(con, "select count(*) as n from flights")["n"].iloc[0])
+    by_line = quarantine.set_index(quarantine["source_line"].astype(int))
+    assert by_line.loc[2, "month_key"] == "out-of-range" and "month 2014-05" in by_line.loc[2, "reason"]
+    assert "control_bytes" in by_line.loc[3, "check_name"] and "0x00 in month" in by_line.loc[3, "reason"]
+    last = len(lines)  # header + rows 1..n-1 kept (rows 1-3 replaced/damaged) + the cut line
+    assert by_line.loc[last, "check_name"] == "truncated" and "flights.csv" in by_line.loc[last, "reason"]
+    assert valid + len(quarantine) == len(lines) - 1  # every record of the file is somewhere
+    reconciled = _check(summary, "flights", "rows_reconciled")
+    assert reconciled["passed"]
+
+
+def test_an_airports_missing_month_of_weather_blocks_the_month(tmp_path, january_flights):
+    src = _source_dir(tmp_path, january_flights)
+    weather = pd.read_csv(src / "weather.csv", dtype=str, keep_default_na=False)
+    keep = ~((weather["origin"] == "LGA") & (weather["month"] == "1"))
+    weather[keep].to_csv(src / "weather.csv", index=False)
+    _, summary = _run(tmp_path, src)
+    assert summary["status"] == "blocked"
+    check = _check(summary, "weather", "weather_hours_complete")
+    assert not check["passed"]
+    problem = " ".join(summary["problems"])
+    assert "weather.csv: LGA has 0 of 744 hours of weather in 2013-01" in problem
+    assert _fct_rows(tmp_path / "home") == 0
+
+
+def test_a_missing_file_is_a_failed_blocking_check(tmp_path, january_flights):
+    src = _source_dir(tmp_path, january_flights)
+    (src / "weather.csv").unlink()
+    result, summary = _run(tmp_path, src)
+    assert result.returncode == 1 and summary["status"] == "blocked"
+    check = _check(summary, "weather", "file_readable_and_schema_valid")
+    assert not check["passed"]
+    assert f"no weather file in {src}" in " ".join(summary["problems"])

@@ -58,7 +58,8 @@ def test_truncated_file_quarantines_the_cut_row(broken_source: Broken, tmp_path:
     result, _ = run(folder, tmp_path, "weather", "2013-01")
     assert not result.blocked
     row = result.quarantine.iloc[-1]
-    assert row["check_name"] == "field_count" and "file cut off mid-row" in row["reason"]
+    assert row["check_name"] == "truncated" and "file cut off mid-row" in row["reason"]
+    assert "ends without a line break" in row["reason"] and "weather.csv" in row["reason"]
     assert row["source_line"] == len(result.good) + 2
 
 

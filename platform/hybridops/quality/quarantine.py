@@ -21,6 +21,10 @@ QUARANTINE_COLUMNS = (
 )
 # Dimension tables have no monthly partition; their quarantine rows use this key.
 STATIC_MONTH_KEY = "static"
+# Rows of a monthly file whose own date gives no month, or a month outside every loaded partition: they are
+# quarantined here (never dropped), so rows read = valid + quarantined holds for every file.
+OUT_OF_RANGE_MONTH_KEY = "out-of-range"
+OUT_OF_RANGE = "out_of_range"  # the rule (check_name) of rows moved to that bucket
 
 
 def empty_quarantine() -> pd.DataFrame:

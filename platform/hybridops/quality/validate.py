@@ -15,7 +15,7 @@ from typing import Literal
 import pandas as pd
 import pandera.errors as pa_errors
 
-from hybridops.ingest.parse import ParseResult
+from hybridops.ingest.parse import CONTROL, TRUNCATED, ParseResult
 from hybridops.quality import schemas
 from hybridops.quality.quarantine import QUARANTINE_COLUMNS, STATIC_MONTH_KEY, empty_quarantine
 from hybridops.settings import QualitySettings
@@ -23,6 +23,10 @@ from hybridops.settings import QualitySettings
 Severity = Literal["ERROR", "WARN"]
 FILE_CHECK = "file_readable_and_schema_valid"
 RATIO_CHECK = "bad_row_ratio"
+RECONCILE_CHECK = "rows_reconciled"  # evaluated after the load (hybridops.quality.reconcile)
+# Completeness per key and period (hybridops.quality.completeness); blocking or warn by settings, so the
+# spec is declared blocking and a "warn" setting reports WARN severity (Dagster blocks on ERROR only).
+COMPLETENESS_CHECKS = {"weather": "weather_hours_complete", "flights": "daily_flights_complete"}
 
 
 @dataclass
@@ -77,7 +81,8 @@ class ValidationResult:
 
 def row_rules(table: str) -> list[str]:
     """The row-level rules reported for ``table`` (one ``CheckOutcome`` each)."""
-    rules = [schemas.TYPE, schemas.FIELD_COUNT, schemas.REQUIRED, schemas.RANGE, schemas.DUPLICATE_KEY]
+    rules = [schemas.TYPE, schemas.FIELD_COUNT, TRUNCATED, CONTROL, schemas.REQUIRED, schemas.RANGE]
+    rules.append(schemas.DUPLICATE_KEY)
     if table in ("flights", "weather"):
         rules.append(schemas.TIMESTAMP)
     if table == "flights":
@@ -88,7 +93,10 @@ def row_rules(table: str) -> list[str]:
 def declared_checks(table: str) -> list[tuple[str, bool]]:
     """Every check ``validate_table`` reports for ``table``, as ``(name, blocking)``, in report order."""
     extra = ["tailnum_in_planes", "dest_in_airports"] if table == "flights" else []
-    return [(FILE_CHECK, True), (RATIO_CHECK, True)] + [(name, False) for name in row_rules(table) + extra]
+    blocking = [(FILE_CHECK, True), (RATIO_CHECK, True), (RECONCILE_CHECK, True)]
+    if table in COMPLETENESS_CHECKS:
+        blocking.append((COMPLETENESS_CHECKS[table], True))
+    return blocking + [(name, False) for name in row_rules(table) + extra]
 
 
 def validate_table(
@@ -138,7 +146,7 @@ def validate_table(
         for rule in str(names).split(","):
             counts[rule] = counts.get(rule, 0) + 1
     checks = [CheckOutcome(FILE_CHECK, True, "ERROR", True, f"{parsed.source_file} is readable", {})]
-    checks.append(_ratio_check(len(quarantine), parsed.rows_read, settings))
+    checks.append(_ratio_check(len(quarantine), parsed.rows_read, settings, parsed.source_file))
     for rule, count in counts.items():
         message = (
             f"skipped: {skipped[rule]} not loaded"
@@ -279,7 +287,7 @@ def _finish(quarantine: pd.DataFrame, run_id: str, now: datetime) -> pd.DataFram
     return out.astype(empty_quarantine().dtypes.to_dict()).reset_index(drop=True)
 
 
-def _ratio_check(bad: int, rows_read: int, settings: QualitySettings) -> CheckOutcome:
+def _ratio_check(bad: int, rows_read: int, settings: QualitySettings, source_file: str) -> CheckOutcome:
     ratio = bad / rows_read if rows_read else 0.0
     passed = ratio <= settings.max_bad_row_ratio
     return CheckOutcome(
@@ -287,7 +295,7 @@ def _ratio_check(bad: int, rows_read: int, settings: QualitySettings) -> CheckOu
         passed,
         "ERROR",
         True,
-        f"{bad} of {rows_read} rows quarantined ({ratio:.2%}; limit {settings.max_bad_row_ratio:.2%})"
+        f"{source_file}: {bad} of {rows_read} rows quarantined ({ratio:.2%}; limit {settings.max_bad_row_ratio:.2%})"
         + ("" if passed else "; the batch is blocked: inspect the quarantine table and fix the source"),
         {"quarantined": bad, "rows_read": rows_read, "ratio": ratio, "limit": settings.max_bad_row_ratio},
     )
