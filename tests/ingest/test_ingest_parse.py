@@ -136,3 +136,19 @@ def test_row_without_any_month_goes_to_the_out_of_range_bucket(parse_text: Parse
     outside = parse_text("flights", text, "out-of-range")
     assert outside.rejects["source_line"].tolist() == [3]
     assert outside.rejects["month_key"].tolist() == ["out-of-range"]
+
+
+def test_the_same_bytes_from_two_files_name_each_its_own_file(real_dir: Path, tmp_path: Path) -> None:
+    # A process may parse a copy of a file it parsed before (a moved source folder, another home): the
+    # cached parse must not stamp the first file's name on the copy's rows (provenance, reconciliation).
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "airlines.csv").write_bytes((real_dir / "airlines.csv").read_bytes())
+    results = [
+        parse_table(land_file(folder / "airlines.csv", "airlines", tmp_path / f"landing-{folder.name}"))
+        for folder in (first, second)
+    ]
+    for folder, result in zip((first, second), results, strict=True):
+        assert result.source_file == str(folder / "airlines.csv")
+        assert set(result.frame["_source_file"]) == {str(folder / "airlines.csv")}

@@ -144,7 +144,7 @@ class _Layout:
     text: Callable[[int], str]  # raw text of record i, for reject messages
 
 
-_cache: OrderedDict[tuple[str, str], ParseResult] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, str], ParseResult] = OrderedDict()
 
 
 def parse_table(landed: LandedFile, month_key: str | None = None) -> ParseResult:
@@ -273,11 +273,11 @@ def clear_cache() -> None:
 
 # Row positions of each month in a cached parse (frame, rejects): a range's steps take their months by
 # position instead of comparing every row's month_key once per month.
-_months: dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
+_months: dict[tuple[str, str, str], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
 
 
 def _month_rows(landed: LandedFile, full: ParseResult) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    key = (landed.sha256, landed.table)
+    key = _cache_key(landed)
     if key not in _months:
         for stale in set(_months) - set(_cache):
             del _months[stale]
@@ -298,8 +298,14 @@ def _copy(result: ParseResult, month_key: str | None) -> ParseResult:
     )
 
 
+def _cache_key(landed: LandedFile) -> tuple[str, str, str]:
+    # The source path is part of the key: the parse stamps it on every row (_source_file, the quarantine's
+    # file), so the same bytes from another file must not reuse a parse that names the first one.
+    return (landed.sha256, landed.table, str(landed.source_path))
+
+
 def _parse_full(landed: LandedFile) -> ParseResult:
-    key = (landed.sha256, landed.table)
+    key = _cache_key(landed)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
