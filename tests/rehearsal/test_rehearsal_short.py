@@ -12,21 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rehearsal_support import TOOLS_USED
 from tools import require_tool
 
 from hybridops.rehearsal.source import MonthlySource
 
-# The release's programs that come from this machine (Debian packages) rather than the virtualenv.
-TOOLS_USED = (
-    "redis-server",
-    "redis-cli",
-    "psql",
-    "pg_isready",
-    "initdb",
-    "postgres",
-    "prometheus",
-    "alertmanager",
-)
 MONTHS = ["2013-01", "2013-02", "2013-03"]
 
 

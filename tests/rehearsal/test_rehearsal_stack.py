@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 import requests
+from rehearsal_support import TOOLS_USED
 from tools import missing, require_tool
 
 from hybridops.deploy import chart
@@ -37,19 +38,6 @@ query Run($runId: ID!) {
   }
 }
 """
-
-
-# The release's programs that come from this machine (Debian packages) rather than the virtualenv.
-TOOLS_USED = (
-    "redis-server",
-    "redis-cli",
-    "psql",
-    "pg_isready",
-    "initdb",
-    "postgres",
-    "prometheus",
-    "alertmanager",
-)
 
 
 @pytest.fixture(scope="module")
