@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Literal
 
 import dagster as dg
 
@@ -27,10 +26,7 @@ from dagster_project.jobs import jobs_for
 from dagster_project.months import BETA_WARNING, PREVIEW_WARNING
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
-from hybridops.settings import OrchestrationSettings, load_settings
-
-Profile = Literal["hybrid", "dataops", "mlops"]
-PROFILES: tuple[Profile, ...] = ("hybrid", "dataops", "mlops")
+from hybridops.settings import PROFILES, OrchestrationSettings, Profile, load_settings
 
 # The DataOps tables the ML half reads: external assets of the mlops location.
 WAREHOUSE_INPUTS = {

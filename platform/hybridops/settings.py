@@ -24,6 +24,11 @@ EXPORTER_SOURCES: tuple[ExporterSource, ...] = ("dagster", "warehouse", "feast",
 _SERVER_SCHEMES = ("postgresql://", "postgresql+", "postgres://", "mysql://", "mysql+")
 """URL schemes of database servers (a store named by one of them is not a file on the volume)."""
 
+Profile = Literal["hybrid", "dataops", "mlops"]
+"""What a deployment runs: both halves, the data team's only, or the ML team's only (one list for the
+settings, the chart's values and the code locations)."""
+PROFILES: tuple[Profile, ...] = ("hybrid", "dataops", "mlops")
+
 FIRST_MONTH = "2013-01"
 LAST_MONTH = "2013-12"
 
@@ -520,7 +525,7 @@ class Settings(BaseSettings):
             "the profile uses must be configured as a server."
         ),
     )
-    profile: Literal["hybrid", "dataops", "mlops"] = Field(
+    profile: Profile = Field(
         "hybrid",
         description=(
             "What this deployment runs (HYBRIDOPS_PROFILE, set by the chart): dataops needs no MLflow or "

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 from hybridops.settings import (
     GateSettings,
     MonitoringSettings,
+    Profile,
     QualitySettings,
     ServingSettings,
     SpcSettings,
@@ -211,9 +212,6 @@ class HybridopsConfig(BaseModel):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     orchestration: ChartOrchestration = Field(default_factory=lambda: ChartOrchestration())
-
-
-Profile = Literal["hybrid", "dataops", "mlops"]
 
 
 class DataVolume(Persistence):
