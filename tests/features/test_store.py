@@ -311,3 +311,33 @@ def test_a_home_shared_by_processes_gets_a_transactional_registry(tmp_path: Path
     assert shared["registry_type"] == "sql"
     assert shared["path"] == f"sqlite:///{tmp_path.resolve()}/feast/registry.sqlite"
     assert shared["sqlalchemy_config_kwargs"]["connect_args"] == {"timeout": 60}
+
+
+def test_the_sql_registry_survives_another_process_creating_its_tables_first(tmp_path: Path) -> None:
+    """Four run pods starting together all find no registry table and all create them: the losers get
+    "table ... already exists" (seen in CI with four ``hybridops run`` on one home). The race is made
+    certain here: just before Feast creates a table, another connection creates it."""
+    from feast.infra.registry.sql import metadata
+    from sqlalchemy import create_engine, event
+
+    from hybridops.settings import LakehouseWarehouse
+
+    settings = Settings(home=tmp_path, warehouse=LakehouseWarehouse())
+    other = create_engine(registry_config(settings)["path"])
+    table = metadata.tables["stream_feature_views"]
+
+    def create_it_first(target, connection, **_kw) -> None:  # type: ignore[no-untyped-def]
+        target.create(other)
+
+    event.listen(table, "before_create", create_it_first, once=True)
+    try:
+        store = feature_store(settings)
+    finally:
+        if event.contains(table, "before_create", create_it_first):
+            event.remove(table, "before_create", create_it_first)
+        other.dispose()
+    tables = sqlite3.connect(tmp_path / "feast" / "registry.sqlite").execute(
+        "select name from sqlite_master where type = 'table'"
+    )
+    assert {"entities", "feature_views", "stream_feature_views"} <= {name for (name,) in tables}
+    assert apply_definitions(store, settings)

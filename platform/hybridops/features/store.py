@@ -129,7 +129,31 @@ def feature_store(settings: Settings) -> FeatureStore:
     """A ``FeatureStore`` configured from settings."""
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(settings))
+    store = FeatureStore(config=repo_config(settings))
+    if store.config.registry.registry_type == "sql":
+        _open_sql_registry(store)
+    return store
+
+
+def _open_sql_registry(store: FeatureStore) -> None:
+    """Open the SQL registry now, creating its tables if they are missing, and survive a race doing so.
+
+    Feast creates the tables on first use with SQLAlchemy's check-then-create (``schema_mode: auto``). Run
+    pods of one release (or processes on one home) starting together can all see no table and all issue
+    ``CREATE TABLE``: every one but the first fails with "already exists". Opening again finds the tables.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(_APPLY_ATTEMPTS):
+        try:
+            store.registry  # noqa: B018 - the property creates (and caches) the registry
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as error:
+            # PostgreSQL reports a lost race as a duplicate table or a duplicate pg_type row.
+            lost_race = isinstance(error, IntegrityError) or "already exists" in str(error)
+            if not lost_race or attempt == _APPLY_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 # --- apply and materialize -------------------------------------------------------------------------
