@@ -198,3 +198,16 @@ def test_progress_marks_blocked_and_failed_steps() -> None:
     assert "✓ dimensions" in out
     assert "■ blocked: monthly_partition 2013-01" in out and "✓ monthly_partition" not in out
     assert "✗ failed: training" in out
+
+
+def test_a_failed_step_points_at_its_error_not_at_the_data(monkeypatch) -> None:
+    buffer = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=buffer, width=200, color_system=None))
+    summary = _blocked_summary().model_copy(
+        update={"status": "failed", "problems": ["feast_registry: OperationalError: database is locked"]}
+    )
+    render.print_outcome(summary)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "FAILED: hybridops run 2013-01"
+    assert "what to do: fix what is named above (the step's error)" in lines[2]
+    assert "header or rows" not in buffer.getvalue()

@@ -55,13 +55,16 @@ def print_outcome(summary: RunSummary) -> None:
     console.print(f"[bold {colour}]{summary.status.upper()}[/]: hybridops run {months}")
     for problem in summary.problems:
         console.print(f"  [{colour}]■[/] {escape(problem)}")
-    console.print(
-        "  what to do: fix what is named above (the file, its header or rows), then run again: "
-        f"hybridops run --months {summary.months[0]}"
+    # Blocked means the data (a file, its header or rows); failed means a step's own error: a service it
+    # could not reach, a permission, a bug.
+    what = "the file, its header or rows" if summary.status == "blocked" else "the step's error"
+    again = (
+        f": hybridops run --months {summary.months[0]}"
         + (f":{summary.months[-1]}" if len(summary.months) > 1 else "")
         if summary.months
-        else "  what to do: fix what is named above, then run again"
+        else ""
     )
+    console.print(f"  what to do: fix what is named above ({what}), then run again{again}")
     if summary.rows_quarantined:
         console.print(
             f"  rows set aside: {summary.rows_quarantined:,} (list them: {_quarantine_command(summary)})"

@@ -442,7 +442,7 @@ def _collect(
         if data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
             continue  # the failing blocking check is already reported, with its own message
         message = (data.user_failure_data.description if data.user_failure_data else None) or (
-            data.error.message.strip() if data.error else "step failed"
+            step_error_text(data.error) if data.error else "step failed"
         )
         summary.problems.append(f"{failure.step_key}: {message}")
 
@@ -452,6 +452,33 @@ def _collect(
             seconds[stage_of.get(stats.step_key, "other")] += stats.end_time - stats.start_time
     for stage, value in seconds.items():
         summary.stage_seconds[stage] = round(summary.stage_seconds.get(stage, 0.0) + value, 3)
+
+
+# Dagster's wrappers around the error a step raised: their own message only says which op failed.
+_WRAPPERS = frozenset({"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"})
+
+
+class ErrorInfo(Protocol):
+    """What the runner reads of Dagster's serialized step error."""
+
+    @property
+    def cls_name(self) -> str | None: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def cause(self) -> ErrorInfo | None: ...
+
+
+def step_error_text(error: ErrorInfo) -> str:
+    """The first line of the error the step's own code raised, under Dagster's wrappers.
+
+    ``Error occurred while executing op "feast_registry"`` tells a user nothing; the cause does
+    (``sqlalchemy.exc.OperationalError: ... table stream_feature_views already exists``).
+    """
+    while error.cls_name in _WRAPPERS and error.cause is not None:
+        error = error.cause
+    lines = [line for line in error.message.strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else error.cls_name or "step failed"
 
 
 def _model_summary(metadata: dict[str, Any], trigger: str) -> ModelSummary:
