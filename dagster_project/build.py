@@ -26,7 +26,7 @@ from dagster_project.jobs import jobs_for
 from dagster_project.months import BETA_WARNING, PREVIEW_WARNING
 from dagster_project.partitions import monthly
 from dagster_project.resources import HybridopsResource
-from hybridops.settings import PROFILES, OrchestrationSettings, Profile, load_settings
+from hybridops.settings import PROFILES, OrchestrationSettings, Profile, QualitySettings, load_settings
 
 # The DataOps tables the ML half reads: external assets of the mlops location.
 WAREHOUSE_INPUTS = {
@@ -36,12 +36,12 @@ WAREHOUSE_INPUTS = {
 }
 
 
-def _data_assets() -> list[dg.AssetsDefinition]:
+def _data_assets(quality_settings: QualitySettings) -> list[dg.AssetsDefinition]:
     from dagster_project import ingest, quality, spc, warehouse
 
     return [
         *ingest.raw_assets,
-        *quality.validated_assets,
+        *quality.validated_assets(quality_settings),
         spc.spc_daily_metrics,
         warehouse.fct_flights,
         warehouse.on_time_report,
@@ -97,10 +97,16 @@ def _automated(
     return out
 
 
-def build_definitions(profile: Profile, orchestration: OrchestrationSettings | None = None) -> dg.Definitions:
-    """The definitions of ``profile``, with automation and executor as ``orchestration`` says.
+def build_definitions(
+    profile: Profile,
+    orchestration: OrchestrationSettings | None = None,
+    quality: QualitySettings | None = None,
+) -> dg.Definitions:
+    """The definitions of ``profile``, with automation and executor as ``orchestration`` says and the
+    validated tables' check specs as ``quality`` says.
 
-    Without ``orchestration`` the settings are read from the environment (``HYBRIDOPS_ORCHESTRATION__*``).
+    What is not given is read from the settings (``HYBRIDOPS_ORCHESTRATION__*``, ``HYBRIDOPS_QUALITY__*``)
+    when the code location loads, never when its modules are imported.
     """
     # The asset modules use a beta parameter (backfill_policy) and a preview feature (partitioned checks)
     # on purpose; their warnings would greet every user of the code location once per asset. Silenced only
@@ -108,13 +114,18 @@ def build_definitions(profile: Profile, orchestration: OrchestrationSettings | N
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=BETA_WARNING, category=dg.BetaWarning)
         warnings.filterwarnings("ignore", message=PREVIEW_WARNING, category=dg.PreviewWarning)
-        return _build(profile, orchestration)
+        return _build(profile, orchestration, quality)
 
 
-def _build(profile: Profile, orchestration: OrchestrationSettings | None) -> dg.Definitions:
+def _build(
+    profile: Profile, orchestration: OrchestrationSettings | None, quality: QualitySettings | None
+) -> dg.Definitions:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
-    settings = orchestration or load_settings().orchestration
+    if orchestration is None or quality is None:
+        loaded = load_settings()
+        orchestration, quality = orchestration or loaded.orchestration, quality or loaded.quality
+    settings = orchestration
     data = profile in ("hybrid", "dataops")
     ml = profile in ("hybrid", "mlops")
     assets: list = []
@@ -122,7 +133,7 @@ def _build(profile: Profile, orchestration: OrchestrationSettings | None) -> dg.
     if data:
         from dagster_project.arrivals import source_sensor
 
-        assets += _data_assets()
+        assets += _data_assets(quality)
         sensors.append(source_sensor(settings))
     if ml:
         ml_assets, ml_sensors = _ml_assets()

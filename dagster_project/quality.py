@@ -36,7 +36,7 @@ from hybridops.quality.validate import (
     declared_checks,
     validate_table,
 )
-from hybridops.settings import Settings
+from hybridops.settings import QualitySettings, Settings
 from hybridops.warehouse.db import connect, read_frame, replace_rows, table_exists
 
 # Partitioned checks are a preview feature of Dagster 1.13, used knowingly (see the check specs below);
@@ -128,7 +128,9 @@ def _reconcile(
     )
 
 
-def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
+def _validated_asset(table: str, partitioned: bool, completeness_blocking: bool) -> dg.AssetsDefinition:
+    checks = declared_checks(table, completeness_blocking)
+
     @dg.asset(
         name=table,
         deps=[f"raw_{table}", *REFERENCES.get(table, ())],
@@ -142,7 +144,7 @@ def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 name, asset=table, blocking=blocking, partitions_def=monthly if partitioned else None
             )
-            for name, blocking in declared_checks(table)
+            for name, blocking in checks
         ],
         description=(
             f"Validated {table}: rows that pass the declared schema. Bad rows go to the quarantine table "
@@ -224,15 +226,17 @@ def _validated_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
                 "dagster/row_count": sum(len(r.good) for r in results.values()),
             }
         )
-        combined = combine_all(
-            declared_checks(table), {m: r.checks for m, r in results.items()}, _blocked_why(table)
-        )
+        combined = combine_all(checks, {m: r.checks for m, r in results.items()}, _blocked_why(table))
         for name, outcome in combined.items():
             yield _check_result(table, outcome, name)
 
     return _validated
 
 
-validated_assets = [_validated_asset(t, True) for t in MONTHLY_TABLES] + [
-    _validated_asset(t, False) for t in DIMENSION_TABLES
-]
+def validated_assets(quality: QualitySettings) -> list[dg.AssetsDefinition]:
+    """The validated tables, their check specs declared as ``quality`` says (built when the code location
+    loads: whether a completeness failure blocks is a setting, and Dagster's automation reads the spec)."""
+    blocking = quality.completeness_severity == "blocking"
+    return [_validated_asset(t, True, blocking) for t in MONTHLY_TABLES] + [
+        _validated_asset(t, False, blocking) for t in DIMENSION_TABLES
+    ]

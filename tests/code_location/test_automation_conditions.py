@@ -18,7 +18,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from dagster_project.build import build_definitions
 from dagster_project.partitions import MONTHS
-from hybridops.settings import OrchestrationSettings
+from hybridops.settings import OrchestrationSettings, QualitySettings
 
 JAN, FEB, MAR = "2013-01", "2013-02", "2013-03"
 DIMENSIONS = ("planes", "airlines", "airports")
@@ -79,7 +79,10 @@ def _checks(
     asset: str,
     partition: str | None,
     passed: bool = True,
+    failing: frozenset[str] = frozenset(),
 ) -> None:
+    """Report every check of ``asset``: the blocking ones pass as ``passed`` says, those in ``failing``
+    fail (ERROR if their spec is blocking, WARN otherwise, as the validated assets report them)."""
     graph = defs.resolve_asset_graph()
     # A check result counts for the materialization it evaluated, as in a run: the latest one.
     (latest,) = instance.fetch_materializations(
@@ -95,12 +98,13 @@ def _checks(
         if check_key.asset_key.to_user_string() != asset:
             continue
         spec = graph.get_check_spec(check_key)
+        fails = check_key.name in failing or not (passed or not spec.blocking)
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
                 asset_key=check_key.asset_key,
                 check_name=check_key.name,
-                passed=passed or not spec.blocking,
-                severity=dg.AssetCheckSeverity.ERROR,
+                passed=not fails,
+                severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN,
                 blocking=spec.blocking,
                 partition=partition if spec.partitions_def else None,
                 target_materialization_data=target,
@@ -184,6 +188,26 @@ def test_a_failed_blocking_check_holds_its_month_even_after_a_later_month_passes
     later = ticks.requested()
     assert ("fct_flights", MAR) in later
     assert ("fct_flights", FEB) not in later, "a later month's pass released the blocked month"
+
+
+@pytest.mark.parametrize(("severity", "held"), [("blocking", True), ("warn", False)])
+def test_a_failed_completeness_check_holds_its_month_only_when_it_blocks(instance, severity, held):
+    """``quality.completeness_severity: warn`` declares the completeness checks non-blocking when the code
+    location loads: a month with an airport's weather hours missing goes on under automation (with the
+    WARN result on record) instead of waiting for a manual run."""
+    defs = build_definitions(
+        "hybrid", OrchestrationSettings(), QualitySettings(completeness_severity=severity)
+    )
+    ticks = Ticks(defs, instance)
+    _materialize(instance, "feast_registry")
+    _dimensions_loaded(defs, instance)
+    ticks.requested()
+    for table in ("flights", "weather"):
+        _materialize(instance, f"raw_{table}", FEB)
+        _materialize(instance, table, FEB)
+    _checks(defs, instance, "flights", FEB)
+    _checks(defs, instance, "weather", FEB, failing=frozenset({"weather_hours_complete"}))
+    assert (("fct_flights", FEB) not in ticks.requested()) is held
 
 
 def test_a_second_month_whose_tables_land_apart_goes_on_to_the_fact_table(defs, instance):

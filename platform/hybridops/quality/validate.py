@@ -90,12 +90,16 @@ def row_rules(table: str) -> list[str]:
     return rules
 
 
-def declared_checks(table: str) -> list[tuple[str, bool]]:
-    """Every check ``validate_table`` reports for ``table``, as ``(name, blocking)``, in report order."""
+def declared_checks(table: str, completeness_blocking: bool = True) -> list[tuple[str, bool]]:
+    """Every check ``validate_table`` reports for ``table``, as ``(name, blocking)``, in report order.
+
+    ``completeness_blocking`` is ``quality.completeness_severity == "blocking"``: under ``warn`` the
+    completeness check is declared non-blocking, so that its failure holds neither a run nor automation.
+    """
     extra = ["tailnum_in_planes", "dest_in_airports"] if table == "flights" else []
     blocking = [(FILE_CHECK, True), (RATIO_CHECK, True), (RECONCILE_CHECK, True)]
     if table in COMPLETENESS_CHECKS:
-        blocking.append((COMPLETENESS_CHECKS[table], True))
+        blocking.append((COMPLETENESS_CHECKS[table], completeness_blocking))
     return blocking + [(name, False) for name in row_rules(table) + extra]
 
 
