@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from tools import STRICT_ENV, strict
 
+from hybridops.processes import wait_passively
+
 E2E_MONTHS = ["2013-01", "2013-02"]
 _CACHE_KEY = pytest.StashKey[str]()
 _SKIPS: list[tuple[str, str]] = []  # (node id, reason) of every skip in this session
@@ -28,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = tempfile.mkdtemp(prefix="hybridops-test-cache-")
     config.stash[_CACHE_KEY] = cache
     os.environ["XDG_CACHE_HOME"] = cache  # subprocesses (CLI, servers) inherit it
+    wait_passively()  # as the platform's entry points do, before a test module imports LightGBM
     _SKIPS.clear()
 
 

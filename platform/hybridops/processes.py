@@ -1,9 +1,22 @@
-"""Child processes the platform starts (Prometheus under ``hybridops monitor``) and stops again."""
+"""The platform's own processes: how they run, and the children they start and stop again."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+
+
+def wait_passively() -> None:
+    """Let OpenMP threads (LightGBM's) wait passively in this process and its children, unless told otherwise.
+
+    OpenMP threads spin while they wait for each other. On a laptop or a pod whose cores are shared (the
+    webserver, a test run, the inference service), a spinning thread steals the core its peer needs: training
+    ran five times slower with two threads than with one. The OpenMP runtime reads the variable when it loads
+    (the first ``import lightgbm``), so the platform's entry points call this first: the CLI and the code
+    location's package. ``import hybridops`` itself sets nothing; an explicit value wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def default_signals() -> None:

@@ -564,12 +564,15 @@ def main() -> None:
     import os
     import warnings
 
+    from hybridops.processes import wait_passively
+
     # Libraries' deprecation notices are for their maintainers, not for people running the platform.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
     # configures its loggers from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    wait_passively()
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
