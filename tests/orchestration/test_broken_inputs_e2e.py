@@ -102,26 +102,60 @@ def test_renamed_column_blocks_the_batch_and_names_the_file(tmp_path, january_fl
     assert f"1 failed / {len(skipped)} not evaluated" in result.stdout
 
 
+# Row-level defects and the rule that quarantines each (cycled over the broken rows).
+DEFECTS = ("type", "range", "control_bytes", "field_count")
+
+
+def _break(lines: list[str], count: int) -> tuple[str, dict[int, str]]:
+    """The file with ``count`` data rows, spread over the month, each broken by one of ``DEFECTS``;
+    returns the text and {source line: expected rule}. No row is added or removed: rows read stay the same."""
+    header = lines[0].split(",")
+    broken = list(lines)
+    expected: dict[int, str] = {}
+    step = (len(lines) - 1) / count
+    for k in range(count):
+        i = 1 + int(k * step)
+        fields = broken[i].split(",")
+        rule = DEFECTS[k % len(DEFECTS)]
+        if rule == "type":
+            fields[header.index("distance")] = "far"
+        elif rule == "range":
+            fields[header.index("distance")] = "-5"
+        elif rule == "control_bytes":
+            fields[header.index("flight")] += "\x00"
+        else:  # a short record mid-file
+            fields = fields[:-3]
+        broken[i] = ",".join(fields)
+        expected[i + 1] = rule  # source lines count the header as line 1
+    return "\n".join(broken) + "\n", expected
+
+
+def _limit_rows(rows: int) -> int:
+    """Most bad rows of ``rows`` that the default bad-row limit still lets through."""
+    limit = Settings().quality.max_bad_row_ratio
+    allowed = int(limit * rows)
+    assert allowed / rows <= limit < (allowed + 1) / rows
+    return allowed
+
+
 def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
     lines = january_flights.splitlines()
-    # 5% of the rows get a non-numeric distance: above the 2% threshold.
-    broken = [line.replace(",UA,", ",UA,") for line in lines]
-    for i in range(1, len(lines), 20):
-        fields = broken[i].split(",")
-        fields[15] = "far"
-        broken[i] = ",".join(fields)
-    src = _source_dir(tmp_path, "\n".join(broken) + "\n")
+    # One row over the limit (2% by default) of rows of four defects: the batch is blocked.
+    count = _limit_rows(len(lines) - 1) + 1
+    text, expected = _break(lines, count)
+    src = _source_dir(tmp_path, text)
     result, summary = _run(tmp_path, src)
     assert summary["status"] == "blocked"
     assert "(list them: hybridops quarantine --month 2013-01)" in result.stdout
     ratio = [c for c in summary["checks"] if c["asset"] == "flights" and c["name"] == "bad_row_ratio"]
     assert ratio and not ratio[0]["passed"]
-    assert summary["rows_quarantined"] == len(range(1, len(lines), 20))
+    assert f"flights.csv: {count} of {len(lines) - 1} rows quarantined" in " ".join(summary["problems"])
+    assert summary["rows_quarantined"] == count
     with connect(Settings(home=tmp_path / "home").warehouse_db, read_only=True) as con:
         quarantine = read_frame(con, "select * from quarantine where table_name = 'flights'")
-    assert set(quarantine["check_name"]) == {"type"}
-    assert quarantine["reason"].str.contains("distance").all()
-    assert sorted(quarantine["source_line"].astype(int)) == [i + 1 for i in range(1, len(lines), 20)]
+    assert sorted(quarantine["source_line"].astype(int)) == sorted(expected)
+    for line, rule in zip(quarantine["source_line"].astype(int), quarantine["check_name"], strict=True):
+        assert expected[line] in rule.split(","), (line, rule)
     assert _fct_rows(tmp_path / "home") == 0
     # `hybridops quarantine` lists them (the summary names the command) and exports them
     env = {**os.environ, "HYBRIDOPS_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
@@ -145,20 +179,40 @@ def test_too_many_bad_rows_block_the_batch(tmp_path, january_flights):
     )
     assert exported.returncode == 0, exported.stderr
     rows = json.loads(exported.stdout)
-    assert sorted(r["source_line"] for r in rows) == [i + 1 for i in range(1, len(lines), 20)]
+    distance = [line for line, rule in expected.items() if rule in ("type", "range")]
+    assert sorted(r["source_line"] for r in rows) == sorted(distance)
     assert {r["run_id"] for r in rows} == {summary["run_ids"][-1]}
     assert all(r["source_file"].endswith("flights.csv") for r in rows)
 
 
 def test_a_few_bad_rows_are_quarantined_and_the_rest_continues(tmp_path, january_flights):
     lines = january_flights.splitlines()
-    duplicate = lines[1]
-    src = _source_dir(tmp_path, "\n".join([*lines, duplicate]) + "\n")
+    # As many bad rows of four defects as the limit lets through (one more blocks: the test above).
+    count = _limit_rows(len(lines) - 1)
+    text, expected = _break(lines, count)
+    src = _source_dir(tmp_path, text)
     result, summary = _run(tmp_path, src)
     assert result.returncode == 0, result.stdout
     assert summary["status"] == "success"
-    assert summary["rows_quarantined"] == 1
-    assert _fct_rows(tmp_path / "home") == len(lines) - 1
+    assert summary["rows_quarantined"] == count
+    ratio = _check(summary, "flights", "bad_row_ratio")
+    assert (
+        ratio["passed"] and f"flights.csv: {count} of {len(lines) - 1} rows quarantined" in ratio["message"]
+    )
+    assert _check(summary, "flights", "rows_reconciled")["passed"]
+    home = tmp_path / "home"
+    with connect(Settings(home=home).warehouse_db, read_only=True) as con:
+        quarantine = read_frame(con, "select * from quarantine where table_name = 'flights'")
+        valid_lines = read_frame(con, "select _source_line from flights")["_source_line"].astype(int)
+    assert sorted(quarantine["source_line"].astype(int)) == sorted(expected)
+    for row in quarantine.itertuples():
+        assert expected[int(row.source_line)] in row.check_name.split(","), (row.source_line, row.check_name)
+        assert row.source_file.endswith("flights.csv") and row.reason and row.month_key == "2013-01"
+    # the rest went on: every other row is valid and reached the warehouse's fact table and the features
+    assert sorted(valid_lines) == sorted(set(range(2, len(lines) + 1)) - set(expected))
+    assert _fct_rows(home) == len(lines) - 1 - count
+    assert summary["warehouse_rows"] == len(lines) - 1 - count
+    assert "features" in summary["stage_seconds"]
 
 
 def _check(summary: dict, asset: str, name: str) -> dict:

@@ -17,66 +17,15 @@ import re
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 import pytest
 import requests
+from load_support import BODY, FLIGHTS, HEADERS, Tally, load, metric
 from serving_support import World, service_process, start_service_process, stop_service_process
 
 from hybridops.settings import Settings
-
-FLIGHTS = [
-    {"carrier": ("UA", "AA", "B6")[i % 3], "flight": i, "origin": ("EWR", "JFK")[i % 2], "dest": "IAH",
-     "tailnum": f"N{i % 4}", "sched_dep": "2013-01-31T16:00:00"}
-    for i in range(100)
-]  # fmt: skip
-BODY = json.dumps({"flights": FLIGHTS}).encode()  # encoded once: the generator spends its CPU on sending
-HEADERS = {"content-type": "application/json"}
-
-
-@dataclass
-class Tally:
-    statuses: dict[int, int] = field(default_factory=dict)
-    latency: dict[int, list[float]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    missing_retry_after: int = 0
-
-    def add(self, status: int, elapsed: float, retry_after: str | None) -> None:
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        self.latency.setdefault(status, []).append(elapsed)
-        if status == 503 and not retry_after:
-            self.missing_retry_after += 1
-
-    def p(self, status: int, q: float) -> float:
-        return float(np.percentile(self.latency[status], q)) if self.latency.get(status) else 0.0
-
-
-async def _worker(session: aiohttp.ClientSession, url: str, until: float, tally: Tally) -> None:
-    while time.monotonic() < until:
-        started = time.monotonic()
-        try:
-            async with session.post(f"{url}/predict", data=BODY, headers=HEADERS) as response:
-                await response.read()
-                tally.add(response.status, time.monotonic() - started, response.headers.get("Retry-After"))
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            tally.errors.append(repr(exc))
-
-
-async def _load(url: str, clients: int, seconds: float) -> Tally:
-    tally = Tally()
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-        until = time.monotonic() + seconds
-        await asyncio.gather(*(_worker(session, url, until, tally) for _ in range(clients)))
-    return tally
-
-
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 def _serving(world: World, **changes: object) -> Settings:
@@ -87,10 +36,10 @@ def _serving(world: World, **changes: object) -> Settings:
 def test_admission_control_refuses_the_excess_at_once(world: World, tmp_path: Path) -> None:
     settings = _serving(world, max_inflight_requests=4, max_queue_wait_seconds=0.25)
     with service_process(settings, tmp_path / "serve.log") as service:
-        asyncio.run(_load(service.url, 2, 1.0))  # warm-up
+        asyncio.run(load(service.url, 2, 1.0))  # warm-up
         before = requests.get(f"{service.url}/metrics", timeout=5).text
-        carried = asyncio.run(_load(service.url, 2, 3.0))
-        overload = asyncio.run(_load(service.url, 64, 4.0))
+        carried = asyncio.run(load(service.url, 2, 3.0))
+        overload = asyncio.run(load(service.url, 64, 4.0))
         after = requests.get(f"{service.url}/metrics", timeout=5).text
     print(
         f"\ncarried (2 clients): {carried.statuses}, p50 {carried.p(200, 50) * 1000:.1f} ms, "
@@ -110,15 +59,15 @@ def test_admission_control_refuses_the_excess_at_once(world: World, tmp_path: Pa
     assert overload.p(200, 99) < 2.0
     assert overload.p(503, 50) < overload.p(200, 50) * 2 + 0.05
     # the service's counters equal the client's counts
-    ok = _metric(after, 'hybridops_serving_requests_total{status="200"}') - _metric(
+    ok = metric(after, 'hybridops_serving_requests_total{status="200"}') - metric(
         before, 'hybridops_serving_requests_total{status="200"}'
     )
-    refused = _metric(after, 'hybridops_serving_requests_total{status="503"}') - _metric(
+    refused = metric(after, 'hybridops_serving_requests_total{status="503"}') - metric(
         before, 'hybridops_serving_requests_total{status="503"}'
     )
     rejected = sum(
-        _metric(after, f'hybridops_serving_rejected_requests_total{{reason="{r}"}}')
-        - _metric(before, f'hybridops_serving_rejected_requests_total{{reason="{r}"}}')
+        metric(after, f'hybridops_serving_rejected_requests_total{{reason="{r}"}}')
+        - metric(before, f'hybridops_serving_rejected_requests_total{{reason="{r}"}}')
         for r in ("inflight", "queue_wait")
     )
     assert ok == carried.statuses[200] + overload.statuses[200]

@@ -9,8 +9,10 @@ Feast 0.67 behaviours this module works around (see the tests):
 * ``get_historical_features`` may drop entity rows without a feature value in the ttl window; the wrapper
   left-joins the result back onto the entity frame by ``flight_id`` and asserts the row count.
 * The online store does not apply ttls on reads and its responses order features their own way; the
-  wrapper matches features by name. Materialize months in order: the SQLite/Redis upsert keeps the last
-  written value, not the newest event.
+  wrapper matches features by name.
+* The SQLite store keeps the last row written (materialize months in order); the Redis store keeps the
+  newest event and skipped corrected rows with an unchanged event time: :mod:`online_corrections` writes
+  them over (scenario 8 of docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from hybridops.features.compute import HOURLY_VIEWS, STATIC_VIEWS, month_window
+from hybridops.features.online_corrections import rows_feast_would_skip, write_over
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
 
 if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that use it
@@ -228,20 +231,23 @@ def materialize_months(store: FeatureStore, first: str, last_month: str) -> dict
     last = end - timedelta(microseconds=1)  # Feast's materialization window is inclusive at both ends
     counts: dict[str, int] = {}
     windows: dict[datetime, list[str]] = {}
-    con = duckdb.connect()  # one in-memory database for every count: opening one costs ~35 ms
+    con = duckdb.connect()  # one in-memory database for every query: opening one costs ~35 ms
     try:
         for view, entity in module.VIEW_ENTITY.items():
             view_start = _EPOCH if view in STATIC_VIEWS else last_start if view in HOURLY_VIEWS else start
             counts[view] = _rows_in_window(con, _view_path(store, view), entity, view_start, last)
             if counts[view]:
                 windows.setdefault(view_start, []).append(view)
+        for view_start, views in windows.items():
+            # Read before Feast writes: rows of a re-materialized window that its Redis writer would skip.
+            corrections = rows_feast_would_skip(store, con, views, view_start, last)
+            # One call per window: Feast commits the registry once per call, not once per view.
+            # It also prints coloured progress to stdout; the caller reports counts itself.
+            with contextlib.redirect_stdout(io.StringIO()):
+                store.materialize(start_date=view_start, end_date=last, feature_views=views)
+            write_over(store, corrections)
     finally:
         con.close()
-    for view_start, views in windows.items():
-        # One call per window: Feast commits the registry once per call, not once per view.
-        # It also prints coloured progress to stdout; the caller reports counts itself.
-        with contextlib.redirect_stdout(io.StringIO()):
-            store.materialize(start_date=view_start, end_date=last, feature_views=views)
     return counts
 
 
