@@ -228,7 +228,18 @@ def test_a_trailing_baseline_follows_the_seasons_a_fixed_one_does_not() -> None:
     )
     fixed = evaluate(hist, "2013-06", SpcSettings(baseline="fixed"), "r")
     assert fixed.limits["m"].center == pytest.approx(10.0, abs=0.1)
-    assert (fixed.violations["rule"] == "rule1").sum() == 30  # every June day, for good
+    # from May on every day is beyond January's limits, for good: one rule1 run, raised in May, not one
+    # alarm per day, and not raised again in June (a note says it goes on)
+    may = evaluate(hist, "2013-05", SpcSettings(baseline="fixed"), "r")
+    rule1 = may.violations[may.violations["rule"] == "rule1"]
+    assert len(rule1) == 1
+    assert (rule1["start_day"].iloc[0], rule1["end_day"].iloc[0]) == (
+        pd.Timestamp("2013-05-01"),
+        pd.Timestamp("2013-05-31"),
+    )
+    assert "31 points completed the pattern" in rule1["detail"].iloc[0]
+    assert (fixed.violations["rule"] == "rule1").sum() == 0
+    assert any("rule1 run raised on 2013-05-01 goes on to 2013-06-30" in note for note in fixed.notes)
 
     trailing = evaluate(hist, "2013-06", SpcSettings(), "r")  # limits from the 31 days before June: May
     assert trailing.limits["m"].center == pytest.approx(19.0, abs=0.1)
