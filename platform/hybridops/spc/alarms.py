@@ -6,8 +6,8 @@
   that first completed it (when the alarm would have been raised) and the last point that extended it.
 * **Causes.** A storm cancels flights, delays the ones that go and leaves their delays and tail numbers
   null, on the same days: five metrics, one cause. :func:`group_alarms` merges the runs of the metrics of
-  one group (``SpcSettings.groups``) whose day spans overlap or lie at most ``gap_days`` apart into one
-  alarm that lists its metrics, rules and the evidence of each run; its severity is the highest of its runs.
+  one group (``SpcSettings.groups``) and one severity whose day spans overlap or lie at most ``gap_days``
+  apart into one alarm that lists its metrics, rules and the evidence of each run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from hybridops.spc.rules import Side, Violation
 # Points a rule's pattern spans, and the zone (in sigma) its points lie beyond (None: not a zone rule).
 RULE_WINDOW: dict[str, int] = {"rule1": 1, "rule2": 3, "rule3": 5, "rule4": 8, "ewma": 1}
 _ZONE: dict[str, float] = {"rule2": 2.0, "rule3": 1.0, "rule4": 0.0}
-_SEVERITY_ORDER = {"INFO": 0, "WARN": 1, "ERROR": 2}
 
 ALARM_COLUMNS = [
     "month_key",
@@ -101,10 +100,6 @@ def _run(rule: str, side: Side, indexes: list[int], z: FloatArray | None, width:
     )
 
 
-def _worst(severities: pd.Series) -> str:
-    return str(max(severities, key=lambda s: _SEVERITY_ORDER.get(str(s), 0)))
-
-
 def group_alarms(
     runs: pd.DataFrame,
     groups: Mapping[str, Sequence[str]],
@@ -114,54 +109,53 @@ def group_alarms(
 ) -> tuple[list[str], pd.DataFrame]:
     """One alarm per cause: the alarm id of each row of ``runs`` and the alarms (``ALARM_COLUMNS``).
 
-    ``runs`` has one row per run: ``metric, rule, side, severity, day`` (first firing), ``start_day``,
-    ``end_day`` and ``detail``. A metric in no group is a group of its own.
+    ``runs`` has one row per run: ``metric, rule, severity, day`` (first firing), ``start_day``,
+    ``end_day`` and ``detail``. A metric in no group is a group of its own. ERROR runs and WARN runs
+    cluster apart: a weeks-long WARN run (rule4, EWMA) would otherwise chain every storm of a month into
+    one alarm.
     """
     group_of = {metric: name for name, metrics in groups.items() for metric in metrics}
-    ids = [""] * len(runs)
-    alarms: list[dict[str, object]] = []
-    if runs.empty:
-        return ids, pd.DataFrame({c: pd.Series(dtype="string") for c in ALARM_COLUMNS})
-    frame = runs.reset_index(drop=True).copy()
-    frame["_group"] = [group_of.get(str(m), str(m)) for m in frame["metric"]]
-    for day_column in ("day", "start_day", "end_day"):
-        frame[day_column] = pd.to_datetime(frame[day_column])
+    records = runs.to_dict(orient="records")
+    ids = [""] * len(records)
     gap = pd.Timedelta(days=gap_days)
-    # ERROR runs and WARN runs cluster apart: a weeks-long WARN run (rule4, EWMA) would otherwise chain
-    # every storm of a month into one alarm.
-    ordered = frame.sort_values(["start_day", "day"], kind="stable")
-    for (group, _severity), rows in ordered.groupby(["_group", "severity"], sort=True):
-        clusters: list[list[int]] = []
-        cluster_end = pd.Timestamp.min
-        for position, row in rows.iterrows():
-            if clusters and row["start_day"] <= cluster_end + gap:
-                clusters[-1].append(int(position))  # type: ignore[arg-type]
-                cluster_end = max(cluster_end, row["end_day"])
-            else:
-                clusters.append([int(position)])  # type: ignore[arg-type]
-                cluster_end = row["end_day"]
-        for members in clusters:
-            part = frame.loc[members]
-            start, end = part["start_day"].min(), part["end_day"].max()
-            alarm_id = f"{group}:{_severity}:{start.date()}"
-            for m in members:
-                ids[m] = alarm_id
-            metrics = list(dict.fromkeys(str(x) for x in part.sort_values("day")["metric"]))
+    clusters: dict[tuple[str, str], list[list[int]]] = {}
+    ends: dict[tuple[str, str], pd.Timestamp] = {}
+    order = sorted(range(len(records)), key=lambda i: (records[i]["start_day"], records[i]["day"]))
+    for i in order:
+        row = records[i]
+        key = (group_of.get(str(row["metric"]), str(row["metric"])), str(row["severity"]))
+        start, end = pd.Timestamp(row["start_day"]), pd.Timestamp(row["end_day"])
+        if key in clusters and start <= ends[key] + gap:
+            clusters[key][-1].append(i)
+            ends[key] = max(ends[key], end)
+        else:
+            clusters.setdefault(key, []).append([i])
+            ends[key] = end
+    alarms: list[dict[str, object]] = []
+    for (group, severity), members_list in sorted(clusters.items()):
+        for members in members_list:
+            part = sorted((records[i] for i in members), key=lambda r: (r["day"], str(r["metric"])))
+            start = min(pd.Timestamp(r["start_day"]) for r in part)
+            alarm_id = f"{group}:{severity}:{start.date()}"
+            for i in members:
+                ids[i] = alarm_id
             alarms.append(
                 {
                     "month_key": month_key,
                     "alarm_id": alarm_id,
-                    "group": str(group),
-                    "day": part["day"].min(),
+                    "group": group,
+                    "day": min(pd.Timestamp(r["day"]) for r in part),
                     "start_day": start,
-                    "end_day": end,
-                    "severity": _worst(part["severity"]),
-                    "metrics": ", ".join(metrics),
-                    "rules": ", ".join(sorted(set(str(r) for r in part["rule"]))),
-                    "evidence": "; ".join(str(d) for d in part.sort_values(["day", "metric"])["detail"]),
+                    "end_day": max(pd.Timestamp(r["end_day"]) for r in part),
+                    "severity": severity,
+                    "metrics": ", ".join(dict.fromkeys(str(r["metric"]) for r in part)),
+                    "rules": ", ".join(sorted({str(r["rule"]) for r in part})),
+                    "evidence": "; ".join(str(r["detail"]) for r in part),
                     "run_id": run_id,
                 }
             )
+    if not alarms:
+        return ids, pd.DataFrame({c: pd.Series(dtype="string") for c in ALARM_COLUMNS})
     table = pd.DataFrame(alarms, columns=ALARM_COLUMNS).sort_values(["day", "group"], kind="stable")
     for day_column in ("day", "start_day", "end_day"):
         table[day_column] = table[day_column].astype("datetime64[ns]")
