@@ -35,7 +35,7 @@ def test_full_baseline_from_the_baseline_window() -> None:
     hist = pd.concat([history("m", "2013-01-01", jan), history("m", "2013-02-01", feb)])
     result = evaluate(hist, "2013-02", SpcSettings(), "run-1")
 
-    expected = individuals_limits(jan)  # mean 340/31, MR_bar 2, sigma_hat 2/1.128
+    expected = individuals_limits(jan, sigma=3.5)  # mean 340/31, MR_bar 2, sigma_hat 2/1.128
     assert result.limits["m"] == expected
     assert result.baselines == {"m": "full"}
     assert result.provisional_metrics == [] and result.notes == []
@@ -44,7 +44,7 @@ def test_full_baseline_from_the_baseline_window() -> None:
     assert (result.points["month_key"] == "2013-02").all()
     assert (result.points["baseline"] == "full").all()
     assert result.points["center"].tolist() == pytest.approx([340 / 31] * 28)
-    assert result.points["ucl"].iloc[0] == pytest.approx(340 / 31 + 3 * 2 / 1.128)
+    assert result.points["ucl"].iloc[0] == pytest.approx(340 / 31 + 3.5 * 2 / 1.128)  # settings.sigma
 
 
 def test_provisional_baseline_when_the_window_is_short() -> None:

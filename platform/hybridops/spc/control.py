@@ -18,7 +18,9 @@ For every metric with points in the month:
 * One row per run (``violations``): the firings of a rule on one side whose windows touch are one run,
   with ``start_day`` (first point of the pattern), ``day`` (the point that completed it: when it is
   raised) and ``end_day`` (the last point that extended it). A run raised in an earlier month is not
-  raised again (a note says it goes on).
+  raised again (a note says it goes on). A pattern completed early in a month may start in the last days
+  of the month before, which that month charted against its own limits: those days can then be in a
+  run of each month.
 * One alarm per cause (``alarms``): the runs of related metrics (``settings.groups``) on overlapping days
   are one alarm listing the metrics and the evidence of each run; ``violations.alarm_id`` links them.
 * Constant baseline (sigma 0, e.g. a null rate that was always 0): only rule1 applies, against the exact
