@@ -9,9 +9,10 @@ from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.quality.combine import combine_all
 from hybridops.quality.validate import CheckOutcome
-from hybridops.spc.control import alarms_markdown, control_chart_markdown, evaluate
+from hybridops.spc.control import evaluate
 from hybridops.spc.metrics import FLIGHT_COLUMNS, WEATHER_COLUMNS, daily_metrics
 from hybridops.spc.plot import control_chart_png, markdown_image, write_png
+from hybridops.spc.tables import alarms_markdown, control_chart_markdown
 from hybridops.warehouse.db import connect, read_frame, replace_rows
 
 RULES = ("rule1", "rule2", "rule3", "rule4", "ewma")

@@ -135,3 +135,29 @@ def test_a_storm_in_evaluate_is_one_error_alarm_listing_every_metric() -> None:
     # the p-chart limits of the rates stay in [0, 1]; the count's limits >= 0
     rates = result.points[result.points["metric"].isin(["cancellation_rate", "dep_delay_null_rate"])]
     assert (rates["lcl"] >= 0).all() and (rates["ucl"] <= 1).all() and (rates["lcl"] == 0).any()
+
+
+def test_markdown_tables_show_every_day_of_a_run_and_one_line_per_alarm() -> None:
+    from hybridops.spc.tables import alarms_markdown, control_chart_markdown
+
+    # January alternates 10/12; February sits at 11.5 from the 3rd to the 14th (12 days above the centre)
+    jan = [10.0 if i % 2 == 0 else 12.0 for i in range(31)]
+    feb = [10.0, 12.0] + [11.5] * 12 + [10.0 if i % 2 == 0 else 12.0 for i in range(14)]
+    hist = _day_history("2013-01-01", 59, {"m": jan + feb})
+    result = evaluate(hist, "2013-02", SpcSettings(), "r")
+    rule4 = result.violations[result.violations["rule"] == "rule4"]
+    assert len(rule4) == 1
+    assert (rule4["start_day"].iloc[0], rule4["day"].iloc[0], rule4["end_day"].iloc[0]) == (
+        pd.Timestamp("2013-02-02"),  # 12 (above the centre 10.97) starts the 8 in a row
+        pd.Timestamp("2013-02-09"),
+        pd.Timestamp("2013-02-14"),
+    )
+    table = control_chart_markdown(result.points, "m", result.violations)
+    marked = [line[2:12] for line in table.splitlines() if "rule4" in line]
+    assert marked == [f"2013-02-{d:02d}" for d in range(2, 15)]
+
+    lines = alarms_markdown(result.alarms).splitlines()
+    assert lines[0] == "| raised | days | severity | metrics | rules | evidence |"
+    assert len(lines) == 2 + len(result.alarms)
+    assert any(line.startswith("| 2013-02-09 | 2013-02-02..2013-02-14 | WARN | m |") for line in lines)
+    assert alarms_markdown(result.alarms.iloc[0:0]) == "No SPC alarm."

@@ -10,7 +10,8 @@ import pytest
 
 from hybridops.settings import SpcSettings
 from hybridops.spc.charts import individuals_limits
-from hybridops.spc.control import POINT_COLUMNS, VIOLATION_COLUMNS, control_chart_markdown, evaluate
+from hybridops.spc.control import POINT_COLUMNS, VIOLATION_COLUMNS, evaluate
+from hybridops.spc.tables import control_chart_markdown
 
 
 def history(metric: str, start: str, values: list[float]) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from hybridops.spc.charts import (
 )
 from hybridops.spc.metrics import METRIC_DEFS, METRIC_NAMES, MetricDef
 from hybridops.spc.rules import Violation, ewma_violations, western_electric
+from hybridops.spc.tables import format_number
 
 POINT_COLUMNS = [
     "month_key",
@@ -172,13 +173,13 @@ def _describe(metric: str, run: Run, days: pd.DatetimeIndex, values: FloatArray,
     when = f"{first}" if first == last else f"{first}..{last}"
     if chart.constant:
         return (
-            f"{metric} {run.rule} {run.side} {when}: value {_num(float(values[worst]))} on {days[worst].date()} "
-            f"differs from the constant baseline {_num(float(chart.center[worst]))} (sigma 0)"
+            f"{metric} {run.rule} {run.side} {when}: value {format_number(float(values[worst]))} on {days[worst].date()} "
+            f"differs from the constant baseline {format_number(float(chart.center[worst]))} (sigma 0)"
         )
     return (
         f"{metric} {run.rule} {run.side} {when}: {'peak' if run.side == 'above' else 'low'} "
-        f"{_num(float(values[worst]))} on {days[worst].date()} (centre {_num(float(chart.center[worst]))}, "
-        f"{'UCL' if run.side == 'above' else 'LCL'} {_num(float(limit))}, {chart.kind} chart)"
+        f"{format_number(float(values[worst]))} on {days[worst].date()} (centre {format_number(float(chart.center[worst]))}, "
+        f"{'UCL' if run.side == 'above' else 'LCL'} {format_number(float(limit))}, {chart.kind} chart)"
     )
 
 
@@ -339,53 +340,3 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
         alarms=alarms,
         charts=charts,
     )
-
-
-def _num(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.4g}"
-
-
-def control_chart_markdown(points: pd.DataFrame, metric: str, violations: pd.DataFrame | None = None) -> str:
-    """A markdown table of one metric's chart: day, value, centre, LCL, UCL and a ✗ on violating days.
-
-    With ``violations`` (the ``SpcResult.violations`` frame) a day is marked when any rule fired on it and
-    the rules are listed; without it, a day is marked when its value lies outside [LCL, UCL].
-    """
-    rows = points[points["metric"] == metric].sort_values("day")
-    fired: dict[pd.Timestamp, list[str]] = {}
-    if violations is not None and not violations.empty:
-        mine = violations[violations["metric"] == metric]
-        for day, rule in zip(pd.to_datetime(mine["day"]), mine["rule"], strict=True):
-            fired.setdefault(pd.Timestamp(day).normalize(), []).append(str(rule))
-    lines = ["| day | value | centre | LCL | UCL | signal |", "|---|---:|---:|---:|---:|:---:|"]
-    for row in rows.itertuples(index=False):
-        day = pd.Timestamp(row.day).normalize()
-        value, lcl, ucl = float(row.value), float(row.lcl), float(row.ucl)
-        if violations is not None:
-            rules = fired.get(day, [])
-            signal = f"✗ {', '.join(sorted(set(rules)))}" if rules else ""
-        else:
-            signal = "✗" if (value > ucl or value < lcl) else ""
-        lines.append(
-            f"| {day.date()} | {_num(value)} | {_num(float(row.center))} | {_num(lcl)} | {_num(ucl)} "
-            f"| {signal} |"
-        )
-    return "\n".join(lines)
-
-
-def alarms_markdown(alarms: pd.DataFrame) -> str:
-    """A markdown table of the alarms (``SpcResult.alarms``): one line per cause with its evidence."""
-    if alarms.empty:
-        return "No SPC alarm."
-    lines = ["| raised | days | severity | metrics | rules | evidence |", "|---|---|---|---|---|---|"]
-    for row in alarms.sort_values("day").itertuples(index=False):
-        first, last = pd.Timestamp(row.start_day).date(), pd.Timestamp(row.end_day).date()
-        span = f"{first}" if first == last else f"{first}..{last}"
-        evidence = str(row.evidence).replace("|", "/")
-        lines.append(
-            f"| {pd.Timestamp(row.day).date()} | {span} | {row.severity} | {row.metrics} | {row.rules} "
-            f"| {evidence} |"
-        )
-    return "\n".join(lines)
