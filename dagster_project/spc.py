@@ -9,9 +9,10 @@ from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
 from hybridops.quality.combine import combine_all
 from hybridops.quality.validate import CheckOutcome
-from hybridops.spc.control import control_chart_markdown, evaluate
+from hybridops.spc.control import evaluate
 from hybridops.spc.metrics import FLIGHT_COLUMNS, WEATHER_COLUMNS, daily_metrics
 from hybridops.spc.plot import control_chart_png, markdown_image, write_png
+from hybridops.spc.tables import alarms_markdown, control_chart_markdown
 from hybridops.warehouse.db import connect, read_frame, replace_rows
 
 RULES = ("rule1", "rule2", "rule3", "rule4", "ewma")
@@ -99,8 +100,9 @@ def _control_chart(
         for rule in RULES
     ],
     description=(
-        "Daily data metrics (volume, cancellation rate, null rates, mean delay, weather) on individuals and "
-        "EWMA control charts with limits from the baseline window; Western Electric rules 1-4 as checks."
+        "Daily data metrics on control charts matched to each metric (rates on p-charts, the flight count "
+        "per day of the week, the rest on individuals charts) with EWMA; Western Electric rules 1-4 as "
+        "checks, one row per run in spc_violations and one alarm per cause in spc_alarms."
     ),
 )
 def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
@@ -109,6 +111,7 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
     violations: dict[str, pd.DataFrame] = {}
     per_month: dict[str, dict[str, object]] = {}
     points = []
+    alarms: list[pd.DataFrame] = []
     days = 0
     with connect(settings) as con:
         # Oldest first: each month's limits and runs see the months before it.
@@ -129,19 +132,28 @@ def spc_daily_metrics(context: dg.AssetExecutionContext, hybridops: HybridopsRes
             replace_rows(con, "spc_points", result.points, {"month_key": month_key})
             replace_rows(con, "spc_violations", result.violations, {"month_key": month_key})
             violations[month_key] = result.violations
+            alarms.append(result.alarms)
             points.append(result.points)
             days += int(metrics["day"].nunique())
             per_month[month_key] = {
                 "days": dg.MetadataValue.int(int(metrics["day"].nunique())),
                 "violations": dg.MetadataValue.int(len(result.violations)),
+                "alarms": dg.MetadataValue.int(len(result.alarms)),
+                "error_alarms": dg.MetadataValue.int(result.error_count),
                 **_chart_metadata(result.points),
             }
+        # One write for every month's alarms (a lakehouse commit per table write costs more than the rows).
+        every_alarm = pd.concat([a for a in alarms if not a.empty] or alarms[:1], ignore_index=True)
+        replace_rows(con, "spc_alarms", every_alarm, {"month_key": months})
     observe_months(context, per_month)
     charted = pd.concat(points, ignore_index=True)
     fired = pd.concat(violations.values(), ignore_index=True)
     metadata: dict[str, dg.MetadataValue] = {
         "days": dg.MetadataValue.int(days),
         "violations": dg.MetadataValue.int(sum(len(v) for v in violations.values())),
+        "alarms": dg.MetadataValue.int(sum(len(a) for a in alarms)),
+        "error_alarms": dg.MetadataValue.int(sum(int((a["severity"] == "ERROR").sum()) for a in alarms)),
+        "alarm_table": dg.MetadataValue.md(alarms_markdown(every_alarm)),
         **_chart_metadata(charted),
         **_control_chart(charted, fired, settings.reports_dir, months),
     }

@@ -100,16 +100,28 @@ def test_spc_points_limits_and_violations_are_persisted(pipeline_run):
     home, summary = pipeline_run
     points = _sql(home, "select * from spc_points where metric = 'flight_count' order by day")
     assert len(points) == 31 + 28
-    # Trailing baseline: January has nothing before it (charted against itself) and February's window is
-    # the 31 days before it, January again: one set of limits for every point, centre = January's mean.
-    assert points["center"].nunique() == 1 and points["ucl"].nunique() == 1
-    january = points[points["month_key"] == "2013-01"]["value"]
-    assert points["center"].iloc[0] == pytest.approx(january.mean())
-    beyond = points[(points["value"] > points["ucl"]) | (points["value"] < points["lcl"])]
+    # The count is charted against its day of the week. Trailing baseline: January has nothing before it
+    # (charted against itself), February's window is the 31 days before it: January again.
+    points["weekday"] = pd.to_datetime(points["day"]).dt.dayofweek
+    january = points[points["month_key"] == "2013-01"]
+    for _, month in points.groupby("month_key"):
+        assert month.groupby("weekday")["center"].nunique().max() == 1 and month["center"].nunique() == 7
+    saturdays = points[points["weekday"] == 5]
+    assert saturdays["center"].iloc[-1] == pytest.approx(january.loc[january["weekday"] == 5, "value"].mean())
+    assert (points["lcl"] >= 0).all()
+    # rule1 is one row per run of days beyond the limits, and its days are exactly the days beyond them
+    beyond = set(points.loc[(points["value"] > points["ucl"]) | (points["value"] < points["lcl"]), "day"])
     rule1 = _sql(home, "select * from spc_violations where rule = 'rule1' and metric = 'flight_count'")
-    assert len(rule1) == len(beyond)
+    in_runs = {d for r in rule1.itertuples() for d in pd.date_range(r.start_day, r.end_day)}
+    assert in_runs == beyond
+    rates = _sql(home, "select * from spc_points where metric = 'cancellation_rate'")
+    assert (rates["lcl"] >= 0).all() and (rates["ucl"] <= 1).all()
     stored = _sql(home, "select count(*) as n from spc_violations")["n"].iloc[0]
     assert stored == len(summary.spc_violations)
+    # every run belongs to one alarm of spc_alarms (one per cause)
+    alarms = _sql(home, "select * from spc_alarms")
+    runs = _sql(home, "select alarm_id from spc_violations")
+    assert set(runs["alarm_id"]) == set(alarms["alarm_id"]) and len(alarms) <= stored
     rule1_checks = [c for c in summary.checks if c.name == "spc_rule1"]
     assert {c.partition for c in rule1_checks} == {f"{MONTHS[0]}..{MONTHS[-1]}"}
     assert all(c.severity == "ERROR" for c in rule1_checks)

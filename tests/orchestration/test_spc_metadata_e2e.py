@@ -27,6 +27,13 @@ def test_spc_metadata_is_typed_rounded_with_units_and_the_chart_is_a_png(pipelin
 
     assert isinstance(metadata["days"], dg.IntMetadataValue) and metadata["days"].value >= 28
     assert isinstance(metadata["violations"], dg.IntMetadataValue)
+    # one alarm per cause: never more alarms than rule runs, and the alarm table to read them
+    assert isinstance(metadata["alarms"], dg.IntMetadataValue)
+    assert isinstance(metadata["error_alarms"], dg.IntMetadataValue)
+    assert metadata["error_alarms"].value <= metadata["alarms"].value <= metadata["violations"].value
+    table = metadata["alarm_table"]
+    assert isinstance(table, dg.MarkdownMetadataValue)
+    assert table.value.startswith("| raised | days | severity | metrics |") or table.value == "No SPC alarm."
     floats = {k: v.value for k, v in metadata.items() if isinstance(v, dg.FloatMetadataValue)}
     assert len(floats) == 16, sorted(floats)  # mean, centre, UCL, LCL of four metrics
     for key, value in floats.items():

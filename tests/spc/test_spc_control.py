@@ -10,7 +10,8 @@ import pytest
 
 from hybridops.settings import SpcSettings
 from hybridops.spc.charts import individuals_limits
-from hybridops.spc.control import POINT_COLUMNS, VIOLATION_COLUMNS, control_chart_markdown, evaluate
+from hybridops.spc.control import POINT_COLUMNS, VIOLATION_COLUMNS, evaluate
+from hybridops.spc.tables import control_chart_markdown
 
 
 def history(metric: str, start: str, values: list[float]) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def test_full_baseline_from_the_baseline_window() -> None:
     hist = pd.concat([history("m", "2013-01-01", jan), history("m", "2013-02-01", feb)])
     result = evaluate(hist, "2013-02", SpcSettings(), "run-1")
 
-    expected = individuals_limits(jan)  # mean 340/31, MR_bar 2, sigma_hat 2/1.128
+    expected = individuals_limits(jan, sigma=3.5)  # mean 340/31, MR_bar 2, sigma_hat 2/1.128
     assert result.limits["m"] == expected
     assert result.baselines == {"m": "full"}
     assert result.provisional_metrics == [] and result.notes == []
@@ -44,7 +45,7 @@ def test_full_baseline_from_the_baseline_window() -> None:
     assert (result.points["month_key"] == "2013-02").all()
     assert (result.points["baseline"] == "full").all()
     assert result.points["center"].tolist() == pytest.approx([340 / 31] * 28)
-    assert result.points["ucl"].iloc[0] == pytest.approx(340 / 31 + 3 * 2 / 1.128)
+    assert result.points["ucl"].iloc[0] == pytest.approx(340 / 31 + 3.5 * 2 / 1.128)  # settings.sigma
 
 
 def test_provisional_baseline_when_the_window_is_short() -> None:
@@ -228,7 +229,18 @@ def test_a_trailing_baseline_follows_the_seasons_a_fixed_one_does_not() -> None:
     )
     fixed = evaluate(hist, "2013-06", SpcSettings(baseline="fixed"), "r")
     assert fixed.limits["m"].center == pytest.approx(10.0, abs=0.1)
-    assert (fixed.violations["rule"] == "rule1").sum() == 30  # every June day, for good
+    # from May on every day is beyond January's limits, for good: one rule1 run, raised in May, not one
+    # alarm per day, and not raised again in June (a note says it goes on)
+    may = evaluate(hist, "2013-05", SpcSettings(baseline="fixed"), "r")
+    rule1 = may.violations[may.violations["rule"] == "rule1"]
+    assert len(rule1) == 1
+    assert (rule1["start_day"].iloc[0], rule1["end_day"].iloc[0]) == (
+        pd.Timestamp("2013-05-01"),
+        pd.Timestamp("2013-05-31"),
+    )
+    assert "31 points completed the pattern" in rule1["detail"].iloc[0]
+    assert (fixed.violations["rule"] == "rule1").sum() == 0
+    assert any("rule1 run raised on 2013-05-01 goes on to 2013-06-30" in note for note in fixed.notes)
 
     trailing = evaluate(hist, "2013-06", SpcSettings(), "r")  # limits from the 31 days before June: May
     assert trailing.limits["m"].center == pytest.approx(19.0, abs=0.1)

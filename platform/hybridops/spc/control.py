@@ -1,21 +1,30 @@
-"""Evaluate one month of daily data metrics on control charts.
+"""Evaluate one month of daily data metrics on control charts and turn rule firings into alarms.
 
 For every metric with points in the month:
 
-* Baseline: the metric's points whose day lies in ``[baseline_start, baseline_start + baseline_days)``,
-  taken from the whole history (also from months after the evaluated one). With fewer than
+* Baseline: the metric's points whose day lies in the baseline window (``settings.baseline``: the
+  ``baseline_days`` before the month, or a fixed window from ``baseline_start``). With fewer than
   ``settings.min_baseline_points`` (8) such points the month is charted against its own points and the
   baseline is marked ``provisional`` (``SpcResult.baselines``/``notes`` and the ``baseline`` column of the
-  points say so). With fewer than 2 points in that month no limits can be estimated: the points are
-  kept with NaN limits, the baseline is ``insufficient`` and no rule is evaluated.
-* Limits: the individuals (X/mR) chart of the baseline, centre +/- ``settings.sigma`` * sigma_hat.
-* Rules: Western Electric rule1..rule4 and the EWMA chart run over the whole ordered history of the metric
-  up to the end of the month (the EWMA starts at the first point of that history), so a pattern that
-  begins in the previous month and completes in this one is caught; only violations whose day falls in
-  the month are reported.
-* Constant baseline (sigma_hat = 0, e.g. a null rate that was always 0): only rule1 applies, against the
-  exact centre, so any value different from the baseline value is a violation; rule2..rule4 and the EWMA
-  chart are skipped because their zones collapse onto the centre line.
+  points say so). With fewer than 2 points no limits can be estimated: the points are kept with NaN
+  limits, the baseline is ``insufficient`` and no rule is evaluated.
+* Chart, by the metric's kind (``MetricDef.chart``): a share of the day's flights on a p-chart (binomial
+  limits from that day's ``flight_count``, Laney-widened by default), the flight count against the mean
+  of its day of the week, everything else on an individuals (X/mR) chart. Limits are clipped to where the
+  metric can go (rates in [0, 1], counts >= 0).
+* Rules: Western Electric rule1..rule4 and the EWMA chart run on the standardised values
+  ``(x - centre) / sigma`` over the whole ordered history of the metric up to the end of the month, so a
+  pattern that begins in the previous month and completes in this one is caught.
+* One row per run (``violations``): the firings of a rule on one side whose windows touch are one run,
+  with ``start_day`` (first point of the pattern), ``day`` (the point that completed it: when it is
+  raised) and ``end_day`` (the last point that extended it). A run raised in an earlier month is not
+  raised again (a note says it goes on). A pattern completed early in a month may start in the last days
+  of the month before, which that month charted against its own limits: those days can then be in a
+  run of each month.
+* One alarm per cause (``alarms``): the runs of related metrics (``settings.groups``) on overlapping days
+  are one alarm listing the metrics and the evidence of each run; ``violations.alarm_id`` links them.
+* Constant baseline (sigma 0, e.g. a null rate that was always 0): only rule1 applies, against the exact
+  centre, so any value different from the baseline value is a violation.
 
 History rows with a NaN value are ignored; a duplicated ``(metric, day)`` keeps its last row.
 """
@@ -29,9 +38,20 @@ import numpy as np
 import pandas as pd
 
 from hybridops.settings import SpcSettings
-from hybridops.spc.charts import Limits, ewma_chart, individuals_limits
-from hybridops.spc.metrics import METRIC_NAMES
+from hybridops.spc.alarms import ALARM_COLUMNS, Run, group_alarms, runs_of
+from hybridops.spc.charts import (
+    FloatArray,
+    Limits,
+    PointLimits,
+    ewma_chart,
+    individuals_chart,
+    limits_from,
+    p_chart,
+    weekday_chart,
+)
+from hybridops.spc.metrics import METRIC_DEFS, METRIC_NAMES, MetricDef
 from hybridops.spc.rules import Violation, ewma_violations, western_electric
+from hybridops.spc.tables import format_number
 
 POINT_COLUMNS = [
     "month_key",
@@ -56,9 +76,11 @@ VIOLATION_COLUMNS = [
     "value",
     "detail",
     "run_id",
+    "start_day",
+    "end_day",
+    "alarm_id",
 ]
-# Points a multi-point rule looks back over (for the day range in the violation's detail).
-_RULE_WINDOW = {"rule2": 3, "rule3": 5, "rule4": 8}
+_DAY_COLUMNS = ("day", "start_day", "end_day")
 
 BASELINE_FULL = "full"
 BASELINE_PROVISIONAL = "provisional"
@@ -71,10 +93,12 @@ class SpcResult:
 
     month_key: str
     points: pd.DataFrame  # POINT_COLUMNS, one row per metric and day of the month
-    violations: pd.DataFrame  # VIOLATION_COLUMNS
-    limits: dict[str, Limits]  # per metric with estimable limits
+    violations: pd.DataFrame  # VIOLATION_COLUMNS: one row per run of a rule on a metric
+    limits: dict[str, Limits]  # per metric with estimable limits (a typical sigma for per-day charts)
     baselines: dict[str, str] = field(default_factory=dict)  # metric -> full | provisional | insufficient
     notes: list[str] = field(default_factory=list)  # human-readable remarks (provisional baselines, ...)
+    alarms: pd.DataFrame = field(default_factory=lambda: _empty(ALARM_COLUMNS))  # one row per cause
+    charts: dict[str, str] = field(default_factory=dict)  # metric -> p | weekday | individuals
 
     @property
     def provisional_metrics(self) -> list[str]:
@@ -82,7 +106,8 @@ class SpcResult:
 
     @property
     def error_count(self) -> int:
-        return int((self.violations["severity"] == "ERROR").sum()) if not self.violations.empty else 0
+        """ERROR alarms (one per cause), the number an operator is paged for."""
+        return int((self.alarms["severity"] == "ERROR").sum()) if not self.alarms.empty else 0
 
 
 def month_bounds(month_key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -91,18 +116,14 @@ def month_bounds(month_key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     return period.start_time.normalize(), (period + 1).start_time.normalize()
 
 
-def _empty_points() -> pd.DataFrame:
+def _empty(columns: list[str]) -> pd.DataFrame:
     # Typed empty columns (``string``, not ``object``) so a first write creates VARCHAR columns in DuckDB.
-    text = {"month_key", "metric", "baseline"}
-    frame = pd.DataFrame({col: pd.Series(dtype="string" if col in text else float) for col in POINT_COLUMNS})
-    frame["day"] = frame["day"].astype("datetime64[ns]")
-    return frame
-
-
-def _empty_violations() -> pd.DataFrame:
-    frame = pd.DataFrame({col: pd.Series(dtype="string") for col in VIOLATION_COLUMNS})
-    frame["day"] = frame["day"].astype("datetime64[ns]")
-    frame["value"] = frame["value"].astype(float)
+    frame = pd.DataFrame({col: pd.Series(dtype="string") for col in columns})
+    for col in columns:
+        if col in _DAY_COLUMNS:
+            frame[col] = frame[col].astype("datetime64[ns]")
+        elif col in {"value", "center", "ucl", "lcl", "ewma", "ewma_ucl", "ewma_lcl"}:
+            frame[col] = frame[col].astype(float)
     return frame
 
 
@@ -121,6 +142,66 @@ def _metric_order(names: set[str]) -> list[str]:
     return known + sorted(names - set(METRIC_NAMES))
 
 
+def _fit(
+    definition: MetricDef,
+    days: pd.DatetimeIndex,
+    values: FloatArray,
+    base: pd.DataFrame,
+    denominators: pd.Series | None,
+    settings: SpcSettings,
+) -> PointLimits:
+    """The metric's chart over ``days``/``values`` with limits from ``base`` (its baseline rows)."""
+    width = settings.sigma
+    base_days = pd.DatetimeIndex(base["day"])
+    base_values = base["value"].to_numpy(dtype=float)
+    if definition.chart == "p" and denominators is not None:
+        n = denominators.reindex(days).to_numpy(dtype=float)
+        base_n = denominators.reindex(base_days).to_numpy(dtype=float)
+        if np.count_nonzero(base_n > 0) >= 2:
+            return p_chart(values, n, base_values, base_n, width, laney=settings.p_chart == "laney")
+    if definition.chart == "weekday":
+        return weekday_chart(days.dayofweek, base_values, base_days.dayofweek, width)
+    return individuals_chart(values, base_values, width, definition.bounds)
+
+
+def _describe(metric: str, run: Run, days: pd.DatetimeIndex, values: FloatArray, chart: PointLimits) -> str:
+    span = slice(run.start, run.end + 1)
+    seg = values[span]
+    worst = run.start + int(np.nanargmax(seg) if run.side == "above" else np.nanargmin(seg))
+    limit = chart.ucl[worst] if run.side == "above" else chart.lcl[worst]
+    first, last = days[run.start].date(), days[run.end].date()
+    when = f"{first}" if first == last else f"{first}..{last}"
+    if chart.constant:
+        return (
+            f"{metric} {run.rule} {run.side} {when}: value {format_number(float(values[worst]))} on {days[worst].date()} "
+            f"differs from the constant baseline {format_number(float(chart.center[worst]))} (sigma 0)"
+        )
+    return (
+        f"{metric} {run.rule} {run.side} {when}: {'peak' if run.side == 'above' else 'low'} "
+        f"{format_number(float(values[worst]))} on {days[worst].date()} (centre {format_number(float(chart.center[worst]))}, "
+        f"{'UCL' if run.side == 'above' else 'LCL'} {format_number(float(limit))}, {chart.kind} chart)"
+    )
+
+
+def _rules(
+    chart: PointLimits, values: FloatArray, settings: SpcSettings
+) -> tuple[list[Violation], FloatArray | None]:
+    """Rule firings over the series and the standardised values they ran on (None: constant baseline)."""
+    if chart.constant:
+        # Zones collapse onto the centre: any value off the exact baseline value is a rule1 violation.
+        return [
+            Violation(i, "rule1", "above" if x > c else "below", "")
+            for i, (x, c) in enumerate(zip(values, chart.center, strict=True))
+            if not math.isnan(x) and x != c
+        ], None
+    z = chart.standardise(values)
+    unit = limits_from(0.0, 1.0, sigma=chart.width)
+    found = western_electric(z, unit) + ewma_violations(
+        z, 0.0, 1.0, settings.ewma_lambda, settings.ewma_width
+    )
+    return found, z
+
+
 def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_id: str) -> SpcResult:
     """Chart ``month_key`` of the daily metrics in ``history`` (``spc_metrics`` rows of all months)."""
     start, end = month_bounds(month_key)
@@ -130,28 +211,31 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
         base_start = pd.Timestamp(settings.baseline_start)
         base_end = base_start + pd.Timedelta(days=settings.baseline_days)
     hist = _normalise(history)
+    counts = hist[hist["metric"] == "flight_count"].set_index("day")["value"]
 
     point_frames: list[pd.DataFrame] = []
-    violation_rows: list[dict[str, object]] = []
+    run_rows: list[dict[str, object]] = []
     limits: dict[str, Limits] = {}
     baselines: dict[str, str] = {}
+    charts: dict[str, str] = {}
     notes: list[str] = []
 
     for metric in _metric_order(set(hist["metric"])):
+        definition = METRIC_DEFS.get(metric, MetricDef(metric, "", ""))
         series = hist[hist["metric"] == metric]
         upto = series[series["day"] < end].reset_index(drop=True)
         in_month = (upto["day"] >= start).to_numpy()
         if not in_month.any():
             continue
-        days = upto["day"].to_numpy()
+        days = pd.DatetimeIndex(upto["day"])
         values = upto["value"].to_numpy(dtype=float)
 
         window = series[(series["day"] >= base_start) & (series["day"] < base_end)]
         if len(window) >= settings.min_baseline_points:
-            kind, base_values = BASELINE_FULL, window["value"].to_numpy(dtype=float)
+            kind, base = BASELINE_FULL, window
         else:
-            kind, base_values = BASELINE_PROVISIONAL, values[in_month]
-        if len(base_values) < 2:
+            kind, base = BASELINE_PROVISIONAL, upto[in_month]
+        if len(base) < 2:
             kind = BASELINE_INSUFFICIENT
             notes.append(
                 f"{metric}: only {len(window)} baseline-window point(s) and {int(in_month.sum())} point(s) "
@@ -162,26 +246,26 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
             notes.append(
                 f"{metric}: provisional baseline ({len(window)} of the required "
                 f"{settings.min_baseline_points} points in {base_start.date()}..{last_day}); "
-                f"limits from the {len(base_values)} points of {month_key} itself"
+                f"limits from the {len(base)} points of {month_key} itself"
             )
         baselines[metric] = kind
 
         nan = np.full(len(values), math.nan)
-        center_v, ucl_v, lcl_v, z, z_ucl, z_lcl = nan, nan, nan, nan, nan, nan
-        found: list[Violation] = []
+        center_v, ucl_v, lcl_v, ewma_v, ewma_u, ewma_l = nan, nan, nan, nan, nan, nan
+        runs: list[Run] = []
+        chart: PointLimits | None = None
         if kind != BASELINE_INSUFFICIENT:
-            lim = individuals_limits(base_values, sigma=settings.sigma)
-            limits[metric] = lim
-            center_v = np.full(len(values), lim.center)
-            ucl_v = np.full(len(values), lim.ucl)
-            lcl_v = np.full(len(values), lim.lcl)
-            z, z_ucl, z_lcl = ewma_chart(
-                values, lim.center, lim.sigma_hat, settings.ewma_lambda, settings.ewma_width
-            )
+            denominators = counts if definition.denominator == "flight_count" else None
+            chart = _fit(definition, days, values, base, denominators, settings)
+            limits[metric], charts[metric] = chart.summary, chart.kind
+            center_v, ucl_v, lcl_v = chart.center, chart.ucl, chart.lcl
+            found, z = _rules(chart, values, settings)
+            if z is not None:
+                # The EWMA of the standardised values, drawn back in the metric's unit around each centre.
+                zz, zu, zl = ewma_chart(z, 0.0, 1.0, settings.ewma_lambda, settings.ewma_width)
+                ewma_v, ewma_u, ewma_l = (chart.center + s * chart.sigma for s in (zz, zu, zl))
             if metric not in settings.chart_only_metrics:
-                found = western_electric(values, lim) + ewma_violations(
-                    values, lim.center, lim.sigma_hat, settings.ewma_lambda, settings.ewma_width
-                )
+                runs = runs_of(found, z, chart.width)
 
         point_frames.append(
             pd.DataFrame(
@@ -193,45 +277,59 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
                     "center": center_v[in_month],
                     "ucl": ucl_v[in_month],
                     "lcl": lcl_v[in_month],
-                    "ewma": z[in_month],
-                    "ewma_ucl": z_ucl[in_month],
-                    "ewma_lcl": z_lcl[in_month],
+                    "ewma": ewma_v[in_month],
+                    "ewma_ucl": ewma_u[in_month],
+                    "ewma_lcl": ewma_l[in_month],
                     "baseline": kind,
                 }
             )
         )
-        for v in found:
-            if not in_month[v.index]:
+        for run in runs:
+            if not in_month[run.end]:
                 continue
-            detail = v.detail
-            span = _RULE_WINDOW.get(v.rule)
-            if span:
-                first = pd.Timestamp(days[max(0, v.index - span + 1)]).date()
-                detail += f" [points {first}..{pd.Timestamp(days[v.index]).date()}]"
+            if not in_month[run.fired]:
+                notes.append(
+                    f"{metric}: the {run.rule} run raised on {days[run.fired].date()} goes on to "
+                    f"{days[run.end].date()} (raised in its own month, not again)"
+                )
+                continue
+            assert chart is not None
+            detail = _describe(metric, run, days, values, chart)
+            if run.firings > 1:
+                detail += f", {run.firings} points completed the pattern"
             if kind == BASELINE_PROVISIONAL:
                 detail += " (provisional baseline)"
-            violation_rows.append(
+            run_rows.append(
                 {
                     "month_key": month_key,
-                    "day": days[v.index],
+                    "day": days[run.fired],
                     "metric": metric,
-                    "rule": v.rule,
-                    "severity": settings.rule_severity.get(v.rule, "WARN"),
-                    "side": v.side,
-                    "value": float(values[v.index]),
+                    "rule": run.rule,
+                    "severity": settings.rule_severity.get(run.rule, "WARN"),
+                    "side": run.side,
+                    "value": float(values[run.fired]),
                     "detail": detail,
                     "run_id": run_id,
+                    "start_day": days[run.start],
+                    "end_day": days[run.end],
+                    "alarm_id": "",
                 }
             )
 
-    points = pd.concat(point_frames, ignore_index=True)[POINT_COLUMNS] if point_frames else _empty_points()
+    points = (
+        pd.concat(point_frames, ignore_index=True)[POINT_COLUMNS] if point_frames else _empty(POINT_COLUMNS)
+    )
     points["day"] = points["day"].astype("datetime64[ns]")
-    if violation_rows:
-        violations = pd.DataFrame(violation_rows, columns=VIOLATION_COLUMNS)
-        violations["day"] = violations["day"].astype("datetime64[ns]")
+    if run_rows:
+        violations = pd.DataFrame(run_rows, columns=VIOLATION_COLUMNS)
+        ids, alarms = group_alarms(violations, settings.groups, settings.group_gap_days, month_key, run_id)
+        violations["alarm_id"] = ids
+        for col in _DAY_COLUMNS:
+            violations[col] = violations[col].astype("datetime64[ns]")
         violations["value"] = violations["value"].astype(float)
+        violations = violations.sort_values(["day", "metric", "rule"], kind="stable").reset_index(drop=True)
     else:
-        violations = _empty_violations()
+        violations, alarms = _empty(VIOLATION_COLUMNS), _empty(ALARM_COLUMNS)
     return SpcResult(
         month_key=month_key,
         points=points,
@@ -239,38 +337,6 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
         limits=limits,
         baselines=baselines,
         notes=notes,
+        alarms=alarms,
+        charts=charts,
     )
-
-
-def _num(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.4g}"
-
-
-def control_chart_markdown(points: pd.DataFrame, metric: str, violations: pd.DataFrame | None = None) -> str:
-    """A markdown table of one metric's chart: day, value, centre, LCL, UCL and a ✗ on violating days.
-
-    With ``violations`` (the ``SpcResult.violations`` frame) a day is marked when any rule fired on it and
-    the rules are listed; without it, a day is marked when its value lies outside [LCL, UCL].
-    """
-    rows = points[points["metric"] == metric].sort_values("day")
-    fired: dict[pd.Timestamp, list[str]] = {}
-    if violations is not None and not violations.empty:
-        mine = violations[violations["metric"] == metric]
-        for day, rule in zip(pd.to_datetime(mine["day"]), mine["rule"], strict=True):
-            fired.setdefault(pd.Timestamp(day).normalize(), []).append(str(rule))
-    lines = ["| day | value | centre | LCL | UCL | signal |", "|---|---:|---:|---:|---:|:---:|"]
-    for row in rows.itertuples(index=False):
-        day = pd.Timestamp(row.day).normalize()
-        value, lcl, ucl = float(row.value), float(row.lcl), float(row.ucl)
-        if violations is not None:
-            rules = fired.get(day, [])
-            signal = f"✗ {', '.join(sorted(set(rules)))}" if rules else ""
-        else:
-            signal = "✗" if (value > ucl or value < lcl) else ""
-        lines.append(
-            f"| {day.date()} | {_num(value)} | {_num(float(row.center))} | {_num(lcl)} | {_num(ucl)} "
-            f"| {signal} |"
-        )
-    return "\n".join(lines)

@@ -9,37 +9,64 @@ whose denominator is empty that day is undefined and the row is left out (so ``v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 
 METRIC_COLUMNS = ["month_key", "day", "metric", "value"]
 
 
+ChartKind = Literal["p", "weekday", "individuals"]
+
+
 @dataclass(frozen=True)
 class MetricDef:
-    """A tracked daily data metric."""
+    """A tracked daily data metric and the control chart that suits it.
+
+    ``chart``: ``p`` for a share of the day's flights (binomial limits from the day's ``denominator``,
+    another metric of the same day), ``weekday`` for a count with a weekly pattern (a centre per day of
+    the week), ``individuals`` for the rest (X/mR). ``bounds`` are where the metric can go; the limits
+    are clipped to them.
+    """
 
     name: str
     description: str
     unit: str
+    chart: ChartKind = "individuals"
+    denominator: str | None = None
+    bounds: tuple[float | None, float | None] = (None, None)
+
+
+def _rate(name: str, description: str) -> MetricDef:
+    return MetricDef(name, description, "ratio", "p", "flight_count", (0.0, 1.0))
 
 
 METRICS: tuple[MetricDef, ...] = (
-    MetricDef("flight_count", "Flights scheduled to depart that day (all origins).", "flights"),
     MetricDef(
-        "cancellation_rate", "Share of the day's flights without a departure time (cancelled).", "ratio"
+        "flight_count",
+        "Flights scheduled to depart that day (all origins).",
+        "flights",
+        "weekday",
+        None,
+        (0.0, None),
     ),
+    _rate("cancellation_rate", "Share of the day's flights without a departure time (cancelled)."),
     MetricDef("dep_delay_mean", "Mean departure delay of the day's flights that departed.", "minutes"),
-    MetricDef("dep_delay_null_rate", "Share of the day's flights with a missing departure delay.", "ratio"),
-    MetricDef("arr_delay_null_rate", "Share of the day's flights with a missing arrival delay.", "ratio"),
-    MetricDef("tailnum_null_rate", "Share of the day's flights with a missing tail number.", "ratio"),
+    _rate("dep_delay_null_rate", "Share of the day's flights with a missing departure delay."),
+    _rate("arr_delay_null_rate", "Share of the day's flights with a missing arrival delay."),
+    _rate("tailnum_null_rate", "Share of the day's flights with a missing tail number."),
     MetricDef("weather_temp_mean", "Mean hourly temperature over all origins' observations.", "°F"),
     MetricDef("weather_wind_speed_mean", "Mean hourly wind speed over all origins' observations.", "mph"),
     MetricDef(
         "weather_precip_total", "Sum of hourly precipitation over all origins' observations.", "inches"
     ),
     MetricDef("weather_visib_mean", "Mean hourly visibility over all origins' observations.", "miles"),
-    MetricDef("weather_hours", "Hourly weather observations that day (rows, all origins).", "rows"),
+    MetricDef(
+        "weather_hours",
+        "Hourly weather observations that day (rows, all origins).",
+        "rows",
+        bounds=(0.0, None),
+    ),
 )
 
 # The columns daily_metrics reads (a caller reading the tables can select only these).
@@ -48,6 +75,7 @@ WEATHER_COLUMNS: tuple[str, ...] = ("year", "month", "day", "temp", "wind_speed"
 
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 METRIC_DESCRIPTIONS: dict[str, str] = {m.name: m.description for m in METRICS}
+METRIC_DEFS: dict[str, MetricDef] = {m.name: m for m in METRICS}
 
 
 def _month_rows(frame: pd.DataFrame, month_key: str) -> pd.DataFrame:

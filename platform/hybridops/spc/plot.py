@@ -1,4 +1,4 @@
-"""The control chart of one metric as a PNG: daily values, centre line, 3-sigma limits, the days a rule fired.
+"""The control chart of one metric as a PNG: daily values, centre line, control limits, the days a rule fired.
 
 Drawn with matplotlib's object API on an Agg canvas (no ``pyplot``: nothing global is configured, so
 importing this module changes no other library's behaviour).
