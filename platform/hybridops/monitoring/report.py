@@ -17,7 +17,8 @@ means the world changed in a way the model already reads.
 
 Tables (each write replaces the month's rows, so re-runs never duplicate):
 
-* ``drift_metrics``: ``month_key, feature, psi, ks_stat, ks_pvalue, drifted, run_id``.
+* ``drift_metrics``: ``month_key, feature, psi, ks_stat, ks_pvalue, drifted, run_id, psi_threshold,
+  ks_threshold, importance`` (the feature's thresholds that month and its share of the gain importance).
 * ``model_performance``: ``month_key, model_version, auc, logloss, brier, rows, holdout_auc, run_id`` (no
   row for a month without known outcomes; ``holdout_auc`` is the scoring champion's).
 """
