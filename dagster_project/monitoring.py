@@ -91,30 +91,42 @@ def _range_metadata(context: dg.AssetExecutionContext, per_month: dict[str, dict
     **MONTHLY,
     deps=[batch_predictions],
     check_specs=[
-        dg.AssetCheckSpec("feature_drift", asset="model_monitoring", description="PSI/KS per feature"),
-        dg.AssetCheckSpec("live_performance", asset="model_monitoring", description="AUC on known outcomes"),
+        dg.AssetCheckSpec(
+            "feature_drift", asset="model_monitoring", description="Importance-weighted PSI/KS drift"
+        ),
+        dg.AssetCheckSpec(
+            "live_performance", asset="model_monitoring", description="AUC on known outcomes vs holdout"
+        ),
         dg.AssetCheckSpec("prediction_drift", asset="model_monitoring", description="PSI of the scores"),
     ],
     description=(
-        "Per-feature drift (PSI and KS against the champion's training months), prediction drift against "
-        "its holdout scores, and real performance once outcomes are known, per month (a range run records "
-        "each month as an observation of its partition; each check names the months that failed)."
+        "Per-feature drift (PSI and KS against the champion's training months, thresholds learnt from their "
+        "month-to-month variation, weighted by the champion's gain importance), prediction drift against "
+        "its holdout scores, and real performance once outcomes are known against the holdout AUC, per "
+        "month (a range run records each month as an observation of its partition; each check names the "
+        "months that failed)."
     ),
 )
 def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
     from hybridops.inference.batch import score
     from hybridops.monitoring.drift import DriftReference, feature_drift, prediction_drift
+    from hybridops.monitoring.importance import gain_weights
     from hybridops.monitoring.performance import performance
+    from hybridops.monitoring.thresholds import learn_thresholds
     from hybridops.registry import CHAMPION, load_model
 
     settings = hybridops.settings()
     months = months_of(context)
     loaded = load_model(settings, f"{settings.mlflow.model_name}@{CHAMPION}")
     features = loaded.booster.feature_name()
-    reference_frame, holdout = _reference(settings, loaded.info.run_id)
-    # Prepared once for every month: bins, shares and sorted values of the champion's training months.
+    reference_frame, holdout, holdout_month = _reference(settings, loaded.info.run_id)
+    # Prepared once for every month: bins, shares and sorted values of the champion's training months,
+    # each feature's threshold learnt from their month-to-month variation, the features' gain shares.
     reference = DriftReference(reference_frame, features, settings.monitoring.bins)
+    thresholds = learn_thresholds(reference, reference_frame, settings.monitoring)
+    weights = gain_weights(loaded.booster)
     holdout_scores = score(loaded.booster, holdout, features)
+    holdout_auc = loaded.info.metrics.get("holdout_auc")
     del reference_frame, holdout
 
     per_month: dict[str, dict] = {}
@@ -127,16 +139,28 @@ def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsReso
                 scored_features_root(settings) / "scored_features" / f"month_key={month}" / "data.parquet"
             )
             predictions = read_frame(con, "select * from predictions where month_key = ?", [month])
-            drift = feature_drift(reference, current, features, settings.monitoring)
+            drift = feature_drift(reference, current, features, settings.monitoring, thresholds)
             scores = prediction_drift(holdout_scores, predictions["delay_probability"], settings.monitoring)
             live = performance(predictions, current)
             report = drift_report(
-                month, drift, scores, live, settings.monitoring, model_version=loaded.info.version
+                month,
+                drift,
+                scores,
+                live,
+                settings.monitoring,
+                model_version=loaded.info.version,
+                holdout_auc=holdout_auc,
+                weights=weights,
+                holdout_month=holdout_month,
             )
             write_drift(con, report, context.run.run_id)
             record_report(con, report, context.run.run_id)
 
-            metadata: dict = {"drifted_features": ", ".join(report.drifted_features) or "none"}
+            metadata: dict = {
+                "drifted_features": ", ".join(report.drifted_features) or "none",
+                "drifted_importance": float(report.drifted_importance),
+                "drift_thresholds": thresholds.source,
+            }
             for row in drift.itertuples():
                 metadata[f"psi_{row.feature}"] = float(row.psi)
                 metadata[f"ks_{row.feature}"] = float(row.ks_stat)
@@ -144,17 +168,32 @@ def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsReso
             auc = live.get("auc")
             if auc is not None:
                 metadata["live_auc"] = float(auc)
+            if holdout_auc is not None:
+                metadata["holdout_auc"] = float(holdout_auc)
             per_month[month] = metadata
 
             drifted = report.drifted_features
             drifted_counts[month] = len(drifted)
-            details["feature_drift"].append((month, f"drifted: {', '.join(drifted) or 'none'}"))
-            if len(drifted) >= settings.monitoring.min_drifted_features:
+            details["feature_drift"].append(
+                (
+                    month,
+                    f"drifted: {', '.join(drifted) or 'none'} "
+                    f"({report.drifted_importance:.0%} of the gain importance)",
+                )
+            )
+            if report.drift_triggered:
                 failed["feature_drift"].append(month)
             details["live_performance"].append(
-                (month, f"live AUC {auc:.4f}" if auc is not None else live.get("note") or "no known outcomes")
+                (
+                    month,
+                    f"live AUC {auc:.4f} (holdout {holdout_auc:.4f})"
+                    if auc is not None and holdout_auc is not None
+                    else f"live AUC {auc:.4f}"
+                    if auc is not None
+                    else live.get("note") or "no known outcomes",
+                )
             )
-            if auc is not None and auc < settings.monitoring.min_live_auc:
+            if report.degraded:
                 failed["live_performance"].append(month)
             details["prediction_drift"].append(
                 (month, f"score PSI {scores['psi']:.4f}, mean shift {scores['mean_shift']:+.4f}")
@@ -184,8 +223,9 @@ def _check_description(failed: list[str], details: list[tuple[str, str]]) -> str
     return f"{lead}. " + "; ".join(f"{month} {text}" for month, text in details)
 
 
-def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The champion's training rows (drift reference) and holdout rows (prediction reference)."""
+def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """The champion's training rows (drift reference), holdout rows (prediction reference) and holdout
+    month."""
     from hybridops.registry import registry_client
 
     # The registry's own client: no process-wide MLflow tracking URI is changed.
@@ -199,7 +239,8 @@ def _reference(settings: Settings, run_id: str | None) -> tuple[pd.DataFrame, pd
             description=f"the champion's training set ({path}) is missing: retrain to restore it"
         )
     frame = pd.read_parquet(path)
-    return frame[frame["month_key"] != holdout_month], frame[frame["month_key"] == holdout_month]
+    holdout = frame["month_key"] == holdout_month
+    return frame[~holdout], frame[holdout], holdout_month
 
 
 def evaluate_loop(
@@ -245,7 +286,8 @@ def retrain_request(decision: LoopDecision) -> dg.RunRequest:
 
 
 def retrain_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
-    """The retraining loop: drift or an SPC breach launches the training job (on by default)."""
+    """The retraining loop: measured degradation, importance-weighted drift or (when configured) an SPC
+    breach launches the training job (on by default)."""
 
     @dg.sensor(
         name="retrain_on_drift_or_spc",

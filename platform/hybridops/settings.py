@@ -338,24 +338,65 @@ class GateSettings(_Section):
 class MonitoringSettings(_Section):
     """Drift and performance monitoring, and the retraining loop."""
 
-    psi_threshold: float = Field(0.2, gt=0, description="PSI above this flags a feature as drifted.")
-    ks_threshold: float = Field(
-        0.1, gt=0, le=1, description="KS statistic above this flags a feature as drifted."
+    psi_threshold: float = Field(
+        0.2, gt=0, description="PSI above this flags a feature as drifted (the floor of a learned threshold)."
     )
-    min_drifted_features: int = Field(
-        2, ge=1, description="Retrain when at least this many features drift in a partition."
+    ks_threshold: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="KS statistic above this flags a feature as drifted (the floor of a learned threshold).",
+    )
+    drift_thresholds: Literal["learned", "fixed"] = Field(
+        "learned",
+        description=(
+            "learned: each feature's PSI and KS thresholds are learnt from the training window's own "
+            "month-to-month variation (learned_threshold_factor times the largest drift of a training month "
+            "against the whole window, never below psi_threshold / ks_threshold), so seasonal features are "
+            "not flagged for their season; fixed: psi_threshold and ks_threshold for every feature."
+        ),
+    )
+    learned_threshold_factor: float = Field(
+        2.0,
+        ge=1,
+        description="Margin over the largest month-to-month drift of the training window (drift_thresholds: learned).",
+    )
+    drifted_importance_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Retrain (and alert) when the drifted features carry at least this share of the champion's "
+            "LightGBM gain importance."
+        ),
     )
     bins: int = Field(10, ge=2, description="Quantile bins of the PSI computation (from the reference).")
+    max_auc_drop: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description=(
+            "Retrain (and alert) when a scored month's ROC AUC on its known outcomes is more than this "
+            "below the champion's holdout AUC."
+        ),
+    )
     min_live_auc: float = Field(
         0.6,
         ge=0,
         le=1,
         description="Retrain when the ROC AUC on a scored month's known outcomes falls below this.",
     )
+    prediction_psi_threshold: float = Field(
+        0.2,
+        gt=0,
+        description="PSI of the score distribution against the holdout scores above which predictions drifted.",
+    )
     spc_trigger_metrics: list[str] = Field(
-        default_factory=lambda: ["dep_delay_mean"],
+        default_factory=list,
         description=(
-            "SPC metrics whose ERROR-level violation in a month the champion scored requests retraining."
+            "SPC metrics whose ERROR-level violation in a month the champion scored requests retraining. "
+            "None by default: an SPC alarm describes the operation (a storm), not harm to the model, which "
+            "the live AUC and the importance-weighted drift measure."
         ),
     )
     retrain_cooldown_hours: float = Field(

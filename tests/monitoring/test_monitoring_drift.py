@@ -99,7 +99,7 @@ def test_feature_drift_flags_exactly_the_shifted_features() -> None:
     out = feature_drift(reference, current, features, MonitoringSettings())
     assert list(out.columns) == [
         "feature", "psi", "ks_stat", "ks_pvalue", "ref_mean", "cur_mean", "ref_null_rate",
-        "cur_null_rate", "drifted",
+        "cur_null_rate", "psi_threshold", "ks_threshold", "drifted",
     ]  # fmt: skip
     assert out["feature"].tolist() == features
     drifted = out.set_index("feature")["drifted"].to_dict()
@@ -134,8 +134,13 @@ def test_prediction_drift_reports_psi_ks_and_mean_shift() -> None:
     stable = prediction_drift(reference, rng.beta(2, 8, 4000), MonitoringSettings())
     assert not stable["drifted"] and abs(stable["mean_shift"]) < 0.01
     shifted = prediction_drift(reference, rng.beta(4, 6, 4000), MonitoringSettings())
-    assert shifted["drifted"]
+    assert shifted["drifted"] and shifted["threshold"] == 0.2
     assert shifted["mean_shift"] == pytest.approx(0.4 - 0.2, abs=0.02)
+    # the alert's threshold (monitoring.prediction_psi_threshold) decides, not the feature thresholds
+    lenient = prediction_drift(
+        reference, rng.beta(4, 6, 4000), MonitoringSettings(prediction_psi_threshold=50)
+    )
+    assert not lenient["drifted"] and lenient["threshold"] == 50
     assert set(shifted) >= {"psi", "ks_stat", "ks_pvalue", "ref_mean", "cur_mean", "mean_shift"}
 
 

@@ -27,7 +27,9 @@ Kolmogorov-Smirnov (KS)
     copy against ``ks_2samp`` itself on a fixed pair of samples and raises :class:`DriftCheckError` when
     they differ (listed in ``docs/internals.md``).
 
-A feature is *drifted* when ``psi > psi_threshold`` or ``ks_stat > ks_threshold``.
+A feature is *drifted* when ``psi`` or ``ks_stat`` is above the feature's threshold: by default learnt
+from the training window's month-to-month variation (``hybridops.monitoring.thresholds``), else the fixed
+``monitoring.psi_threshold`` / ``ks_threshold``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +46,9 @@ from scipy import stats
 
 from hybridops.errors import HybridopsError
 from hybridops.settings import MonitoringSettings, Settings, monitoring_settings
+
+if TYPE_CHECKING:
+    from hybridops.monitoring.thresholds import FeatureThresholds
 
 EPSILON = 1e-4
 _KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp computes exact p-values up to this size
@@ -57,6 +62,8 @@ FEATURE_DRIFT_COLUMNS = [
     "cur_mean",
     "ref_null_rate",
     "cur_null_rate",
+    "psi_threshold",
+    "ks_threshold",
     "drifted",
 ]
 
@@ -266,11 +273,13 @@ def feature_drift(
     current: pd.DataFrame,
     features: Sequence[str],
     settings: MonitoringSettings | Settings,
+    thresholds: FeatureThresholds | None = None,
 ) -> pd.DataFrame:
-    """PSI, KS, means and null rates of each feature, and whether it drifted (one row per feature).
+    """PSI, KS, means and null rates of each feature, its thresholds and whether it drifted (one row each).
 
     ``reference`` is the reference frame or, to compare several months against the same one, a
-    ``DriftReference`` built from it once (the results are the same).
+    ``DriftReference`` built from it once (the results are the same). ``thresholds`` are the features'
+    own (``hybridops.monitoring.thresholds``); without them the fixed settings apply.
     """
     config = monitoring_settings(settings)
     known = reference.features if isinstance(reference, DriftReference) else reference.columns
@@ -285,12 +294,16 @@ def feature_drift(
     rows = []
     for name, measured in zip(features, reference.compare_all(current, features), strict=True):
         value, statistic = measured["psi"], measured["ks_stat"]
+        psi_limit = thresholds.psi.get(name, config.psi_threshold) if thresholds else config.psi_threshold
+        ks_limit = thresholds.ks.get(name, config.ks_threshold) if thresholds else config.ks_threshold
         rows.append(
             {
                 "feature": name,
                 **measured,
+                "psi_threshold": psi_limit,
+                "ks_threshold": ks_limit,
                 # nan compares False: an empty side is never flagged
-                "drifted": bool(value > config.psi_threshold or statistic > config.ks_threshold),
+                "drifted": bool(value > psi_limit or statistic > ks_limit),
             }
         )
     frame = pd.DataFrame(rows, columns=FEATURE_DRIFT_COLUMNS)
@@ -302,7 +315,8 @@ def feature_drift(
 def prediction_drift(
     reference_scores: Any, current_scores: Any, settings: MonitoringSettings | Settings
 ) -> dict[str, Any]:
-    """Drift of the score distribution: PSI, KS and the shift of the mean probability."""
+    """Drift of the score distribution: PSI, KS and the shift of the mean probability; drifted when the
+    PSI is above ``monitoring.prediction_psi_threshold`` (the threshold of the prediction drift alert)."""
     config = monitoring_settings(settings)
     ref = _values(reference_scores)
     cur = _values(current_scores)
@@ -316,5 +330,6 @@ def prediction_drift(
         "ref_mean": ref_mean,
         "cur_mean": cur_mean,
         "mean_shift": cur_mean - ref_mean,
-        "drifted": bool(value > config.psi_threshold or statistic > config.ks_threshold),
+        "threshold": config.prediction_psi_threshold,
+        "drifted": bool(value > config.prediction_psi_threshold),
     }

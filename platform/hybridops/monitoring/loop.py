@@ -1,11 +1,13 @@
-"""The closed loop: drift or SPC breaches about the current champion turn into one retraining request.
+"""The closed loop: measured harm to the current champion turns into one retraining request.
 
 Signals come from two places, both in the warehouse:
 
-* ``drift_reports``: a scored month whose drift report recommends retraining (written by monitoring),
+* ``drift_reports``: a scored month whose drift report recommends retraining (written by monitoring:
+  live AUC below the champion's holdout AUC by ``monitoring.max_auc_drop``, or drifted features carrying
+  ``monitoring.drifted_importance_threshold`` of its gain importance, see ``hybridops.monitoring.report``),
   counted only while the model it judged is still the champion;
 * ``spc_violations``: an SPC rule breach (severity ERROR) on a metric named in
-  ``monitoring.spc_trigger_metrics``, in a month the champion scored, i.e. data it did not train on.
+  ``monitoring.spc_trigger_metrics`` (none by default), in a month the champion scored.
 
 The decision deduplicates (one request per champion version and latest signalling month) and honours a
 cooldown since the last retraining run. The retraining run holds out the latest signalling month and
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from hybridops.monitoring.report import DriftReport
+from hybridops.monitoring.report import DriftReport, plain_value
 from hybridops.settings import MonitoringSettings
 from hybridops.warehouse.db import read_frame, replace_rows, table_exists
 
@@ -46,7 +48,8 @@ class LoopDecision:
 
 
 def record_report(con: duckdb.DuckDBPyConnection, report: DriftReport, run_id: str) -> None:
-    """Persist the month's retraining recommendation (replacing the month's row)."""
+    """Persist the month's retraining recommendation and its figures (replacing the month's row)."""
+    prediction = report.prediction or {}
     frame = pd.DataFrame(
         [
             {
@@ -56,9 +59,15 @@ def record_report(con: duckdb.DuckDBPyConnection, report: DriftReport, run_id: s
                 "drifted_features": ",".join(report.drifted_features),
                 "reasons": "; ".join(report.reasons),
                 "run_id": run_id,
+                "drifted_importance": float(report.drifted_importance),
+                "degraded": bool(report.degraded),
+                "drift_triggered": bool(report.drift_triggered),
+                "live_auc": plain_value(report.live_auc),
+                "holdout_auc": plain_value(report.holdout_auc),
+                "prediction_psi": plain_value(prediction.get("psi")),
             }
         ]
-    )
+    ).astype({"live_auc": "float64", "holdout_auc": "float64", "prediction_psi": "float64"})
     replace_rows(con, REPORTS_TABLE, frame, {"month_key": report.month_key})
 
 

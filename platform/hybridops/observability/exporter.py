@@ -24,9 +24,11 @@ scrape stays well under a second on a long-lived instance.
 
 The freshness thresholds of ``settings.monitoring`` are exported too
 (``hybridops_dagster_asset_freshness_threshold_seconds{asset}``,
-``hybridops_feast_freshness_threshold_seconds``): the freshness alerts compare against them, so the
-thresholds are settings (and chart values), not numbers in the rule files. Each is exported only with its
-source (dagster, feast) enabled.
+``hybridops_feast_freshness_threshold_seconds``), and so are the model alerts' (``hybridops_model_live_auc_max_drop``,
+``hybridops_model_prediction_psi_threshold``, ``hybridops_model_drifted_importance_threshold``; each
+feature's learnt PSI threshold comes with its PSI from the warehouse): the alerts compare against them, so
+the thresholds are settings (and chart values), not numbers in the rule files. Each is exported only with
+its source (dagster, feast, warehouse) enabled.
 
 The collector never imports ``dagster_project``.
 """
@@ -363,6 +365,8 @@ def _warehouse_metrics(settings: Settings) -> Iterator[Metric]:
             metrics.extend(_drift(con))
         if "model_performance" in tables:
             metrics.extend(_performance(con))
+        if "drift_reports" in tables:
+            metrics.extend(_drift_report(con))
         if "model_alias_events" in tables:
             metrics.extend(_alias_events(con))
         if "skew_audit" in tables:
@@ -433,6 +437,12 @@ def _spc_points(con: Any) -> Iterator[Metric]:
     yield from (point, day)
 
 
+def _columns(con: Any, table: str) -> set[str]:
+    """The columns of ``table`` (tables written by an older version lack the newer columns)."""
+    rows = con.execute("select column_name from duckdb_columns() where table_name = ?", [table]).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 def _drift(con: Any) -> Iterator[Metric]:
     psi = GaugeMetricFamily(
         f"{PREFIX}_model_feature_psi",
@@ -449,23 +459,77 @@ def _drift(con: Any) -> Iterator[Metric]:
         "1 when the feature drifted in the latest scored month (PSI or KS above its threshold).",
         labels=["feature"],
     )
+    psi_threshold = GaugeMetricFamily(
+        f"{PREFIX}_model_feature_psi_threshold",
+        "Each feature's PSI threshold in the latest scored month: learnt from the training window's "
+        "month-to-month variation, at least monitoring.psi_threshold (HybridopsFeatureDrift).",
+        labels=["feature"],
+    )
+    importance = GaugeMetricFamily(
+        f"{PREFIX}_model_feature_importance",
+        "Each feature's share of the scoring champion's LightGBM gain importance.",
+        labels=["feature"],
+    )
     month = GaugeMetricFamily(
         f"{PREFIX}_model_drift_month_timestamp_seconds",
         "Start (UTC) of the latest month with drift metrics.",
     )
+    present = _columns(con, "drift_metrics")
+    extra = [name for name in ("psi_threshold", "importance") if name in present]
+    selected = ", ".join(["month_key", "feature", "psi", "ks_stat", "drifted", *extra])
     rows = con.execute(
-        """select month_key, feature, psi, ks_stat, drifted from drift_metrics
+        f"""select {selected} from drift_metrics
            where month_key = (select max(month_key) from drift_metrics) order by feature"""
     ).fetchall()
-    for _month, feature, psi_value, ks_value, flag in rows:
+    for _month, feature, psi_value, ks_value, flag, *values in rows:
         if _finite(psi_value):
             psi.add_metric([feature], float(psi_value))
         if _finite(ks_value):
             ks.add_metric([feature], float(ks_value))
         drifted.add_metric([feature], 1.0 if flag else 0.0)
+        for family, value in zip((psi_threshold, importance)[: len(extra)], values, strict=True):
+            if _finite(value):
+                family.add_metric([feature], float(value))
     if rows:
         month.add_metric([], _month_start(rows[0][0]))
-    yield from (psi, ks, drifted, month)
+    yield from (psi, ks, drifted, psi_threshold, importance, month)
+
+
+def _drift_report(con: Any) -> Iterator[Metric]:
+    """The latest scored month's report: importance-weighted drift, prediction drift, the holdout AUC."""
+    share = GaugeMetricFamily(
+        f"{PREFIX}_model_drifted_importance",
+        "Share of the scoring champion's gain importance carried by the features drifted in the latest "
+        "scored month (HybridopsModelDriftHarmful).",
+        labels=["model_version"],
+    )
+    prediction = GaugeMetricFamily(
+        f"{PREFIX}_model_prediction_psi",
+        "PSI of the latest scored month's scores against the champion's holdout scores "
+        "(HybridopsPredictionDrift).",
+        labels=["model_version"],
+    )
+    holdout = GaugeMetricFamily(
+        f"{PREFIX}_model_live_holdout_auc",
+        "Holdout ROC AUC of the model version that scored the latest month: the reference of its live AUC "
+        "(HybridopsModelLiveAucDegraded).",
+        labels=["model_version"],
+    )
+    present = _columns(con, "drift_reports")
+    wanted = [name for name in ("drifted_importance", "prediction_psi", "holdout_auc") if name in present]
+    if not wanted:
+        yield from (share, prediction, holdout)
+        return
+    row = con.execute(
+        f"select model_version, {', '.join(wanted)} from drift_reports order by month_key desc limit 1"
+    ).fetchone()
+    if row is not None:
+        version, *values = row
+        families = {"drifted_importance": share, "prediction_psi": prediction, "holdout_auc": holdout}
+        for name, value in zip(wanted, values, strict=True):
+            if _finite(value):
+                families[name].add_metric([str(version)], float(value))
+    yield from (share, prediction, holdout)
 
 
 def _performance(con: Any) -> Iterator[Metric]:
@@ -648,7 +712,30 @@ def _threshold_metrics(settings: Settings) -> list[Metric]:
         "(monitoring.feature_view_max_age_hours).",
     )
     views.add_metric([], monitoring.feature_view_max_age_hours * 3600.0)
-    return [family for source, family in (("dagster", assets), ("feast", views)) if source in sources]
+    model: list[Metric] = []
+    for name, value, text in (
+        ("model_live_auc_max_drop", monitoring.max_auc_drop, "monitoring.max_auc_drop"),
+        (
+            "model_prediction_psi_threshold",
+            monitoring.prediction_psi_threshold,
+            "monitoring.prediction_psi_threshold",
+        ),
+        (
+            "model_drifted_importance_threshold",
+            monitoring.drifted_importance_threshold,
+            "monitoring.drifted_importance_threshold",
+        ),
+    ):
+        family = GaugeMetricFamily(f"{PREFIX}_{name}", f"The model alerts' threshold {text}.")
+        family.add_metric([], float(value))
+        model.append(family)
+    # The model thresholds go with the warehouse, where the figures they judge come from.
+    return [
+        family
+        for source, families in (("dagster", [assets]), ("feast", [views]), ("warehouse", model))
+        if source in sources
+        for family in families
+    ]
 
 
 # --- the collector -----------------------------------------------------------------------------------
