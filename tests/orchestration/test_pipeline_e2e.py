@@ -122,6 +122,12 @@ def test_spc_points_limits_and_violations_are_persisted(pipeline_run):
     alarms = _sql(home, "select * from spc_alarms")
     runs = _sql(home, "select alarm_id from spc_violations")
     assert set(runs["alarm_id"]) == set(alarms["alarm_id"]) and len(alarms) <= stored
+    # the run summary lists them as alarms, one per cause, dated by the day each was raised
+    spc = [a for a in summary.alarms if a.kind == "spc"]
+    assert len(spc) == len(alarms)
+    assert sorted((a.month, a.date, a.metric) for a in spc) == sorted(
+        (r.month_key, str(pd.Timestamp(r.day).date()), r.metrics) for r in alarms.itertuples()
+    )
     rule1_checks = [c for c in summary.checks if c.name == "spc_rule1"]
     assert {c.partition for c in rule1_checks} == {f"{MONTHS[0]}..{MONTHS[-1]}"}
     assert all(c.severity == "ERROR" for c in rule1_checks)
@@ -274,6 +280,13 @@ def test_drift_is_measured_per_feature_and_drives_the_loop(pipeline_run):
     report = _sql(home, "select * from drift_reports where month_key = '2013-02'").iloc[0]
     assert not report["retrain_recommended"] and report["live_auc"] == summary.drift.live_auc["2013-02"]
     assert report["holdout_auc"] == pytest.approx(summary.model.metrics["auc"])
+    # the summary's loop list: one decision in this run, not triggered, no retraining to judge
+    assert [(d.triggered, d.reason, d.promoted) for d in summary.loop] == [
+        (False, summary.drift.retrain_reason, None)
+    ]
+    drift_alarms = [a for a in summary.alarms if a.kind in ("drift", "performance")]
+    assert all(a.month == "2013-02" for a in drift_alarms)
+    assert bool(report["degraded"]) == any(a.kind == "performance" for a in drift_alarms)
 
 
 def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):

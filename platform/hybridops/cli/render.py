@@ -101,13 +101,13 @@ def print_summary(summary: RunSummary) -> None:
     passed = len(summary.checks) - len(failed) - len(skipped)
     verdict = f"{passed} passed / {len(failed)} failed"
     table.add_row("asset checks", verdict + (f" / {len(skipped)} not evaluated" if skipped else ""))
-    rules = Counter(f"{v.rule} ({v.severity})" for v in summary.spc_violations)
-    table.add_row("SPC violations", ", ".join(f"{r}: {n}" for r, n in sorted(rules.items())) or "none")
+    table.add_row("alarms (one per cause)", _alarm_counts(summary) or "none")
     table.add_row("features materialized (online rows)", f"{summary.features_materialized:,}")
     if summary.report_path:
         table.add_row("report", summary.report_path)
     table.add_row("total seconds", f"{summary.total_seconds:.1f}")
     console.print(table)
+    _print_alarms(summary)
     _print_model(summary)
 
     stages = Table(title="seconds per stage")
@@ -152,6 +152,37 @@ def print_summary(summary: RunSummary) -> None:
         console.print(
             f"[{colour}]{summary.status}[/]: see the first lines above; event log: {summary.log_path}"
         )
+
+
+def _alarm_counts(summary: RunSummary) -> str:
+    counts = Counter((a.kind, a.severity) for a in summary.alarms)
+    kinds = dict.fromkeys(kind for kind, _ in sorted(counts))
+    return ", ".join(
+        f"{kind} "
+        + " + ".join(f"{counts[kind, sev]} {sev}" for sev in ("ERROR", "WARN") if counts[kind, sev])
+        for kind in kinds
+    )
+
+
+_ALARMS_SHOWN = 12
+
+
+def _print_alarms(summary: RunSummary) -> None:
+    """The ERROR alarms (then WARN ones), the first few: the full list with evidence is in --json."""
+    if not summary.alarms:
+        return
+    ordered = sorted(summary.alarms, key=lambda a: (a.severity != "ERROR", a.month, a.date or "", a.kind))
+    shown = ordered[:_ALARMS_SHOWN]
+    more = len(ordered) - len(shown)
+    table = Table(
+        title="alarms"
+        + (f" (first {len(shown)} of {len(ordered)}; all with evidence: --json)" if more else "")
+    )
+    for column in ("kind", "sev", "when", "metric", "rule"):
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "metric", max_width=40)
+    for alarm in shown:
+        table.add_row(alarm.kind, alarm.severity, alarm.date or alarm.month, alarm.metric, alarm.rule)
+    console.print(table)
 
 
 def _span(partitions: list[str]) -> str:
@@ -246,9 +277,17 @@ def _print_model(summary: RunSummary) -> None:
         table.add_row(
             f"drift {month}", f"{live}{len(features)} feature(s) drifted: {', '.join(features) or 'none'}"
         )
-    table.add_row(
-        "retraining loop", ("triggered: " if drift.retrain_triggered else "idle: ") + drift.retrain_reason
-    )
+    for decision in summary.loop or []:
+        line = ("triggered: " if decision.triggered else "idle: ") + decision.reason
+        if decision.promoted is not None:
+            verdict = "promoted" if decision.promoted else "not promoted"
+            aucs = (
+                f" (candidate AUC {decision.candidate_auc:.4f}, champion {decision.champion_auc:.4f})"
+                if decision.candidate_auc is not None and decision.champion_auc is not None
+                else ""
+            )
+            line += f"; retrained candidate {verdict}{aucs}"
+        table.add_row("retraining loop" + (f" {decision.month}" if decision.month else ""), line)
     if drift.retrain_model is not None:
         retrained = drift.retrain_model
         verdict = "promoted" if retrained.promoted else "not promoted"

@@ -26,6 +26,7 @@ from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
 from hybridops.orchestration.summary import (
     CheckSummary,
     DriftSummary,
+    LoopDecisionSummary,
     ModelSummary,
     RunSummary,
     SpcViolationSummary,
@@ -295,7 +296,7 @@ def _run_pipeline(settings: Settings, months: list[str], progress: Progress | No
         max(0.0, time.perf_counter() - started - sum(summary.stage_seconds.values())), 3
     )
     summary.total_seconds = round(time.perf_counter() - started, 3)
-    _add_spc_violations(summary, settings, months)
+    _add_alarms(summary, settings, months)
     return summary
 
 
@@ -334,11 +335,18 @@ def _run_ml(pipeline: _Pipeline, months: list[str]) -> None:
     decision = loop.evaluate_loop(pipeline.instance, settings)
     summary.drift.retrain_triggered = decision.retrain
     summary.drift.retrain_reason = decision.why
+    entry = LoopDecisionSummary(month=decision.holdout_month, triggered=decision.retrain, reason=decision.why)
     if decision.retrain:
         request = loop.retrain_request(decision)
         retrain = PlannedRun(TRAINING_JOB, None, dict(request.run_config), dict(request.tags))
         pipeline.execute(retrain)
         summary.drift.retrain_run_id = summary.run_ids[-1]
+        gate = summary.drift.retrain_model
+        if gate is not None:
+            entry.promoted = gate.promoted
+            entry.candidate_auc = gate.candidate_metrics.get("auc")
+            entry.champion_auc = gate.metrics.get("auc")
+    summary.loop.append(entry)
 
 
 @contextlib.contextmanager
@@ -531,18 +539,23 @@ def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:
     }
 
 
-def _add_spc_violations(summary: RunSummary, settings: Settings, months: list[str]) -> None:
+def _add_alarms(summary: RunSummary, settings: Settings, months: list[str]) -> None:
+    """The months' SPC violations (one row per run of points) and their alarms (one per cause)."""
+    from hybridops.orchestration.alarms import monitoring_alarms, spc_alarms
     from hybridops.warehouse.db import connect, exists, read_frame, table_exists
 
     if not exists(settings):
         return
     with connect(settings, read_only=True) as con:
-        if not table_exists(con, "spc_violations"):
-            return
-        frame = read_frame(
-            con,
-            "select month_key, cast(day as varchar) as day, metric, rule, severity, value, detail "
-            "from spc_violations where list_contains(?, month_key) order by day, metric, rule",
-            [months],
-        )
-    summary.spc_violations = [SpcViolationSummary(**row) for row in frame.to_dict(orient="records")]
+        if table_exists(con, "spc_violations"):
+            frame = read_frame(
+                con,
+                "select month_key, cast(day as varchar) as day, metric, rule, severity, value, detail "
+                "from spc_violations where list_contains(?, month_key) order by day, metric, rule",
+                [months],
+            )
+            summary.spc_violations = [SpcViolationSummary(**row) for row in frame.to_dict(orient="records")]
+        summary.alarms = [
+            *spc_alarms(con, months),
+            *monitoring_alarms(con, months, settings.monitoring),
+        ]

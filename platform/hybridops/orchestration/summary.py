@@ -30,6 +30,29 @@ class SpcViolationSummary(BaseModel):
     detail: str
 
 
+class AlarmSummary(BaseModel):
+    """One alarm of the run's months: one per cause, with its evidence (see ``orchestration.alarms``)."""
+
+    kind: Literal["spc", "drift", "performance"]
+    metric: str = Field(description="The metric, or the metrics of a grouped alarm, comma-separated.")
+    rule: str
+    severity: Literal["ERROR", "WARN"]
+    month: str
+    date: str | None = Field(None, description="The day the alarm was raised, for daily (SPC) alarms.")
+    evidence: str = ""
+
+
+class LoopDecisionSummary(BaseModel):
+    """One decision of the retraining loop in this run, and what its retraining gave."""
+
+    month: str | None = Field(None, description="The month whose signal triggered it (held out), if any.")
+    triggered: bool
+    reason: str
+    promoted: bool | None = Field(None, description="None when no retraining ran.")
+    candidate_auc: float | None = None
+    champion_auc: float | None = Field(None, description="The champion's AUC on the same holdout month.")
+
+
 class ModelSummary(BaseModel):
     """The champion after this run's gate, and what the gate decided about the candidate."""
 
@@ -72,6 +95,8 @@ class RunSummary(BaseModel):
     quarantined_by_table: dict[str, int] = Field(default_factory=dict)
     checks: list[CheckSummary] = Field(default_factory=list)
     spc_violations: list[SpcViolationSummary] = Field(default_factory=list)
+    alarms: list[AlarmSummary] = Field(default_factory=list, description="SPC, drift and performance alarms.")
+    loop: list[LoopDecisionSummary] = Field(default_factory=list)
     features_materialized: int = 0
     warehouse_rows: int = 0
     report_path: str | None = None
