@@ -83,6 +83,18 @@ class QualitySettings(_Section):
         le=1,
         description="Each day's flights, as a share of the month's median day (real data: >65%); a day below fails.",
     )
+    min_monthly_volume_ratio: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description=(
+            "A month's valid flights, as a share of the median of the earlier loaded months (real data: >92%); "
+            "below fails monthly_volume (severity: completeness_severity)."
+        ),
+    )
+    volume_reference_months: int = Field(
+        3, ge=1, description="Earlier months whose median monthly_volume compares a month with."
+    )
 
 
 class SpcSettings(_Section):
