@@ -63,6 +63,8 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
                 "rows_untyped": sum(len(result.rejects) for result in parsed.values()),
                 "critical_problems": "\n".join(critical) or "none",
                 "source_file": str(path),
+                # When the source last changed (its mtime as read): the stale-source alert's clock.
+                "source_modified_at": dg.MetadataValue.timestamp(path.stat().st_mtime),
                 "landed_file": dg.MetadataValue.path(str(landed.landed_path)),
                 "sha256": landed.sha256,
             },

@@ -36,6 +36,7 @@ from hybridops.quality.validate import (
     declared_checks,
     validate_table,
 )
+from hybridops.quality.volume import earlier_month_rows, volume_check
 from hybridops.settings import QualitySettings, Settings
 from hybridops.warehouse.db import connect, read_frame, replace_rows, table_exists
 
@@ -175,6 +176,16 @@ def _validated_asset(table: str, partitioned: bool, completeness_blocking: bool)
                         table, result.good, month_key, parsed.source_file, settings.quality, origins
                     )
                     result.checks += [complete] if complete else []
+                    # Earlier months (written by this loop too, in order) against this month's valid rows.
+                    volume = volume_check(
+                        table,
+                        len(result.good),
+                        month_key,
+                        parsed.source_file,
+                        earlier_month_rows(con, table, month_key, settings.quality.volume_reference_months),
+                        settings.quality,
+                    )
+                    result.checks += [volume] if volume else []
                 write_quarantine(con, table, month_key or STATIC_MONTH_KEY, result.quarantine)
                 if not result.blocked:
                     good = result.good.assign(_run_id=run_id)

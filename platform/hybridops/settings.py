@@ -83,6 +83,18 @@ class QualitySettings(_Section):
         le=1,
         description="Each day's flights, as a share of the month's median day (real data: >65%); a day below fails.",
     )
+    min_monthly_volume_ratio: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description=(
+            "A month's valid flights, as a share of the median of the earlier loaded months (real data: >92%); "
+            "below fails monthly_volume (severity: completeness_severity)."
+        ),
+    )
+    volume_reference_months: int = Field(
+        3, ge=1, description="Earlier months whose median monthly_volume compares a month with."
+    )
 
 
 class SpcSettings(_Section):
@@ -427,6 +439,30 @@ class MonitoringSettings(_Section):
         gt=0,
         description=(
             "A Feast feature view not materialized for this many hours is stale (HybridopsFeatureViewStale)."
+        ),
+    )
+    daemon_heartbeat_max_age_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "A Dagster daemon whose last heartbeat is older than this is stale "
+            "(HybridopsDaemonHeartbeatStale); Dagster's own liveness tolerance is 1800 s."
+        ),
+    )
+    source_max_age_hours: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"flights": 26.0, "weather": 26.0},
+        description=(
+            "Source files watched for new data, with the hours after which a file whose modification "
+            "time has not moved (as the latest ingest saw it) is stale (HybridopsSourceStale)."
+        ),
+    )
+    max_degraded_response_ratio: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description=(
+            "Share of /predict answers flagged degraded (default features) above which "
+            "HybridopsServingDegradedRatioHigh fires."
         ),
     )
     exporter_sources: list[ExporterSource] = Field(

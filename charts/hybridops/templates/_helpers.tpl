@@ -438,9 +438,9 @@ replicas: {{ .replicas }}
 
 {{/* Alert rules of files/rules/*.yaml that watch something this release deploys (toJson of the groups):
      a rule on serving, Feast, model or data-quality metrics is left out when nothing produces them, so
-     no alert of a part another release runs fires here. */}}
+     no alert of a part another release runs fires here (nor the exporter's absent() alert without an exporter). */}}
 {{- define "hybridops.rules.groups" -}}
-{{- $needs := dict "hybridops_serving_" .Values.inference.enabled "hybridops_feast_" .Values.feast.enabled "hybridops_model_" (and .Values.mlflow.enabled (include "hybridops.profile.ml" . | eq "true")) "hybridops_quality_" (include "hybridops.profile.data" . | eq "true") "hybridops_spc_" (include "hybridops.profile.data" . | eq "true") -}}
+{{- $needs := dict "hybridops_serving_" .Values.inference.enabled "hybridops_feast_" .Values.feast.enabled "hybridops_model_" (and .Values.mlflow.enabled (include "hybridops.profile.ml" . | eq "true")) "hybridops_quality_" (include "hybridops.profile.data" . | eq "true") "hybridops_spc_" (include "hybridops.profile.data" . | eq "true") "hybridops_exporter_" (include "hybridops.exporter.enabled" . | eq "true") -}}
 {{- $groups := list -}}
 {{- range $path, $_ := .Files.Glob "files/rules/*.yaml" -}}
 {{- range $group := (fromYaml ($.Files.Get $path)).groups -}}

@@ -290,6 +290,15 @@ class DagsterDaemon(_Values):
 
     resources: Resources = Field(default_factory=lambda: resources("100m", "256Mi", "1", "1Gi"))
     run_monitoring_start_timeout_seconds: int = Field(300, ge=1)
+    heartbeat_tolerance_seconds: int = Field(
+        300,
+        ge=60,
+        le=1800,
+        description=(
+            "Liveness: the daemon's probe (dagster-daemon liveness-check) fails once a daemon's last "
+            "heartbeat is older than this plus Dagster's 30 s heartbeat interval (Dagster's default: 1800)."
+        ),
+    )
     max_run_retries: int = Field(1, ge=0, description="Default retries of a failed run (run retries on).")
     max_concurrent_runs: int = Field(4, ge=1, description="Queued run coordinator limit.")
 

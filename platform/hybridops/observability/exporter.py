@@ -56,6 +56,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from hybridops.observability.thresholds import alert_thresholds
 from hybridops.settings import EXPORTER_SOURCES, ExporterSource, Settings
 
 log = logging.getLogger(__name__)
@@ -316,12 +317,21 @@ class _DagsterReader:
             "Unix time of each asset's latest materialization (any partition).",
             labels=["asset"],
         )
+        modified = GaugeMetricFamily(
+            f"{PREFIX}_ingest_source_modified_timestamp_seconds",
+            "Modification time of each source file as its latest ingest (raw_<source>) read it.",
+            labels=["source"],
+        )
         for record in instance.get_asset_records():
             entry = record.asset_entry
             event = entry.last_materialization
             if event is not None:
-                materialized.add_metric([entry.asset_key.to_user_string()], event.timestamp)
-        yield materialized
+                name = entry.asset_key.to_user_string()
+                materialized.add_metric([name], event.timestamp)
+                stamp = _source_modified_at(event)
+                if name.startswith("raw_") and stamp is not None:
+                    modified.add_metric([name.removeprefix("raw_")], stamp)
+        yield from (materialized, modified)
 
     def _check_metrics(self) -> Iterator[Metric]:
         passed = GaugeMetricFamily(
@@ -340,6 +350,14 @@ class _DagsterReader:
             )
             evaluated.add_metric([asset, check], result.timestamp)
         yield from (passed, evaluated)
+
+
+def _source_modified_at(event: Any) -> float | None:
+    """The ``source_modified_at`` metadata of an ingest materialization (None before it was recorded)."""
+    materialization = event.asset_materialization
+    value = materialization.metadata.get("source_modified_at") if materialization is not None else None
+    stamp: Any = getattr(value, "value", None)
+    return float(stamp) if _finite(stamp) else None
 
 
 # --- the warehouse -----------------------------------------------------------------------------------
@@ -821,6 +839,7 @@ class HybridopsCollector(Collector):
             duration.add_metric([source], time.perf_counter() - started)
             yield from metrics
         yield from _threshold_metrics(self.settings)
+        yield from alert_thresholds(self.settings)
         yield up
         yield duration
 

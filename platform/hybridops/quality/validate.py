@@ -27,6 +27,7 @@ RECONCILE_CHECK = "rows_reconciled"  # evaluated after the load (hybridops.quali
 # Completeness per key and period (hybridops.quality.completeness); blocking or warn by settings, so the
 # spec is declared blocking and a "warn" setting reports WARN severity (Dagster blocks on ERROR only).
 COMPLETENESS_CHECKS = {"weather": "weather_hours_complete", "flights": "daily_flights_complete"}
+VOLUME_CHECKS = {"flights": "monthly_volume"}
 
 
 @dataclass
@@ -94,12 +95,15 @@ def declared_checks(table: str, completeness_blocking: bool = True) -> list[tupl
     """Every check ``validate_table`` reports for ``table``, as ``(name, blocking)``, in report order.
 
     ``completeness_blocking`` is ``quality.completeness_severity == "blocking"``: under ``warn`` the
-    completeness check is declared non-blocking, so that its failure holds neither a run nor automation.
+    completeness checks (and ``monthly_volume``, which shares their severity) are declared non-blocking,
+    so that their failure holds neither a run nor automation.
     """
     extra = ["tailnum_in_planes", "dest_in_airports"] if table == "flights" else []
     blocking = [(FILE_CHECK, True), (RATIO_CHECK, True), (RECONCILE_CHECK, True)]
     if table in COMPLETENESS_CHECKS:
         blocking.append((COMPLETENESS_CHECKS[table], completeness_blocking))
+    if table in VOLUME_CHECKS:
+        blocking.append((VOLUME_CHECKS[table], completeness_blocking))
     return blocking + [(name, False) for name in row_rules(table) + extra]
 
 

@@ -1,0 +1,54 @@
+"""Alert thresholds exported from settings, so the rules compare against settings (and chart values).
+
+The same pattern as the freshness thresholds of :mod:`hybridops.observability.exporter`: each alert rule
+matches its metric against a gauge the exporter serves from ``settings.monitoring``, so changing a value
+changes the alert without editing the rule files.
+
+* ``hybridops_dagster_daemon_heartbeat_threshold_seconds``: HybridopsDaemonHeartbeatStale
+  (``monitoring.daemon_heartbeat_max_age_seconds``), with the ``dagster`` source;
+* ``hybridops_ingest_source_age_threshold_seconds{source}``: HybridopsSourceStale
+  (``monitoring.source_max_age_hours``), with the ``dagster`` source (the file times come from the
+  ingest materializations);
+* ``hybridops_serving_degraded_response_ratio_threshold``: HybridopsServingDegradedRatioHigh
+  (``monitoring.max_degraded_response_ratio``), exported whenever the exporter reads any source (the
+  inference service's own metrics are scraped from the service itself).
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from hybridops.settings import Settings
+
+PREFIX = "hybridops"
+
+
+def alert_thresholds(settings: Settings) -> list[Metric]:
+    monitoring = settings.monitoring
+    out: list[Metric] = []
+    if "dagster" in monitoring.exporter_sources:
+        heartbeat = GaugeMetricFamily(
+            f"{PREFIX}_dagster_daemon_heartbeat_threshold_seconds",
+            "Age of a Dagster daemon's last heartbeat above which it is stale "
+            "(monitoring.daemon_heartbeat_max_age_seconds).",
+        )
+        heartbeat.add_metric([], monitoring.daemon_heartbeat_max_age_seconds)
+        sources = GaugeMetricFamily(
+            f"{PREFIX}_ingest_source_age_threshold_seconds",
+            "Age of a source file's modification time above which the source is stale: no new data "
+            "(monitoring.source_max_age_hours).",
+            labels=["source"],
+        )
+        for source, hours in sorted(monitoring.source_max_age_hours.items()):
+            sources.add_metric([source], hours * 3600.0)
+        out += [heartbeat, sources]
+    if not monitoring.exporter_sources:
+        return out  # an exporter reading nothing exports nothing
+    degraded = GaugeMetricFamily(
+        f"{PREFIX}_serving_degraded_response_ratio_threshold",
+        "Share of /predict answers flagged degraded above which the degraded-ratio alert fires "
+        "(monitoring.max_degraded_response_ratio).",
+    )
+    degraded.add_metric([], monitoring.max_degraded_response_ratio)
+    out.append(degraded)
+    return out
