@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -190,3 +191,52 @@ def wait_success(instance: dg.DagsterInstance, run_id: str, timeout: float, log:
     run = wait_for(f"run {run_id}", finished, timeout, log, poll=0.5)
     messages = [e.message for e in events(instance, run_id) if e.message][-8:]
     assert run.status == dg.DagsterRunStatus.SUCCESS, messages
+
+
+class LateRedis:
+    """A redis-server on a free loopback port that is started only when asked (the online store away)."""
+
+    def __init__(self, workdir: Path) -> None:
+        from tools import require_tool
+
+        self.binary = require_tool("redis-server")
+        self.workdir = workdir
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def keys(self) -> int:
+        import redis
+
+        return int(redis.Redis(port=self.port, socket_connect_timeout=5).dbsize())
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def step_events(instance: dg.DagsterInstance, kind: str) -> list[dg.EventLogEntry]:
+    """Every event of type ``kind`` (STEP_UP_FOR_RETRY, STEP_FAILURE, ...) of every run on the instance."""
+    found = []
+    for run in instance.get_runs():
+        found += [
+            e
+            for e in events(instance, run.run_id)
+            if e.dagster_event and e.dagster_event.event_type_value == kind
+        ]
+    return found
