@@ -24,7 +24,7 @@ from faults_support import LateRedis, events, small_source, step_events
 from hybridops.orchestration.runner import run_pipeline
 from hybridops.settings import load_settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MONTH = "2013-01"
 
