@@ -431,7 +431,7 @@ class OrchestrationSettings(_Section):
         2.0,
         gt=0,
         le=600,
-        description="First step retry's delay; doubled at each further retry, with +/- jitter of the delay.",
+        description="Step retry n waits (2^n - 1) x this (2, 6, 14 s by default), plus or minus this as jitter.",
     )
 
 

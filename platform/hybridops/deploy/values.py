@@ -203,7 +203,7 @@ class ChartOrchestration(BaseModel):
         None,
         gt=0,
         le=600,
-        description="First step retry's delay, doubled at each retry, with jitter; default 2.",
+        description="Step retry n waits (2^n - 1) x this, plus or minus this as jitter; default 2.",
     )
 
 
