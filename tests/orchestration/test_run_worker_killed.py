@@ -46,12 +46,15 @@ KILL_AT = "online_features"
 RUN_TIMEOUT_S = 420
 
 
-def test_sigkilled_run_worker_is_retried_from_failure_and_writes_each_partition_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_sigkilled_run_worker_is_retried_from_failure_and_writes_each_partition_once(
+    tmp_path: Path, executor: str
+) -> None:
     from dagster_project.partitions import add_months
 
     source = small_source(tmp_path)
     home = tmp_path / "home"
-    env = fault_env(home, source, run_monitoring_interval_seconds=2, run_retries=1)
+    env = fault_env(home, source, run_monitoring_interval_seconds=2, run_retries=1, executor=executor)
     settings = Settings(home=home, source_dir=source)
     # The instance as `hybridops ui` prepares it (dagster.yaml from these settings), the month registered.
     saved = os.environ.copy()
@@ -149,7 +152,7 @@ def test_sigkilled_run_worker_is_retried_from_failure_and_writes_each_partition_
     assert reported == [rows] and distinct == rows, (reported, rows, distinct)
     instance.dispose()
     print(
-        f"\nscenario 1: killed {KILL_AT} (pid {pid}); {len(done_before_kill)} steps done before, "
+        f"\nscenario 1 ({executor}): killed {KILL_AT} (pid {pid}); {len(done_before_kill)} steps done before, "
         f"{len(rerun)} re-run; marked FAILURE {marked_failed_s:.1f} s after the kill, retry launched "
         f"{retry_launched_s:.1f} s after it; {len(counts)} asset partitions written once; fct_flights "
         f"{rows} rows; whole scenario {total_s:.1f} s"
