@@ -4,6 +4,7 @@ import dagster as dg
 
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
+from dagster_project.retries import transient_retries
 from hybridops.features.compute import build_feature_tables_months
 from hybridops.features.store import apply_definitions, feature_store, materialize_months
 from hybridops.warehouse.db import connect
@@ -23,6 +24,7 @@ ONLINE_STORE_POOL = "online_store"
         "statistics over trailing windows of delays already known, plane profile."
     ),
 )
+@transient_retries
 def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
     with connect(settings) as con:
@@ -46,6 +48,7 @@ def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResour
     kinds={"feast"},
     description="`feast apply`: entities, feature views and the flight_delay feature service in the registry.",
 )
+@transient_retries
 def feast_registry(hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
     applied = apply_definitions(feature_store(settings), settings)
@@ -63,6 +66,7 @@ def feast_registry(hybridops: HybridopsResource) -> dg.MaterializeResult:
     deps=[feature_tables, feast_registry],
     description="The latest feature values of the run's months materialized into the Feast online store.",
 )
+@transient_retries
 def online_features(context: dg.AssetExecutionContext, hybridops: HybridopsResource) -> dg.MaterializeResult:
     settings = hybridops.settings()
     months = months_of(context)

@@ -13,6 +13,7 @@ import pandas as pd
 from dagster_project.automation import default_status
 from dagster_project.months import MONTHLY, months_of, observe_months
 from dagster_project.resources import HybridopsResource
+from dagster_project.retries import transient_retries
 from dagster_project.training import training_set_path
 from hybridops.features.store import feature_store
 from hybridops.monitoring.loop import LoopDecision, collect_signals, decide, record_report
@@ -41,6 +42,7 @@ def scored_features_root(settings: Settings) -> Path:
         "each month's figures are also recorded as an observation of its partition."
     ),
 )
+@transient_retries
 def batch_predictions(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource
 ) -> dg.MaterializeResult:
@@ -107,6 +109,7 @@ def _range_metadata(context: dg.AssetExecutionContext, per_month: dict[str, dict
         "months that failed)."
     ),
 )
+@transient_retries
 def model_monitoring(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
     from hybridops.inference.batch import score
     from hybridops.monitoring.drift import DriftReference, feature_drift, prediction_drift
@@ -322,6 +325,7 @@ def retrain_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
         "retrieval at the event time of the online row they came from, and compared (table skew_audit)."
     ),
 )
+@transient_retries
 def feature_skew_audit(context: dg.AssetExecutionContext, hybridops: HybridopsResource):
     from hybridops.observability.skew import audit, read_feature_log, write_audit
 

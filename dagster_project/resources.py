@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from hybridops.orchestration.orphans import die_with_run_worker
 from hybridops.settings import Settings, load_settings
 
 
@@ -14,6 +15,11 @@ class HybridopsResource(dg.ConfigurableResource):
 
     home: str | None = None
     source_dir: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every step uses this resource (directly or through the IO manager): a step process of the
+        # multiprocess executor dies with its run worker instead of finishing as an orphan.
+        die_with_run_worker()
 
     def settings(self) -> Settings:
         overrides = {

@@ -13,6 +13,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from dagster_project.resources import HybridopsResource
+from dagster_project.retries import transient_retries
 from hybridops.errors import HybridopsError
 from hybridops.features.entities import arrow_string_types
 from hybridops.features.store import feature_store
@@ -66,6 +67,7 @@ def _plan(months: list[str], config: TrainingConfig, settings: Settings) -> Spli
         "features: the train months and the holdout month after them."
     ),
 )
+@transient_retries
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingConfig, hybridops: HybridopsResource
 ) -> dict:
@@ -134,6 +136,7 @@ def _restore(ref: dict):
         "with its lineage and registered as the `challenger`."
     ),
 )
+@transient_retries
 def candidate_model(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource, training_set: dict
 ) -> dict:
@@ -255,6 +258,7 @@ def registered_version_for(settings: Settings, digest: str) -> dict | None:
         "candidate becomes `champion` only with a margin above the champion and above the floors."
     ),
 )
+@transient_retries
 def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResource, candidate_model: dict):
     from hybridops.registry import CHAMPION, apply_gate, champion, load_model
     from hybridops.training.train import evaluate

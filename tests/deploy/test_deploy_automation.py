@@ -71,7 +71,13 @@ def test_defaults_turn_automation_on_with_the_multiprocess_executor(tmp_path, mo
     assert instance["concurrency"] == {"runs": {"max_concurrent_runs": 4}, "pools": {"default_limit": 1}}
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
     assert instance["run_monitoring"]["enabled"] is True
-    assert instance["run_retries"] == {"enabled": True, "max_retries": 1}
+    # A dead run pod's pool slot is freed; only runs whose pod died are retried whole (issue 14, scenario 1).
+    assert instance["run_monitoring"]["free_slots_after_run_end_seconds"] == 30
+    assert instance["run_retries"] == {
+        "enabled": True,
+        "max_retries": 1,
+        "retry_on_asset_or_op_failure": False,
+    }
 
 
 def test_values_switch_automation_off_pick_the_k8s_executor_and_set_the_limits(tmp_path, monkeypatch):

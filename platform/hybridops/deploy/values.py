@@ -194,6 +194,17 @@ class ChartOrchestration(BaseModel):
     skew_audit_cron: str | None = Field(
         None, description="Cadence of the online/offline skew audit (cron, UTC); default 0 * * * * (hourly)."
     )
+    step_retries: int | None = Field(
+        None,
+        ge=0,
+        description="Retries of a step that talks to a service after a transient error; default 3.",
+    )
+    step_retry_delay_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="Step retry n waits (2^n - 1) x this, plus or minus this as jitter; default 2.",
+    )
 
 
 class HybridopsConfig(BaseModel):

@@ -8,7 +8,6 @@ from, even after the source folder changes.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import stat
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from hybridops.files import remove_stale_staged, staged_path
 from hybridops.warehouse.db import replace_rows, table_exists
 
 LANDING_TABLE = "landing_files"
@@ -56,15 +56,18 @@ def land_file(path: Path, table: str, landing_dir: Path) -> LandedFile:
     target = landing_dir / table / sha / source.name
     if not (target.is_file() and sha256_of(target) == sha):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(source, tmp)
-        copied = sha256_of(tmp)
-        if copied != sha:  # the source changed while we copied it: refuse to land a mislabelled file
-            tmp.unlink()
-            raise OSError(f"{source} changed while it was being landed; run again")
-        if target.exists():  # a damaged earlier copy: replace it (it is read-only, so unlock first)
-            target.chmod(stat.S_IWUSR | stat.S_IRUSR)
-        tmp.replace(target)
+        remove_stale_staged(target)  # what a copy killed mid-way left
+        tmp = staged_path(target)
+        try:
+            shutil.copyfile(source, tmp)
+            copied = sha256_of(tmp)
+            if copied != sha:  # the source changed while we copied it: refuse to land a mislabelled file
+                raise OSError(f"{source} changed while it was being landed; run again")
+            if target.exists():  # a damaged earlier copy: replace it (it is read-only, so unlock first)
+                target.chmod(stat.S_IWUSR | stat.S_IRUSR)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
     target.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return LandedFile(
         table=table,

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from hybridops.files import remove_stale_staged, staged_path
 from hybridops.warehouse.db import replace_rows
 
 TABLE = "fct_flights"
@@ -209,12 +210,16 @@ def _copy_partition(con: duckdb.DuckDBPyConnection, parquet_root: Path, month_ke
     """Write the month's rows as ``<root>/fct_flights/month_key=<key>/data.parquet`` (atomic replace)."""
     target = Path(parquet_root) / TABLE / f"month_key={month_key}" / "data.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_suffix(".parquet.tmp")
+    remove_stale_staged(target)  # what a writer killed mid-write left
+    staged = staged_path(target)
     # COPY takes no parameters: the month key is checked (YYYY-MM) and the path quoted.
     path = str(staged).replace("'", "''")
-    con.execute(
-        f"copy (select * from \"{TABLE}\" where month_key = '{month_key}' order by {_ORDER}) "
-        f"to '{path}' (format parquet)"
-    )
-    staged.replace(target)  # readers never see half a file
+    try:
+        con.execute(
+            f"copy (select * from \"{TABLE}\" where month_key = '{month_key}' order by {_ORDER}) "
+            f"to '{path}' (format parquet)"
+        )
+        staged.replace(target)  # readers never see half a file
+    finally:
+        staged.unlink(missing_ok=True)
     return target

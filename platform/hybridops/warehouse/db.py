@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 
 from hybridops.errors import HybridopsError
+from hybridops.files import remove_stale_staged, staged_path
 from hybridops.settings import Settings
 from hybridops.warehouse import backend as _backend
 from hybridops.warehouse.backend import Frame, Where
@@ -265,7 +266,11 @@ def write_parquet_partition(frame: pd.DataFrame, root: Path, table: str, month_k
     """Write one month of a table as ``<root>/<table>/month_key=<key>/data.parquet`` (overwriting)."""
     target = root / table / f"month_key={month_key}" / "data.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(target)  # atomic: readers never see half a file
+    remove_stale_staged(target)  # what a writer killed mid-write left
+    tmp = staged_path(target)
+    try:
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(target)  # atomic: readers never see half a file
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
