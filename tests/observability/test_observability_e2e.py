@@ -285,9 +285,12 @@ def prometheus(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
                     lambda: (
                         len(prom.values("up == 1")) == 2
                         and prom.values("hybridops_dagster_runs_total")
+                        # check results are read after the runs (from the runs that finished): on a
+                        # loaded machine a scrape can come between the two
+                        and prom.values("hybridops_dagster_asset_check_passed")
                         and prom.values("rate(hybridops_serving_requests_total[15s]) > 0")
                     ),
-                    60,
+                    120,
                     "both targets scraped with traffic",
                 )
                 time.sleep(3)
