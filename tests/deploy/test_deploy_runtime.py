@@ -454,3 +454,19 @@ def test_every_pod_fits_its_memory_limit(stack: Stack) -> None:
     print("memory MiB (used, limit):", used, "started:", stack.timings)
     assert set(used) >= {"mlflow", "feast", "inference", "exporter", "redis"}
     assert all(mib < limit for mib, limit in used.values()), used
+
+
+# --- scenario 16: the inference service's Host check with the rendered allowed hosts -----------------------
+def test_inference_answers_its_own_names_and_refuses_foreign_hosts(stack: Stack) -> None:
+    """The rendered HYBRIDOPS_SERVING__ALLOWED_HOSTS ($(POD_IP) expanded as the kubelet does): the pod's IP
+    (what probes and Prometheus send) and the Service names are answered, anything else gets 400."""
+    url = stack.url("inference")
+    for host in (
+        f"{POD_IP}:8000",
+        "hybridops-inference",
+        "hybridops-inference.hybridops.svc.cluster.local:80",
+    ):
+        assert requests.get(url + "/healthz", headers={"Host": host}, timeout=30).status_code == 200, host
+    for host in ("evil.example", "169.254.169.254", "10.42.0.18:8000"):
+        answer = requests.get(url + "/healthz", headers={"Host": host}, timeout=30)
+        assert answer.status_code == 400 and "serving.allowed_hosts" in answer.json()["detail"], host
