@@ -648,8 +648,16 @@ class NetworkPolicyValues(_Values):
     ingress_from: list[dict[str, Any]] = Field(
         default_factory=list,
         description=(
-            "NetworkPolicyPeers allowed to reach the webservers, MLflow, Grafana and the inference service; "
-            "empty allows any source."
+            "NetworkPolicyPeers allowed to reach the read-only Dagster webserver, MLflow, Grafana and the "
+            "inference service; empty allows any source."
+        ),
+    )
+    dagster_webserver_from: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "NetworkPolicyPeers allowed to reach the read-write Dagster webserver (it launches runs and has "
+            "no login of its own); empty: nothing outside the release, reach it with kubectl port-forward "
+            "(which needs the pods/portforward right) or put an authenticating proxy here."
         ),
     )
     kube_api_port: list[int] = Field(
