@@ -481,8 +481,21 @@ class ExporterValues(_Values):
 class PostgresqlValues(_Values):
     enabled: bool = Field(True, description="Bundled StatefulSet; false to use postgresql.external.")
     image: Image = Field(default_factory=lambda: Image(repository="library/postgres", tag="16.4-bookworm"))
-    username: str = "hybridops"
-    existing_secret: str | None = Field(None, description="Secret with the password; default generated.")
+    username: str = Field(
+        "hybridops",
+        description=(
+            "The superuser of the bundled server (used by its own container only: each component logs in "
+            "as its own role, dagster, mlflow, feast, lakehouse), or the one login of an external server."
+        ),
+    )
+    existing_secret: str | None = Field(
+        None,
+        description=(
+            "Secret with the superuser's password (existingSecretPasswordKey) and one key <role>-password per "
+            "component role (dagster-password, mlflow-password, feast-password, lakehouse-password with the "
+            "lakehouse); default generated."
+        ),
+    )
     existing_secret_password_key: str = "password"
     resources: Resources = Field(default_factory=lambda: resources("250m", "512Mi", "1", "2Gi"))
     persistence: Persistence = Field(default_factory=lambda: Persistence(size="20Gi"))
