@@ -15,8 +15,10 @@ import contextlib
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import psycopg2
 import pytest
 import yaml
@@ -230,3 +232,37 @@ def test_rotating_a_role_password(server: Server) -> None:
     assert _query(server.url("dagster", server.password("dagster"), "dagster"), "SELECT current_user") == [
         ("dagster",)
     ]
+
+
+@dg.op
+def _one() -> int:
+    return 1
+
+
+@dg.job
+def _tiny() -> None:
+    _one()
+
+
+def test_dagster_builds_and_uses_its_instance_as_the_dagster_role(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rendered dagster.yaml storage, only its host and port moved to the server: Dagster creates its
+    schema (tables, indexes, migrations) as the non-superuser owner of its database and runs a job."""
+    from dagster._core.instance.ref import InstanceRef
+
+    instance_yaml = find(server.cluster.objs, "ConfigMap", "hybridops-dagster-instance")["data"][
+        "dagster.yaml"
+    ]
+    storage = yaml.safe_load(instance_yaml)["storage"]
+    storage["postgres"]["postgres_db"].update(hostname="127.0.0.1", port=server.port)
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", server.password("dagster"))
+    ref = InstanceRef.from_dir(str(tmp_path), overrides={"storage": storage, "telemetry": {"enabled": False}})
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        assert _tiny.execute_in_process(instance=instance).success
+        assert len(instance.get_run_records()) == 1
+    owners = _query(
+        server.url("dagster", server.password("dagster"), "dagster"),
+        "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'runs'",
+    )
+    assert owners == [("dagster",)]
