@@ -422,6 +422,24 @@ class MlflowValues(_Values):
 # --- Feast ----------------------------------------------------------------------------------------------------
 
 
+class FeastAuth(_Values):
+    """Authentication of the Feast feature server (Feast's own ``auth: oidc``; its permissions apply)."""
+
+    discovery_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description=(
+            "OIDC discovery URL (…/.well-known/openid-configuration) of the identity provider: every request "
+            "to the feature server then needs a bearer token it signed (401 otherwise). Unset: no "
+            "authentication, the server is reachable only from the release's run pods, inference and "
+            "Prometheus (NetworkPolicy), and nothing of the platform calls it."
+        ),
+    )
+    client_id: str | None = Field(None, description="OIDC client id; its roles come from the token's claims.")
+    audience: str | None = Field(None, description="Expected aud claim (verified when set).")
+    issuer: str | None = Field(None, description="Expected iss claim (verified when set).")
+
+
 class FeastValues(_Values):
     enabled: bool = True
     image: Image = Field(default_factory=platform_image)
@@ -431,6 +449,7 @@ class FeastValues(_Values):
     service: Service = Field(default_factory=lambda: Service(port=6566))
     project: str = "hybridops"
     database: str = Field("feast", description="Postgres database of the SQL registry.")
+    auth: FeastAuth = Field(default_factory=FeastAuth)
     scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
