@@ -297,6 +297,8 @@ topologySpreadConstraints:
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}
+{{- $login := .mlflowLogin | default "admin" }}
+{{- with .ctx }}
 - name: HYBRIDOPS_HOME
   value: /data
 {{ include "hybridops.telemetryEnv" . }}
@@ -314,10 +316,11 @@ topologySpreadConstraints:
   value: {{ printf "%s:%s,password=$(REDIS_PASSWORD)" (include "hybridops.redis.host" .) (include "hybridops.redis.port" .) | quote }}
 {{- end }}
 {{- if .Values.mlflow.enabled }}
-{{ include "hybridops.mlflow.clientEnv" . }}
+{{ include "hybridops.mlflow.clientEnv" (dict "ctx" . "login" $login) }}
 {{- end }}
 {{- if include "hybridops.lakehouse.enabled" . }}
 {{ include "hybridops.lakehouse.env" . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -331,17 +334,25 @@ topologySpreadConstraints:
 
 {{/* An MLflow client of the tracking server (the admin login, its password by secretKeyRef). */}}
 {{- define "hybridops.mlflow.clientEnv" -}}
+{{- $reader := eq .login "reader" }}
+{{- with .ctx }}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: HYBRIDOPS_MLFLOW__TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: MLFLOW_TRACKING_USERNAME
-  value: {{ .Values.mlflow.auth.adminUsername | quote }}
+  value: {{ ternary .Values.mlflow.auth.readerUsername .Values.mlflow.auth.adminUsername $reader | quote }}
 - name: MLFLOW_TRACKING_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "hybridops.mlflow.authSecretName" . }}
-      key: {{ include "hybridops.mlflow.authSecretKey" . }}
+      key: {{ ternary (include "hybridops.mlflow.readerKey" .) (include "hybridops.mlflow.authSecretKey" .) $reader }}
+{{- end }}
+{{- end -}}
+
+{{/* The key of the read-only MLflow login's password (the inference service's and the exporter's). */}}
+{{- define "hybridops.mlflow.readerKey" -}}
+{{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretReaderKey }}{{ else }}reader-password{{ end -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- exporter */}}

@@ -375,7 +375,17 @@ class MlflowArtifacts(_Values):
 
 
 class MlflowAuth(_Values):
-    admin_username: str = "admin"
+    admin_username: str = Field(
+        "admin", description="The admin: the trainer (run pods, user code) and scrapes."
+    )
+    reader_username: str = Field(
+        "inference",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description=(
+            "A read-only login (not admin: the basic-auth app's default_permission READ) for the inference "
+            "service and the exporter; the MLflow pod creates it and sets its password at every start."
+        ),
+    )
     existing_secret: str | None = Field(
         None,
         description=(
@@ -383,6 +393,9 @@ class MlflowAuth(_Values):
         ),
     )
     existing_secret_password_key: str = "password"
+    existing_secret_reader_key: str = Field(
+        "reader-password", description="Key of existingSecret holding the read-only login's password."
+    )
     existing_secret_flask_key_key: str = Field(
         "flask-secret-key",
         description=(
