@@ -298,7 +298,7 @@ topologySpreadConstraints:
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}
 {{- $login := .mlflowLogin | default "admin" }}
-{{- with .ctx }}
+{{- with .ctx -}}
 - name: HYBRIDOPS_HOME
   value: /data
 {{ include "hybridops.telemetryEnv" . }}
@@ -335,7 +335,7 @@ topologySpreadConstraints:
 {{/* An MLflow client of the tracking server (the admin login, its password by secretKeyRef). */}}
 {{- define "hybridops.mlflow.clientEnv" -}}
 {{- $reader := eq .login "reader" }}
-{{- with .ctx }}
+{{- with .ctx -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: HYBRIDOPS_MLFLOW__TRACKING_URI
