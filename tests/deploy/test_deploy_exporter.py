@@ -116,11 +116,11 @@ def test_exporter_env_mounts_and_secrets(profile: str) -> None:
     assert ("HYBRIDOPS_FEAST__REGISTRY" in env) is mlops
     assert ("HYBRIDOPS_MLFLOW__TRACKING_URI" in env) is mlops
     if mlops:
-        # The read-only login, not the admin's: the exporter only reads the registry.
-        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "inference"
+        # The admin: as the read-only user a model that does not exist yet answers 403, not "not found".
+        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "admin"
         assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": "hybridops-mlflow-auth",
-            "key": "reader-password",
+            "key": "password",
         }
         assert env["HYBRIDOPS_FEAST__REGISTRY"]["value"].startswith(
             "postgresql+psycopg://feast:$(PG_PASSWORD)@"  # the feast role, not the superuser
@@ -320,11 +320,10 @@ def _exporter_pod_finds_every_store(
         == f"http://{mlflow['metadata']['name']}:{mlflow['spec']['ports'][0]['port']}"
     )
     server = _env(find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"][0])
-    # The read-only login the MLflow server creates at start (its name and password from the same refs).
-    assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_READER_USERNAME"]["value"]
+    assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_TRACKING_USERNAME"]["value"]
     assert (
         _env(container)["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]
-        == server["MLFLOW_READER_PASSWORD"]["valueFrom"]
+        == server["MLFLOW_ADMIN_PASSWORD"]["valueFrom"]
     )
 
 

@@ -383,7 +383,7 @@ class MlflowAuth(_Values):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description=(
             "A read-only login (not admin: the basic-auth app's default_permission READ) for the inference "
-            "service and the exporter; the MLflow pod creates it and sets its password at every start."
+            "service; the MLflow pod creates it and sets its password at every start."
         ),
     )
     existing_secret: str | None = Field(
