@@ -300,6 +300,14 @@ class MlflowSettings(_Section):
     registry_uri: str | None = Field(None, description="Model registry URI; default the tracking URI.")
     experiment: str = Field("flight_delay", description="MLflow experiment name.")
     model_name: str = Field("flight_delay", description="Registered model name.")
+    allowed_artifact_roots: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Extra locations model files may be read from (e.g. s3://bucket/models/), besides the store's own "
+            "artifact root (the tracking server's mlflow-artifacts:/ proxy, or <home>/mlflow/artifacts): a "
+            "registered version pointing elsewhere is refused before anything is downloaded."
+        ),
+    )
 
 
 class TrainingSettings(_Section):
@@ -569,6 +577,14 @@ class ServingSettings(_Section):
     )
     max_body_bytes: int = Field(
         2_000_000, gt=0, description="Request bodies larger than this are refused with 413."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host headers the service answers besides localhost, 127.0.0.1 and [::1] (a name, an address, "
+            "or *.suffix; the port is ignored); any other Host gets 400, so a page that rebinds its DNS name "
+            "to the service cannot use it. The chart sets the Service names and the pod's IP. ['*'] allows any."
+        ),
     )
     max_flights: int = Field(5000, ge=1, description="Most flights in one /predict request.")
     on_store_error: Literal["fail", "degrade"] = Field(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 import yaml
 from dagster._daemon.types import DaemonHeartbeat
@@ -154,9 +155,20 @@ def test_the_charts_instance_storage_config_runs_a_job_on_postgres(
     config_map = next(o for o in rendered if o["metadata"]["name"] == "hybridops-dagster-instance")
     storage = yaml.safe_load(config_map["data"]["dagster.yaml"])["storage"]
     port = postgres_url.rsplit(":", 1)[1].split("/")[0]
-    storage["postgres"]["postgres_db"].update(
-        {"hostname": "127.0.0.1", "port": int(port), "db_name": "postgres"}
-    )
+    database = storage["postgres"]["postgres_db"]
+    # The chart's bundled server gives Dagster a role of its own owning its database (configmap-postgresql).
+    assert (database["username"], database["db_name"]) == ("dagster", "dagster")
+    connection = psycopg2.connect(postgres_url)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dagster'")
+            if not cursor.fetchone():
+                cursor.execute("CREATE ROLE dagster LOGIN")
+                cursor.execute("CREATE DATABASE dagster OWNER dagster")
+    finally:
+        connection.close()
+    database.update({"hostname": "127.0.0.1", "port": int(port)})
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "unused")  # the ConfigMap reads it from the environment
     ref = InstanceRef.from_dir(str(tmp_path), overrides={"storage": storage, "telemetry": {"enabled": False}})
     with dg.DagsterInstance.from_ref(ref) as instance:

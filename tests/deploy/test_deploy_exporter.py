@@ -98,7 +98,7 @@ def test_exporter_env_mounts_and_secrets(profile: str) -> None:
     assert env["DAGSTER_HOME"]["value"] == "/opt/dagster/dagster_home"
     assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "hybridops-postgresql",
-        "key": "password",
+        "key": "dagster-password",  # the dagster role's login, not the superuser's
     }
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -116,12 +116,14 @@ def test_exporter_env_mounts_and_secrets(profile: str) -> None:
     assert ("HYBRIDOPS_FEAST__REGISTRY" in env) is mlops
     assert ("HYBRIDOPS_MLFLOW__TRACKING_URI" in env) is mlops
     if mlops:
+        # The admin: as the read-only user a model that does not exist yet answers 403, not "not found".
+        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "admin"
         assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": "hybridops-mlflow-auth",
             "key": "password",
         }
         assert env["HYBRIDOPS_FEAST__REGISTRY"]["value"].startswith(
-            "postgresql+psycopg://hybridops:$(PG_PASSWORD)@"
+            "postgresql+psycopg://feast:$(PG_PASSWORD)@"  # the feast role, not the superuser
         )
 
 
@@ -249,8 +251,9 @@ def _exporter_pod_finds_every_store(
     catalog = env["HYBRIDOPS_WAREHOUSE__CATALOG_URL"]
     service = "@hybridops-postgresql:5432/"
     assert service in catalog and catalog.endswith("/lakehouse")
-    password = catalog.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    postgres = stack.enter_context(throwaway_postgres("hybridops", password))
+    user, password = catalog.split("://", 1)[1].split("@", 1)[0].split(":", 1)
+    assert user == "lakehouse"  # the lakehouse role of the chart's PostgreSQL, not the superuser
+    postgres = stack.enter_context(throwaway_postgres(user, password))
     admin = psycopg2.connect(postgres)
     try:
         admin.autocommit = True  # CREATE DATABASE runs outside a transaction

@@ -101,7 +101,7 @@ def test_user_code_env_differs_by_profile(profile: str) -> None:
         assert yaml.safe_load(env["HYBRIDOPS_MONITORING"])["exporter_sources"] == ["dagster", "warehouse"]
     else:
         assert ml <= set(env)
-        assert env["HYBRIDOPS_FEAST__REGISTRY"].startswith("postgresql+psycopg://hybridops:secret@")
+        assert env["HYBRIDOPS_FEAST__REGISTRY"].startswith("postgresql+psycopg://feast:secret@")
         assert env["HYBRIDOPS_MLFLOW__TRACKING_URI"] == "http://hybridops-mlflow:5000"
     freshness = yaml.safe_load(env["HYBRIDOPS_MONITORING"])["freshness_assets"]
     assert ("flights" in freshness) == (profile != "mlops")

@@ -236,8 +236,8 @@ def test_mlflow_requires_the_admin_login_from_the_secret(stack: Stack) -> None:
     # The users live in the auth database on PostgreSQL (not in a file of the pod), the admin among them.
     url = pod.env["MLFLOW_AUTH_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute("select username, is_admin from users")
-        assert cursor.fetchall() == [(stack.admin[0], True)]
+        cursor.execute("select username, is_admin from users order by username")
+        assert cursor.fetchall() == [(stack.admin[0], True), ("inference", False)]
 
 
 def test_mlflow_accepts_the_service_names_and_refuses_other_hosts(stack: Stack) -> None:
@@ -305,6 +305,9 @@ def test_mlflow_start_script_allows_the_pods_own_address(pod_ip: str, host: str,
     script = script.replace("/run/mlflow/", f"{tmp_path}/")
     (tmp_path / "mlflow").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     (tmp_path / "mlflow").chmod(0o755)
+    # The step before it (the read-only login, written into the auth database) is tested on the live stack.
+    (tmp_path / "python").write_text("#!/bin/sh\ncat >/dev/null\n")
+    (tmp_path / "python").chmod(0o755)
     # Every variable the container defines (the script needs no other), the pod's IP as the kubelet sets it.
     env = {item["name"]: "set" for item in server["env"]}
     env.update(PATH=f"{tmp_path}:/usr/bin:/bin", POD_IP=pod_ip)
@@ -454,3 +457,73 @@ def test_every_pod_fits_its_memory_limit(stack: Stack) -> None:
     print("memory MiB (used, limit):", used, "started:", stack.timings)
     assert set(used) >= {"mlflow", "feast", "inference", "exporter", "redis"}
     assert all(mib < limit for mib, limit in used.values()), used
+
+
+# --- scenario 16: the inference service's Host check with the rendered allowed hosts -----------------------
+def test_inference_answers_its_own_names_and_refuses_foreign_hosts(stack: Stack) -> None:
+    """The rendered HYBRIDOPS_SERVING__ALLOWED_HOSTS ($(POD_IP) expanded as the kubelet does): the pod's IP
+    (what probes and Prometheus send) and the Service names are answered, anything else gets 400."""
+    url = stack.url("inference")
+    for host in (
+        f"{POD_IP}:8000",
+        "hybridops-inference",
+        "hybridops-inference.hybridops.svc.cluster.local:80",
+    ):
+        assert requests.get(url + "/healthz", headers={"Host": host}, timeout=30).status_code == 200, host
+    for host in ("evil.example", "169.254.169.254", "10.42.0.18:8000"):
+        answer = requests.get(url + "/healthz", headers={"Host": host}, timeout=30)
+        assert answer.status_code == 400 and "serving.allowed_hosts" in answer.json()["detail"], host
+
+
+def test_the_inference_login_reads_the_registry_and_writes_nothing(stack: Stack) -> None:
+    """The inference service logs in as the read-only user the MLflow pod creates (not the admin): it reads
+    the champion (the service loaded and serves it), and registering, moving an alias, deleting or changing
+    the champion's tags is refused (403). The exporter keeps the admin (see docs/deploy.md)."""
+    env = stack.pods["inference"].env
+    assert env["MLFLOW_TRACKING_USERNAME"] == "inference"
+    assert env["MLFLOW_TRACKING_PASSWORD"] == stack.cluster.secret("hybridops-mlflow-auth", "reader-password")
+    assert stack.pods["exporter"].env["MLFLOW_TRACKING_USERNAME"] == stack.admin[0]
+    login = ("inference", stack.cluster.secret("hybridops-mlflow-auth", "reader-password"))
+    assert login[1] != stack.admin[1]
+    version = str(stack.job["version"])
+
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+        answer = requests.request(
+            method,
+            stack.url("mlflow") + path,
+            json=body,
+            headers={"Host": SERVICE_HOST},
+            auth=login,
+            timeout=30,
+        )
+        return answer.status_code
+
+    get = "/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias=champion"
+    assert call("GET", get) == 200
+    refused = {
+        "register": call(
+            "POST", "/api/2.0/mlflow/model-versions/create", {"name": "flight_delay", "source": "x"}
+        ),
+        "alias": call(
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": "flight_delay", "alias": "champion", "version": version},
+        ),
+        "delete alias": call(
+            "DELETE", "/api/2.0/mlflow/registered-models/alias", {"name": "flight_delay", "alias": "champion"}
+        ),
+        "tag": call(
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            {"name": "flight_delay", "version": version, "key": "k", "value": "v"},
+        ),
+        "delete version": call(
+            "DELETE", "/api/2.0/mlflow/model-versions/delete", {"name": "flight_delay", "version": version}
+        ),
+        "users": call("POST", "/api/2.0/mlflow/users/create", {"username": "x", "password": "y" * 16}),
+    }
+    assert set(refused.values()) == {403}, refused
+    admin = requests.get(
+        stack.url("mlflow") + get, headers={"Host": SERVICE_HOST}, auth=stack.admin, timeout=30
+    )
+    assert admin.json()["model_version"]["version"] == version  # nothing moved

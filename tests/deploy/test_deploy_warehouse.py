@@ -47,19 +47,23 @@ def test_the_chart_runs_the_lakehouse_on_its_postgresql(monkeypatch: pytest.Monk
         # The password is defined before the URL that expands it.
         assert names.index("WAREHOUSE_PG_PASSWORD") < names.index("HYBRIDOPS_WAREHOUSE__CATALOG_URL"), name
         secret = next(item for item in env if item["name"] == "WAREHOUSE_PG_PASSWORD")["valueFrom"]
-        others = [i["valueFrom"] for i in env if i["name"] in ("PG_PASSWORD", "DAGSTER_PG_PASSWORD")]
-        assert others and all(secret == other for other in others), name  # the PostgreSQL Secret
+        # The PostgreSQL Secret, the lakehouse role's own key (each component has its role).
+        others = [
+            i["valueFrom"]["secretKeyRef"] for i in env if i["name"] in ("PG_PASSWORD", "DAGSTER_PG_PASSWORD")
+        ]
+        assert others and all(secret["secretKeyRef"]["name"] == other["name"] for other in others), name
+        assert secret["secretKeyRef"]["key"] == "lakehouse-password", name
         settings = _settings_of(objs, env, monkeypatch)
         assert isinstance(settings.warehouse, LakehouseWarehouse), name
         assert (
             settings.warehouse_catalog_url
-            == "postgresql+psycopg2://hybridops:pw@hybridops-postgresql:5432/lakehouse"
+            == "postgresql+psycopg2://lakehouse:pw@hybridops-postgresql:5432/lakehouse"
         )
     # Run pods get the same environment (the run launcher's env in dagster.yaml).
     instance = find(tuple(objs), "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"]
     assert "HYBRIDOPS_WAREHOUSE__CATALOG_URL" in instance and "WAREHOUSE_PG_PASSWORD" in instance
     init = find(tuple(objs), "ConfigMap", "hybridops-postgresql")["data"]["create-databases.sh"]
-    assert re.search(r"for db in .* lakehouse; do", init)
+    assert re.search(r"for pair in .* lakehouse:lakehouse; do", init)
 
 
 def test_backend_duckdb_needs_no_other_value(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,7 +28,8 @@ def served(pipeline_run):
             "as sched_dep from fct_flights where month_key = '2013-02' and tailnum is not null "
             "order by flight_id limit 30",
         )
-    with TestClient(create_app(settings)) as client:  # shutdown flushes the feature log
+    # localhost: the service answers only its allowed Host names (TestClient sends "testserver")
+    with TestClient(create_app(settings), base_url="http://localhost") as client:  # shutdown flushes the log
         response = client.post("/predict", json={"flights": flights.to_dict(orient="records")})
         assert response.status_code == 200, response.text
     return settings, read_feature_log(settings)

@@ -2,11 +2,7 @@
 {{- define "hybridops.dagster.env" -}}
 - name: DAGSTER_HOME
   value: /opt/dagster/dagster_home
-- name: DAGSTER_PG_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "hybridops.postgresql.secretName" . }}
-      key: {{ include "hybridops.postgresql.secretKey" . }}
+{{ include "hybridops.pg.passwordEnv" (dict "ctx" . "role" "dagster" "name" "DAGSTER_PG_PASSWORD") }}
 {{- end -}}
 
 {{- define "hybridops.dagster.checksums" -}}

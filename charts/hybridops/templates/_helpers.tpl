@@ -160,13 +160,9 @@ topologySpreadConstraints:
 {{/* The lakehouse's catalog URL (when hybridops.lakehouse.enabled), the password joined in by Kubernetes'
      $(VAR) expansion (its own variable, so the block needs nothing defined before it). */}}
 {{- define "hybridops.lakehouse.env" -}}
-- name: WAREHOUSE_PG_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "hybridops.postgresql.secretName" . }}
-      key: {{ include "hybridops.postgresql.secretKey" . }}
+{{ include "hybridops.pg.passwordEnv" (dict "ctx" . "role" "lakehouse" "name" "WAREHOUSE_PG_PASSWORD") }}
 - name: HYBRIDOPS_WAREHOUSE__CATALOG_URL
-  value: {{ printf "postgresql+psycopg2://%s:$(WAREHOUSE_PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.hybridops.lakehouseDatabase | quote }}
+  value: {{ printf "postgresql+psycopg2://%s:$(WAREHOUSE_PG_PASSWORD)@%s:%s/%s" (include "hybridops.pg.user" (dict "ctx" . "role" "lakehouse")) (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.hybridops.lakehouseDatabase | quote }}
 {{- end -}}
 
 {{- define "hybridops.postgresql.host" -}}
@@ -195,6 +191,37 @@ topologySpreadConstraints:
 {{- else -}}
 {{- .Values.postgresql.external.existingSecretPasswordKey -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The PostgreSQL login of one client: (dict "ctx" $ "role" "dagster"|"mlflow"|"feast"|"lakehouse").
+     The bundled server has a role per component owning only its database (configmap-postgresql.yaml), its
+     password under the key <role>-password of the PostgreSQL Secret; an external server takes the one
+     login of postgresql.username / postgresql.external.existingSecret. */}}
+{{- define "hybridops.pg.user" -}}
+{{- if .ctx.Values.postgresql.enabled }}{{ .role }}{{ else }}{{ .ctx.Values.postgresql.username }}{{ end -}}
+{{- end -}}
+
+{{- define "hybridops.pg.secretKey" -}}
+{{- if .ctx.Values.postgresql.enabled }}{{ .role }}-password{{ else }}{{ include "hybridops.postgresql.secretKey" .ctx }}{{ end -}}
+{{- end -}}
+
+{{/* The roles of the bundled server (JSON list), in the order the role script creates them. */}}
+{{- define "hybridops.pg.roles" -}}
+{{- $roles := list -}}
+{{- if .Values.dagster.enabled }}{{ $roles = append $roles "dagster" }}{{ end -}}
+{{- if .Values.mlflow.enabled }}{{ $roles = append $roles "mlflow" }}{{ end -}}
+{{- if .Values.feast.enabled }}{{ $roles = append $roles "feast" }}{{ end -}}
+{{- if include "hybridops.lakehouse.enabled" . }}{{ $roles = append $roles "lakehouse" }}{{ end -}}
+{{- toJson $roles -}}
+{{- end -}}
+
+{{/* env entry NAME with the password of a role: (dict "ctx" $ "role" r "name" "PG_PASSWORD") */}}
+{{- define "hybridops.pg.passwordEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hybridops.postgresql.secretName" .ctx }}
+      key: {{ include "hybridops.pg.secretKey" . }}
 {{- end -}}
 
 {{- define "hybridops.redis.needed" -}}
@@ -270,17 +297,13 @@ topologySpreadConstraints:
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}
+{{- $login := .mlflowLogin | default "admin" }}
+{{- with .ctx -}}
 - name: HYBRIDOPS_HOME
   value: /data
 {{ include "hybridops.telemetryEnv" . }}
-{{- if include "hybridops.postgresql.needed" . }}
-- name: PG_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "hybridops.postgresql.secretName" . }}
-      key: {{ include "hybridops.postgresql.secretKey" . }}
-{{- end }}
 {{- if .Values.feast.enabled }}
+{{ include "hybridops.pg.passwordEnv" (dict "ctx" . "role" "feast" "name" "PG_PASSWORD") }}
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
@@ -293,34 +316,43 @@ topologySpreadConstraints:
   value: {{ printf "%s:%s,password=$(REDIS_PASSWORD)" (include "hybridops.redis.host" .) (include "hybridops.redis.port" .) | quote }}
 {{- end }}
 {{- if .Values.mlflow.enabled }}
-{{ include "hybridops.mlflow.clientEnv" . }}
+{{ include "hybridops.mlflow.clientEnv" (dict "ctx" . "login" $login) }}
 {{- end }}
 {{- if include "hybridops.lakehouse.enabled" . }}
 {{ include "hybridops.lakehouse.env" . }}
 {{- end }}
+{{- end }}
 {{- end -}}
 
-{{/* Feast's SQL registry (needs PG_PASSWORD defined before it). */}}
+{{/* Feast's SQL registry (needs PG_PASSWORD, the feast role's password, defined before it). */}}
 {{- define "hybridops.feast.registryEnv" -}}
 - name: HYBRIDOPS_FEAST__PROJECT
   value: {{ .Values.feast.project | quote }}
 - name: HYBRIDOPS_FEAST__REGISTRY
-  value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" .Values.postgresql.username (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
+  value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" (include "hybridops.pg.user" (dict "ctx" . "role" "feast")) (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
 {{- end -}}
 
 {{/* An MLflow client of the tracking server (the admin login, its password by secretKeyRef). */}}
 {{- define "hybridops.mlflow.clientEnv" -}}
+{{- $reader := eq .login "reader" }}
+{{- with .ctx -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: HYBRIDOPS_MLFLOW__TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: MLFLOW_TRACKING_USERNAME
-  value: {{ .Values.mlflow.auth.adminUsername | quote }}
+  value: {{ ternary .Values.mlflow.auth.readerUsername .Values.mlflow.auth.adminUsername $reader | quote }}
 - name: MLFLOW_TRACKING_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "hybridops.mlflow.authSecretName" . }}
-      key: {{ include "hybridops.mlflow.authSecretKey" . }}
+      key: {{ ternary (include "hybridops.mlflow.readerKey" .) (include "hybridops.mlflow.authSecretKey" .) $reader }}
+{{- end }}
+{{- end -}}
+
+{{/* The key of the read-only MLflow login's password (the inference service's and the exporter's). */}}
+{{- define "hybridops.mlflow.readerKey" -}}
+{{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretReaderKey }}{{ else }}reader-password{{ end -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------- exporter */}}
@@ -543,11 +575,7 @@ replicas: {{ .replicas }}
 
 {{/* MLflow's database URIs, the password joined in by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.mlflow.dbEnv" -}}
-- name: PG_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "hybridops.postgresql.secretName" .ctx }}
-      key: {{ include "hybridops.postgresql.secretKey" .ctx }}
+{{ include "hybridops.pg.passwordEnv" (dict "ctx" .ctx "role" "mlflow" "name" "PG_PASSWORD") }}
 - name: MLFLOW_BACKEND_STORE_URI
   value: {{ printf "%s/%s" .db .ctx.Values.mlflow.database | quote }}
 - name: MLFLOW_AUTH_DATABASE_URI

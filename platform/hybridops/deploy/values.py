@@ -395,7 +395,17 @@ class MlflowArtifacts(_Values):
 
 
 class MlflowAuth(_Values):
-    admin_username: str = "admin"
+    admin_username: str = Field(
+        "admin", description="The admin: the trainer (run pods, user code) and scrapes."
+    )
+    reader_username: str = Field(
+        "inference",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description=(
+            "A read-only login (not admin: the basic-auth app's default_permission READ) for the inference "
+            "service; the MLflow pod creates it and sets its password at every start."
+        ),
+    )
     existing_secret: str | None = Field(
         None,
         description=(
@@ -403,6 +413,9 @@ class MlflowAuth(_Values):
         ),
     )
     existing_secret_password_key: str = "password"
+    existing_secret_reader_key: str = Field(
+        "reader-password", description="Key of existingSecret holding the read-only login's password."
+    )
     existing_secret_flask_key_key: str = Field(
         "flask-secret-key",
         description=(
@@ -442,6 +455,24 @@ class MlflowValues(_Values):
 # --- Feast ----------------------------------------------------------------------------------------------------
 
 
+class FeastAuth(_Values):
+    """Authentication of the Feast feature server (Feast's own ``auth: oidc``; its permissions apply)."""
+
+    discovery_url: str | None = Field(
+        None,
+        pattern=r"^https?://\S+$",
+        description=(
+            "OIDC discovery URL (…/.well-known/openid-configuration) of the identity provider: every request "
+            "to the feature server then needs a bearer token it signed (401 otherwise). Unset: no "
+            "authentication, the server is reachable only from the release's run pods, inference and "
+            "Prometheus (NetworkPolicy), and nothing of the platform calls it."
+        ),
+    )
+    client_id: str | None = Field(None, description="OIDC client id; its roles come from the token's claims.")
+    audience: str | None = Field(None, description="Expected aud claim (verified when set).")
+    issuer: str | None = Field(None, description="Expected iss claim (verified when set).")
+
+
 class FeastValues(_Values):
     enabled: bool = True
     image: Image = Field(default_factory=platform_image)
@@ -451,6 +482,7 @@ class FeastValues(_Values):
     service: Service = Field(default_factory=lambda: Service(port=6566))
     project: str = "hybridops"
     database: str = Field("feast", description="Postgres database of the SQL registry.")
+    auth: FeastAuth = Field(default_factory=FeastAuth)
     scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
@@ -501,8 +533,21 @@ class ExporterValues(_Values):
 class PostgresqlValues(_Values):
     enabled: bool = Field(True, description="Bundled StatefulSet; false to use postgresql.external.")
     image: Image = Field(default_factory=lambda: Image(repository="library/postgres", tag="16.4-bookworm"))
-    username: str = "hybridops"
-    existing_secret: str | None = Field(None, description="Secret with the password; default generated.")
+    username: str = Field(
+        "hybridops",
+        description=(
+            "The superuser of the bundled server (used by its own container only: each component logs in "
+            "as its own role, dagster, mlflow, feast, lakehouse), or the one login of an external server."
+        ),
+    )
+    existing_secret: str | None = Field(
+        None,
+        description=(
+            "Secret with the superuser's password (existingSecretPasswordKey) and one key <role>-password per "
+            "component role (dagster-password, mlflow-password, feast-password, lakehouse-password with the "
+            "lakehouse); default generated."
+        ),
+    )
     existing_secret_password_key: str = "password"
     resources: Resources = Field(default_factory=lambda: resources("250m", "512Mi", "1", "2Gi"))
     persistence: Persistence = Field(default_factory=lambda: Persistence(size="20Gi"))
@@ -668,8 +713,16 @@ class NetworkPolicyValues(_Values):
     ingress_from: list[dict[str, Any]] = Field(
         default_factory=list,
         description=(
-            "NetworkPolicyPeers allowed to reach the webservers, MLflow, Grafana and the inference service; "
-            "empty allows any source."
+            "NetworkPolicyPeers allowed to reach the read-only Dagster webserver, MLflow, Grafana and the "
+            "inference service; empty allows any source."
+        ),
+    )
+    dagster_webserver_from: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "NetworkPolicyPeers allowed to reach the read-write Dagster webserver (it launches runs and has "
+            "no login of its own); empty: nothing outside the release, reach it with kubectl port-forward "
+            "(which needs the pods/portforward right) or put an authenticating proxy here."
         ),
     )
     kube_api_port: list[int] = Field(

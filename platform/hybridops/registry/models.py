@@ -36,6 +36,7 @@ from mlflow.exceptions import MlflowException
 
 from hybridops.errors import HybridopsError
 from hybridops.modeling.artifact import SHA_TAG, TamperedModelError, load_booster
+from hybridops.registry.artifact_guard import check_artifact_location
 from hybridops.registry.client import parse_model_ref, registry_client
 from hybridops.registry.gate import GateDecision, decide
 from hybridops.settings import Settings
@@ -406,6 +407,7 @@ def load_model(settings: Settings, ref: str) -> LoadedModel:
 
     Raises:
         TamperedModelError: the model file (or the version's hash tag) differs from what was logged.
+        UnsafeArtifactLocation: the version's files lie outside the store's artifact root (nothing read).
         HybridopsError: the version has no recorded hash, so it cannot be verified.
     """
     client = registry_client(settings)
@@ -425,6 +427,7 @@ def load_model(settings: Settings, ref: str) -> LoadedModel:
                 f"{info.model_uri}: the version's {SHA_TAG} ({info.sha256[:12]}…) differs from its run's "
                 f"({run_sha[:12]}…); refusing to load it."
             )
+    check_artifact_location(settings, info.artifact_uri, info.model_uri)
     with _tracking_uri(settings):
         booster = load_booster(info.artifact_uri, info.sha256)
     return LoadedModel(booster=booster, info=info)

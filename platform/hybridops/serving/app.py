@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hybridops.serving.hosts import HostCheck
 from hybridops.serving.predict import Answer, PredictFastPath, PredictHandler, error_answer
 from hybridops.serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 from hybridops.serving.service import Service
@@ -56,6 +57,8 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(PredictFastPath, handler=handler)
+    # Outermost (added last): a foreign Host header gets 400 before any route or the admission count.
+    app.add_middleware(HostCheck, allowed=settings.serving.allowed_hosts)
 
     @app.post(
         "/predict",
