@@ -63,6 +63,67 @@ def event_tag_key(event: AliasEvent) -> str:
     return f"{EVENT_TAG_PREFIX}{event.at.strftime('%Y%m%dT%H%M%S%fZ')}.{event.event_id}"
 
 
+def new_event(
+    settings: Settings,
+    alias: str,
+    from_version: str | None,
+    to_version: str | None,
+    reason: str,
+    *,
+    actor: str = DEFAULT_ACTOR,
+    run_id: str | None = None,
+) -> AliasEvent:
+    """An alias change stamped now (call it when the change is made; :func:`persist_events` records it)."""
+    return AliasEvent(
+        at=datetime.now(UTC).replace(tzinfo=None),
+        model_name=settings.mlflow.model_name,
+        alias=alias,
+        from_version=None if from_version is None else str(from_version),
+        to_version=None if to_version is None else str(to_version),
+        reason=reason,
+        actor=actor,
+        run_id=run_id,
+        event_id=uuid.uuid4().hex[:12],
+    )
+
+
+def persist_events(settings: Settings, events: list[AliasEvent], client: MlflowClient | None = None) -> None:
+    """Record alias changes (already made) in the warehouse and as tags on the versions involved.
+
+    Their order is their ``at``, stamped when each change was made: the alias moves run under the
+    registry lock, the recording after it, so a slow warehouse never holds the lock.
+    """
+    if not events:
+        return
+    rows = pa.Table.from_pylist(
+        [{column: getattr(event, column) for column in EVENT_COLUMNS} for event in events], _EVENTS_SCHEMA
+    )
+    with connect(settings) as con:
+        append_rows(con, EVENTS_TABLE, rows)
+    client = client or registry_client(settings)
+    for event in events:
+        payload = json.dumps(
+            {
+                "at": event.at.isoformat(timespec="microseconds") + "Z",
+                "alias": event.alias,
+                "from_version": event.from_version,
+                "to_version": event.to_version,
+                "reason": event.reason[:20_000],
+                "actor": event.actor,
+                "run_id": event.run_id,
+                "event_id": event.event_id,
+            }
+        )
+        key = event_tag_key(event)
+        for version in dict.fromkeys(v for v in (event.to_version, event.from_version) if v is not None):
+            try:
+                client.set_model_version_tag(event.model_name, version, key, payload)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                # the version was deleted: the warehouse row is the record
+
+
 def record_alias_event(
     settings: Settings,
     alias: str,
@@ -75,42 +136,8 @@ def record_alias_event(
     client: MlflowClient | None = None,
 ) -> AliasEvent:
     """Record one alias change (already made) in the warehouse and as tags on the versions involved."""
-    event = AliasEvent(
-        at=datetime.now(UTC).replace(tzinfo=None),
-        model_name=settings.mlflow.model_name,
-        alias=alias,
-        from_version=None if from_version is None else str(from_version),
-        to_version=None if to_version is None else str(to_version),
-        reason=reason,
-        actor=actor,
-        run_id=run_id,
-        event_id=uuid.uuid4().hex[:12],
-    )
-    row = pa.Table.from_pylist([{column: getattr(event, column) for column in EVENT_COLUMNS}], _EVENTS_SCHEMA)
-    with connect(settings) as con:
-        append_rows(con, EVENTS_TABLE, row)
-
-    client = client or registry_client(settings)
-    payload = json.dumps(
-        {
-            "at": event.at.isoformat(timespec="microseconds") + "Z",
-            "alias": alias,
-            "from_version": event.from_version,
-            "to_version": event.to_version,
-            "reason": reason[:20_000],
-            "actor": actor,
-            "run_id": run_id,
-            "event_id": event.event_id,
-        }
-    )
-    key = event_tag_key(event)
-    for version in dict.fromkeys(v for v in (event.to_version, event.from_version) if v is not None):
-        try:
-            client.set_model_version_tag(event.model_name, version, key, payload)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            # the version was deleted: the warehouse row is the record
+    event = new_event(settings, alias, from_version, to_version, reason, actor=actor, run_id=run_id)
+    persist_events(settings, [event], client)
     return event
 
 

@@ -36,7 +36,7 @@ def lock_name(model_name: str) -> str:
 
 @contextmanager
 def alias_lock(
-    client: MlflowClient, model_name: str, timeout_seconds: float = 120.0, stale_seconds: float = 60.0
+    client: MlflowClient, model_name: str, timeout_seconds: float = 600.0, stale_seconds: float = 300.0
 ) -> Iterator[None]:
     """Hold the alias lock of ``model_name`` for the block.
 

@@ -37,6 +37,8 @@ from hybridops.registry.alias_events import (
     EVENTS_TABLE,
     AliasEvent,
     alias_history,
+    new_event,
+    persist_events,
     record_alias_event,
     version_events,
 )
@@ -156,7 +158,7 @@ def register_candidate(
     with alias_lock(client, name):
         previous = _aliases(client, name).get(CHALLENGER)
         client.set_registered_model_alias(name, CHALLENGER, version)
-        record_alias_event(
+        event = new_event(
             settings,
             CHALLENGER,
             previous,
@@ -164,8 +166,8 @@ def register_candidate(
             f"registered version {version} from run {run_id}" + (f": {description}" if description else ""),
             actor=actor,
             run_id=pipeline_run_id,
-            client=client,
         )
+    persist_events(settings, [event], client)
     return version
 
 
@@ -189,13 +191,23 @@ def promote(
     name = settings.mlflow.model_name
     version = str(version)
     _get_version(client, name, version)
+    events: list[AliasEvent] = []
     with alias_lock(client, name):
-        return _promote_locked(settings, client, version, reason, actor, run_id)
+        result = _promote_locked(settings, client, version, reason, actor, run_id, events)
+    persist_events(settings, events, client)
+    return result
 
 
 def _promote_locked(
-    settings: Settings, client: MlflowClient, version: str, reason: str, actor: str, run_id: str | None
+    settings: Settings,
+    client: MlflowClient,
+    version: str,
+    reason: str,
+    actor: str,
+    run_id: str | None,
+    events: list[AliasEvent],
 ) -> tuple[str | None, str]:
+    """Move the aliases (the caller holds the lock); the changes are appended to ``events``."""
     name = settings.mlflow.model_name
     aliases = _aliases(client, name)
     old = aliases.get(CHAMPION)
@@ -203,7 +215,7 @@ def _promote_locked(
         return old, version
 
     def record(alias: str, before: str | None, after: str | None, why: str) -> None:
-        record_alias_event(settings, alias, before, after, why, actor=actor, run_id=run_id, client=client)
+        events.append(new_event(settings, alias, before, after, why, actor=actor, run_id=run_id))
 
     # Order matters for a write that fails half-way. The tag naming the replaced champion changes nothing
     # by itself; moving `champion` is the one step that commits; `previous_champion` follows it, and if
@@ -264,27 +276,22 @@ def rollback(
             )
         _get_version(client, name, target)
         client.set_registered_model_alias(name, CHAMPION, target)
-        record_alias_event(
-            settings,
-            CHAMPION,
-            current,
-            target,
-            f"rollback: {reason}",
-            actor=actor,
-            run_id=run_id,
-            client=client,
-        )
+        events = [
+            new_event(settings, CHAMPION, current, target, f"rollback: {reason}", actor=actor, run_id=run_id)
+        ]
         client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
-        record_alias_event(
-            settings,
-            PREVIOUS_CHAMPION,
-            alias_target,
-            None,
-            f"rollback restored {target} as champion: {reason}",
-            actor=actor,
-            run_id=run_id,
-            client=client,
+        events.append(
+            new_event(
+                settings,
+                PREVIOUS_CHAMPION,
+                alias_target,
+                None,
+                f"rollback restored {target} as champion: {reason}",
+                actor=actor,
+                run_id=run_id,
+            )
         )
+    persist_events(settings, events, client)
     return current, target
 
 
@@ -310,6 +317,7 @@ def apply_gate(
     name = settings.mlflow.model_name
     version = str(version)
     _get_version(client, name, version)
+    events: list[AliasEvent] = []
     with alias_lock(client, name):
         current = _aliases(client, name).get(CHAMPION)
         if current == version:
@@ -326,7 +334,8 @@ def apply_gate(
         client.set_model_version_tag(name, version, GATE_AT_TAG, f"{time.time():.3f}")
         client.set_model_version_tag(name, version, GATE_PROMOTE_TAG, str(decision.promote).lower())
         if decision.promote:
-            _promote_locked(settings, client, version, decision.reason, actor, run_id)
+            _promote_locked(settings, client, version, decision.reason, actor, run_id, events)
+    persist_events(settings, events, client)
     return decision
 
 
