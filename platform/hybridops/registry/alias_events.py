@@ -27,6 +27,7 @@ from hybridops.warehouse.db import append_rows, connect, exists, read_frame, tab
 EVENTS_TABLE = "model_alias_events"
 EVENT_TAG_PREFIX = "hybridops.alias_event."
 DEFAULT_ACTOR = "hybridops"
+EVENTS_LOCK_WAIT_SECONDS = 600.0
 
 EVENT_COLUMNS = ["at", "model_name", "alias", "from_version", "to_version", "reason", "actor", "run_id"]
 _COLUMNS_SQL = ", ".join(f'"{column}"' for column in EVENT_COLUMNS)  # "at" is a DuckDB keyword
@@ -98,7 +99,8 @@ def persist_events(settings: Settings, events: list[AliasEvent], client: MlflowC
     rows = pa.Table.from_pylist(
         [{column: getattr(event, column) for column in EVENT_COLUMNS} for event in events], _EVENTS_SCHEMA
     )
-    with connect(settings) as con:
+    # A DuckDB warehouse admits one writer at a time: processes moving aliases together queue for it.
+    with connect(settings, lock_wait_seconds=EVENTS_LOCK_WAIT_SECONDS) as con:
         append_rows(con, EVENTS_TABLE, rows)
     client = client or registry_client(settings)
     for event in events:
