@@ -598,6 +598,7 @@ def _feast_registry_path(settings: Settings) -> Path | None:
 # --- MLflow ------------------------------------------------------------------------------------------
 GATE_PROMOTE_TAG = "hybridops.gate_promote"  # hybridops.registry.models.GATE_PROMOTE_TAG (not imported early)
 
+
 def _mlflow_metrics(settings: Settings) -> list[Metric]:
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
