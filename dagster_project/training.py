@@ -176,6 +176,7 @@ def candidate_model(
         description=f"trained on {','.join(plan.train)}, holdout {plan.holdout} ({training_set['trigger']})",
         actor="dagster",
         pipeline_run_id=context.run.run_id,
+        fingerprint=digest,  # two runs racing on the same training register one version
     )
     metrics = trained.holdout_metrics
     context.add_output_metadata(

@@ -575,6 +575,12 @@ class ServingSettings(_Section):
     model_poll_seconds: float = Field(
         30.0, gt=0, description="How often the service checks whether the alias moved to another version."
     )
+    registry_start_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="At start, how long the service waits for the registry before it serves the last good "
+        "model of its disk cache (or starts unready); the registry is then retried in the background.",
+    )
     max_body_bytes: int = Field(
         2_000_000, gt=0, description="Request bodies larger than this are refused with 413."
     )

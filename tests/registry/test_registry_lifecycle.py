@@ -151,8 +151,8 @@ def test_rollback_restores_the_previous_champion_and_everything_is_recorded(
         ["champion", None, v1, "first release"],
         ["challenger", v1, None, "promoted to champion: first release"],
         ["challenger", None, v2, f"registered version {v2} from run {boosters['good'].logged.run_id}: v2"],
-        ["previous_champion", None, v1, f"champion {v1} replaced by {v2}: better holdout AUC"],
         ["champion", v1, v2, "better holdout AUC"],
+        ["previous_champion", None, v1, f"champion {v1} replaced by {v2}: better holdout AUC"],
         ["challenger", v2, None, "promoted to champion: better holdout AUC"],
         ["champion", v2, v1, "rollback: live AUC dropped"],
         ["previous_champion", v1, None, f"rollback restored {v1} as champion: live AUC dropped"],
@@ -170,7 +170,9 @@ def test_rollback_restores_the_previous_champion_and_everything_is_recorded(
                 f"{event} not tagged on version {version}"
             )
     raw = registry_client(settings).get_model_version(settings.mlflow.model_name, v2).tags
-    first_tag = json.loads(raw[reg.EVENT_TAG_PREFIX + "1"])
+    keys = sorted(key for key in raw if key.startswith(reg.EVENT_TAG_PREFIX))
+    assert len(keys) == len(tagged[v2]) == 4  # one key per event: none overwrote another
+    first_tag = json.loads(raw[keys[0]])
     assert first_tag["alias"] == "challenger" and first_tag["to_version"] == v2
 
 

@@ -8,7 +8,8 @@ this collector reads the stores themselves each time Prometheus scrapes:
 * ``warehouse``: the warehouse (either backend) opened read-only (quarantine, SPC points and violations, drift of
   the latest scored month, live model performance, alias events, the skew audit when present);
 * ``feast``: the Feast registry (materialization intervals and last update of each feature view);
-* ``mlflow``: the registry's champion (version and holdout metrics).
+* ``mlflow``: the registry's champion (version and holdout metrics) and the promotion gate's decisions
+  (refusals counted, the latest decision as 1 promoted / 0 refused).
 
 ``settings.monitoring.exporter_sources`` lists the sources to read (all four by default): a source left
 out is never opened, exports nothing (no ``hybridops_exporter_source_up`` either) and logs nothing, so a
@@ -677,12 +678,15 @@ def _feast_registry_path(settings: Settings) -> Path | None:
 
 
 # --- MLflow ------------------------------------------------------------------------------------------
+GATE_PROMOTE_TAG = "hybridops.gate_promote"  # hybridops.registry.models.GATE_PROMOTE_TAG (not imported early)
+
+
 def _mlflow_metrics(settings: Settings) -> list[Metric]:
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise FileNotFoundError(f"no MLflow store at {uri}")
     # Imported once there is a store to read: importing MLflow takes seconds.
-    from hybridops.registry.models import champion
+    from hybridops.registry.models import champion, gate_decisions
 
     info = InfoMetricFamily(
         f"{PREFIX}_model_champion",
@@ -699,6 +703,23 @@ def _mlflow_metrics(settings: Settings) -> list[Metric]:
         "Metrics logged with the champion's training run (holdout evaluation).",
         labels=["model", "metric"],
     )
+    refusals = CounterMetricFamily(
+        f"{PREFIX}_model_gate_refusals",
+        "Candidate versions the promotion gate refused (tag hybridops.gate_promote=false).",
+        labels=["model"],
+    )
+    last = GaugeMetricFamily(
+        f"{PREFIX}_model_gate_last_promoted",
+        "The gate's latest decision: 1 when that candidate was promoted, 0 when it was refused (the reason "
+        "is its tag hybridops.gate_decision).",
+        labels=["model", "version"],
+    )
+    decisions = gate_decisions(settings)
+    model_name = settings.mlflow.model_name
+    refusals.add_metric([model_name], float(sum(d.tags.get(GATE_PROMOTE_TAG) == "false" for d in decisions)))
+    if decisions:
+        latest = decisions[-1]
+        last.add_metric([model_name, latest.version], float(latest.tags.get(GATE_PROMOTE_TAG) == "true"))
     current = champion(settings)
     if current is not None:
         info.add_metric([current.name], {"version": current.version, "run_id": current.run_id or ""})
@@ -707,7 +728,7 @@ def _mlflow_metrics(settings: Settings) -> list[Metric]:
         for name, value in sorted(current.metrics.items()):
             if _finite(value):
                 holdout.add_metric([current.name, name], float(value))
-    return [info, version, holdout]
+    return [info, version, holdout, refusals, last]
 
 
 # --- thresholds from settings ------------------------------------------------------------------------

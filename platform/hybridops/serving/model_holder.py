@@ -4,10 +4,16 @@ A background thread looks the reference (default ``<model_name>@champion``) up e
 ``serving.model_poll_seconds`` with one registry call on a kept client (``get_model_version_by_alias``:
 about 3 ms of CPU, where ``resolve`` with a new client takes about 40 ms, which the request thread felt on
 a single core) and loads the new version only when it changed (``load_model`` checks the file's
-SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``
-(``model-<sha256>.lgb``, LightGBM's native text, plus ``model.json`` with name, version, that file's name and
-its sha256), so a registry outage at start serves the last good model from disk (its hash verified), and an
-outage later keeps the model in memory. In the cluster ``<home>`` is the shared data volume: a new pod finds
+SHA-256). Every model loaded from the registry is also written to ``<home>/serving/model/``, content-addressed
+by the registry's hash: ``model-<sha256>.lgb`` holds the very bytes the registry's version holds (their
+SHA-256 is the version's ``hybridops.model_sha256`` tag, checked at download), and ``model.json`` names it
+with its model name and version. A registry outage later keeps the model in memory. A registry that does not
+answer within ``serving.registry_start_seconds`` at start (stopped, or hung: connections accepted, nothing
+answered) does not hold the process: it serves the cached model after checking that the file's SHA-256 is
+the registry hash its name and ``model.json`` record, or, without a usable cache, starts unready (``/healthz``
+200, ``/readyz`` 503) instead of exiting, and keeps trying the registry in the background. Once the
+registry answers, the poll compares the served model's hash with the registry's tag of that version and
+replaces a model that differs (a cache forged while the registry was away). In the cluster ``<home>`` is the shared data volume: a new pod finds
 the model an earlier pod cached. Several pods write the cache at once safely: each model file is named by
 its content and written under a name of its own, and ``model.json`` (which names the file) is replaced
 last, in one rename, so a reader never pairs one model's metadata with another model's file.
@@ -15,6 +21,7 @@ last, in one rename, so a reader never pairs one model's metadata with another m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +37,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from hybridops.errors import HybridopsError
-from hybridops.modeling.artifact import SHA_TAG, TamperedModelError, file_sha256
+from hybridops.modeling.artifact import SHA_TAG, TamperedModelError
 from hybridops.registry.client import parse_model_ref, registry_client
 from hybridops.registry.models import CHAMPION, load_model
 from hybridops.serving.booster_predict import BoosterPredictor
@@ -79,20 +86,23 @@ def _columns(booster: lgb.Booster, served: Sequence[str]) -> np.ndarray:
     return np.array([position[name] for name in booster.feature_name()], dtype=np.intp)
 
 
-def write_cache(settings: Settings, model: ServedModel) -> None:
+def write_cache(settings: Settings, model: ServedModel, model_text: bytes) -> None:
+    """Cache ``model_text`` (the registry's verified file, byte for byte) as ``model-<sha256>.lgb``."""
     folder = cache_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     unique = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    sha = hashlib.sha256(model_text).hexdigest()
+    if model.registry_sha256 is not None and sha != model.registry_sha256:
+        raise TamperedModelError(f"the model to cache has sha256 {sha[:12]}…, not the registry's")
     tmp_model = folder / f".{MODEL_FILE}.{unique}.tmp"
-    tmp_model.write_text(model.booster.model_to_string())
-    sha = file_sha256(tmp_model)
+    tmp_model.write_bytes(model_text)
     name = f"model-{sha}.lgb"
     meta = {
         "name": model.name,
         "version": model.version,
         "file": name,
         "sha256": sha,
-        "registry_sha256": model.registry_sha256,
+        "registry_sha256": sha,
         "saved_at": time.time(),
     }
     tmp_meta = folder / f".{META_FILE}.{unique}.tmp"
@@ -109,26 +119,36 @@ def write_cache(settings: Settings, model: ServedModel) -> None:
 
 
 def read_cache(settings: Settings, served: Sequence[str]) -> ServedModel:
-    """The last good model from disk after checking its hash.
+    """The last good model from disk, after checking that its SHA-256 is the registry's hash of it (the
+    ``hybridops.model_sha256`` tag of its version, recorded in its file name and in ``model.json``).
 
     Raises:
-        HybridopsError: no cache; TamperedModelError: the file differs from the recorded hash.
+        HybridopsError: no cache; TamperedModelError: the file differs from the registry's hash.
     """
     folder = cache_dir(settings)
     try:
         meta = json.loads((folder / META_FILE).read_text())
-    except (OSError, ValueError) as exc:
+        registry_sha = str(meta["registry_sha256"])
+        name = str(meta["file"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HybridopsError(f"no usable model cache in {folder} ({exc})") from exc
-    path = folder / str(meta.get("file", MODEL_FILE))
+    if name != f"model-{registry_sha}.lgb":
+        raise TamperedModelError(
+            f"{folder / META_FILE} names {name!r}, not the file of the registry's hash {registry_sha[:12]}…; "
+            "not serving it"
+        )
+    path = folder / name
     try:
-        actual = file_sha256(path)
+        text = path.read_bytes()
     except OSError as exc:
         raise HybridopsError(f"no usable model cache in {folder} ({exc})") from exc
-    if actual != meta.get("sha256"):
+    actual = hashlib.sha256(text).hexdigest()
+    if actual != registry_sha:
         raise TamperedModelError(
-            f"{path} has sha256 {actual[:12]}…, {META_FILE} records another; not serving it"
+            f"{path} has sha256 {actual[:12]}…, the registry's hash of version {meta.get('version')} is "
+            f"{registry_sha[:12]}…; not serving it"
         )
-    booster = lgb.Booster(model_file=str(path))
+    booster = lgb.Booster(model_str=text.decode())
     return ServedModel(
         booster=booster,
         name=str(meta["name"]),
@@ -153,13 +173,18 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: tuple[tuple[str, str | None], MlflowClient] | None = None
+        self._install_lock = threading.Lock()
 
     # --- loading ----------------------------------------------------------------------------------
-    def _install(self, model: ServedModel) -> None:
+    def _install(self, model: ServedModel, only_over_cache: bool = False) -> None:
         # The fast predictor calls LightGBM's C API: it must predict what Booster.predict does, or the
         # model is not served (SelfCheckError; see hybridops.serving.self_check).
         check_predictor(model.predictor, model.booster)
-        self.current = model
+        with self._install_lock:
+            current = self.current
+            if only_over_cache and current is not None and current.source != "disk_cache":
+                return  # a late start-up load: the poll installed a newer model meanwhile
+            self.current = model
         self.metrics.model_info.info({"name": model.name, "version": model.version, "source": model.source})
         self.metrics.loaded_at.set(model.loaded_at)
         self.metrics.reloads.labels(model.source, "success").inc()
@@ -177,21 +202,61 @@ class ModelHolder:
             columns=_columns(loaded.booster, self.served),
         )
         try:
-            write_cache(self.settings, model)
+            write_cache(self.settings, model, loaded.model_text)
         except OSError as exc:  # serving goes on; the next restart may lack a fallback
             log.warning("cannot write the model cache: %s", exc)
         return model
 
     def load_initial(self) -> None:
-        try:
-            self._install(self.load_from_registry())
-            return
-        except Exception as exc:  # registry unreachable, alias unset, tampered file...
-            self.last_error = f"registry: {exc}"
-            self.metrics.reloads.labels("registry", "failure").inc()
-            log.warning(
-                "cannot load %s from the registry (%s); trying the disk cache", model_ref(self.settings), exc
-            )
+        """The registry's model, or after ``serving.registry_start_seconds`` without one the disk cache's.
+
+        The registry is asked in a thread of its own: a hung registry (connections accepted, nothing
+        answered) would otherwise hold the start for MLflow's HTTP timeouts and retries (minutes), during
+        which the process answers nothing, not even ``/healthz``, and the kubelet restarts it in a loop.
+        A load that finishes late still installs its model, unless the poll installed one meanwhile.
+        """
+        outcome: list[ServedModel | BaseException] = []
+        decided = threading.Lock()  # the attempt's result and the start's timeout: whichever comes first
+
+        def attempt() -> None:
+            try:
+                found: ServedModel | BaseException = self.load_from_registry()
+            except BaseException as exc:  # registry unreachable, alias unset, tampered file...
+                found = exc
+            with decided:
+                late = bool(outcome)
+                if not late:
+                    outcome.append(found)
+            if late and isinstance(found, ServedModel):  # the start went on without it
+                try:
+                    self._install(found, only_over_cache=True)
+                    self.last_error = None
+                except Exception as exc:
+                    log.warning("late registry load not installed: %s", exc)
+
+        thread = threading.Thread(target=attempt, name="hybridops-model-start", daemon=True)
+        thread.start()
+        thread.join(self.settings.serving.registry_start_seconds)
+        with decided:
+            result = outcome[0] if outcome else None
+            if result is None:
+                outcome.append(TimeoutError("no answer"))
+        if isinstance(result, ServedModel):
+            try:
+                self._install(result)
+                return
+            except Exception as exc:
+                result = exc
+        reason = (
+            f"no answer within serving.registry_start_seconds={self.settings.serving.registry_start_seconds:g}"
+            if result is None
+            else str(result)
+        )
+        self.last_error = f"registry: {reason}"
+        self.metrics.reloads.labels("registry", "failure").inc()
+        log.warning(
+            "cannot load %s from the registry (%s); trying the disk cache", model_ref(self.settings), reason
+        )
         try:
             self._install(read_cache(self.settings, self.served))
         except Exception as exc:
