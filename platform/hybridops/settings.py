@@ -275,6 +275,22 @@ class TrainingSettings(_Section):
     )
 
 
+class ModelSettings(_Section):
+    """What the flight-delay model predicts and when."""
+
+    horizon_minutes: int = Field(
+        120,
+        ge=0,
+        le=1440,
+        multiple_of=15,
+        description=(
+            "Prediction horizon: every feature is known at the scheduled departure minus this many minutes, "
+            "in training (point-in-time), batch scoring and online serving alike (a multiple of 15: the "
+            "intraday features are kept per quarter hour)."
+        ),
+    )
+
+
 class GateSettings(_Section):
     """Promotion gate between the candidate and the current champion."""
 
@@ -286,6 +302,14 @@ class GateSettings(_Section):
     )
     min_auc_improvement: float = Field(
         0.002, ge=0, description="Holdout AUC gain over the champion needed to replace it."
+    )
+    min_baseline_margin: float = Field(
+        0.02,
+        ge=0,
+        description=(
+            "Holdout AUC gain over the plain baseline (LightGBM on the request columns and the origin "
+            "weather at the scheduled hour, no feature store), trained on the same months, needed to promote."
+        ),
     )
 
 
@@ -513,6 +537,7 @@ class Settings(BaseSettings):
     feast: FeastSettings = Field(default_factory=FeastSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)

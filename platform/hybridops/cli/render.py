@@ -198,12 +198,19 @@ def print_lineage(chain: dict) -> None:
 
 def print_versions(name: str, rows: list[dict]) -> None:
     table = Table(title=f"registered model {name}")
-    for column in ("version", "aliases", "auc", "holdout", "trained_on", "gate"):
+    for column in ("version", "aliases", "auc", "baseline_auc", "holdout", "trained_on", "gate"):
         table.add_column(column, overflow="fold")
     for row in rows:
         auc = f"{row['auc']:.4f}" if row["auc"] is not None else "-"
+        baseline = f"{row['baseline_auc']:.4f}" if row.get("baseline_auc") is not None else "-"
         table.add_row(
-            row["version"], row["aliases"], auc, row["holdout"], row["trained_on"], row["gate"][:60]
+            row["version"],
+            row["aliases"],
+            auc,
+            baseline,
+            row["holdout"],
+            row["trained_on"],
+            row["gate"][:60],
         )
     console.print(table)
 
@@ -234,6 +241,13 @@ def _print_model(summary: RunSummary) -> None:
         "holdout metrics",
         ", ".join(f"{k} {v:.4f}" for k, v in model.metrics.items()) + f" ({model.holdout_month})",
     )
+    if model.baseline is not None and "auc" in model.baseline.metrics:
+        margin = (
+            f", candidate margin {model.baseline.margin:+.4f}" if model.baseline.margin is not None else ""
+        )
+        table.add_row(
+            "plain baseline", f"auc {model.baseline.metrics['auc']:.4f} ({model.holdout_month}){margin}"
+        )
     verdict = "promoted" if model.promoted else "not promoted"
     table.add_row(f"candidate {model.candidate_version}", f"{verdict}: {model.reason}")
     drift = summary.drift

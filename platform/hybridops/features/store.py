@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that us
 
 FEATURE_REPO_MODULE = "flight_features"
 # The join keys of the views, in the order of the feature repo's VIEW_ENTITY.
-ENTITY_COLUMNS = ["origin_utc_hour", "carrier", "route", "tailnum", "origin_hour"]
+ENTITY_COLUMNS = ["origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_slot"]
 ENTITY_DF_COLUMNS = ["flight_id", *ENTITY_COLUMNS, "event_timestamp"]
 _EPOCH = datetime(1970, 1, 1)
 _REQUEST_ID = "_hybridops_request_id"
