@@ -28,7 +28,7 @@ Every consumer asks for the values at the flight's as-of time, scheduled departu
   fixed 2013-01-01 00:00 UTC (before every flight of the data) and no ttl (never expires).
 * ``origin_intraday`` (entity ``origin_slot``, e.g. ``EWR-2013-01-01T10:15``, the UTC quarter hour of the
   scheduled departure): the origin's delay state in the 1 and 3 hours before the as-of time (departed
-  flights, their mean delay and share delayed, the backlog of flights not yet gone); ttl 15 minutes.
+  flights, their mean delay and share delayed, the backlog of flights scheduled and not yet gone); ttl 15 minutes.
 * ``tail_last_flight`` (entity ``tailnum``): the plane's last departure known before the as-of time
   (its delay, delayed or not), stamped when it was known; ttl 1 day.
 """
@@ -88,7 +88,7 @@ VIEW_FEATURES: dict[str, dict[str, Any]] = {
         "origin_departed_1h": Int64,
         "origin_dep_delay_mean_1h": Float64,
         "origin_delay_rate_1h": Float64,
-        "origin_backlog_3h": Int64,
+        "origin_backlog": Int64,
     },
     "tail_last_flight": {
         "tail_last_dep_delay": Float64,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import month_window, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import month_window, origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, online_features
 from hybridops.ingest.sources import packaged_source_dir
 from hybridops.orchestration.runner import run_pipeline
@@ -137,11 +137,12 @@ def test_online_features_equal_offline_values_at_the_same_timestamp(pipeline_run
     at = end - timedelta(microseconds=1)
     # The weather of the window's last instant: online and offline read the same hour's key.
     sample["origin_utc_hour"] = [origin_utc_hour_key(o, at) for o in sample["origin"]]
+    sample["origin_slot"] = [origin_slot_key(o, at) for o in sample["origin"]]
     store = feature_store(settings)
     online = online_features(store, sample.to_dict(orient="records"))
-    entity_df = sample[["flight_id", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour"]].assign(
-        event_timestamp=at
-    )
+    entity_df = sample[
+        ["flight_id", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour", "origin_slot"]
+    ].assign(event_timestamp=at)
     offline = historical_features(store, entity_df.reset_index(drop=True))
     compared = 0
     for name in (

@@ -183,6 +183,10 @@ def print_lineage(chain: dict) -> None:
         f"MLflow run {run['run_id']} (experiment {run['experiment_id']}, git {str(run['git_commit'])[:10]}, "
         f"Dagster run {run['dagster_run_id']}): {metrics}; trigger: {str(run['trigger'])[:100]}"
     )
+    baseline = chain.get("baseline", {})
+    if baseline.get("auc") is not None:
+        margin = f", model margin {baseline['margin']:+.4f}" if baseline.get("margin") is not None else ""
+        tree.add(f"plain baseline (no feature store) on the same holdout: AUC {baseline['auc']:.4f}{margin}")
     history = tree.add("alias changes")
     for event in chain["alias_history"]:
         history.add(

@@ -31,7 +31,7 @@ the online store (which keeps only the latest row per key) then serves what the 
 * ``origin_intraday`` (entity ``origin_slot`` = ``ORIGIN-YYYY-MM-DDTHH:MM``, the UTC quarter hour of the
   scheduled departure): the delay state of the origin on a 15-minute grid ``g``, stamped ``g``: departed
   flights whose departure was known in ``[g - 3 h, g)`` and ``[g - 1 h, g)`` (count, mean departure delay,
-  share delayed) and the backlog (flights scheduled in ``[g - 3 h, g)`` that had not departed by ``g``).
+  share delayed) and the backlog (flights scheduled before ``g`` that had not departed by ``g``).
   The row at ``g`` is written under the key of the quarter hour ``g + H``: exactly the flights whose
   as-of time lies in ``[g, g + 15 min)`` read it (ttl 15 minutes).
 * ``tail_last_flight`` (entity ``tailnum``): the plane's departures from New York, each stamped when its
@@ -54,6 +54,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from hybridops.settings import ModelSettings
@@ -139,7 +140,7 @@ def departure_keys(origin: str, sched_dep: datetime) -> dict[str, str]:
 STATIC_VIEWS = ("plane_profile",)
 # Views keyed by an hour of departure: online, a range materializes only its last month's hours (see
 # ``hybridops.features.store.materialize_months``).
-HOURLY_VIEWS = ("origin_weather",)
+HOURLY_VIEWS = ("origin_weather", "origin_intraday")
 
 
 def local_midnight_utc(day: date) -> datetime:
@@ -262,68 +263,102 @@ _WEATHER_SQL = f"""
     order by origin, event_timestamp, reach
 """
 
-# The origin's delay state every SLOT_MINUTES: one row per origin and grid instant g (stamped g) over the
-# flights known in the 3 hours before g. The grid is joined on time ranges only (no equality), so DuckDB
-# runs a range join over ~100 flights per instant instead of comparing each origin's flights pairwise.
-_ORIGIN_INTRADAY_SQL = f"""
-    with grid as (
-        select unnest(generate_series(cast(? as timestamp), cast(? as timestamp) - interval 1 minute,
-                                      interval {SLOT_MINUTES} minute)) as g
-    ),
-    known as ({_KNOWN_FLIGHTS.format(key="origin")}),
-    recent as (
-        select * from known
-        where known_at >= cast(? as timestamp) - interval 3 hour and known_at < cast(? as timestamp)
-    ),
-    departed as (
-        select r.entity, grid.g,
-               count(*) as n3, avg(r.dep_delay) as mean3, avg(cast(r.delayed_15 as double)) as rate3,
-               count(*) filter (where r.known_at >= grid.g - interval 1 hour) as n1,
-               avg(r.dep_delay) filter (where r.known_at >= grid.g - interval 1 hour) as mean1,
-               avg(cast(r.delayed_15 as double)) filter (where r.known_at >= grid.g - interval 1 hour) as rate1
-        from grid join recent r on r.known_at >= grid.g - interval 3 hour and r.known_at < grid.g
-        where not r.cancelled
-        group by r.entity, grid.g
-    ),
-    scheduled as (
-        select origin as entity, sched_dep_utc,
-               case when cancelled or dep_delay is null then sched_dep_utc
-                    else sched_dep_utc + to_microseconds(cast(round(dep_delay * 60000000) as bigint))
-               end as known_at
-        from fct_flights
-        where origin is not null
-          and sched_dep_utc >= cast(? as timestamp) - interval 3 hour and sched_dep_utc < cast(? as timestamp)
-    ),
-    backlog as (
-        select s.entity, grid.g, count(*) filter (where s.known_at >= grid.g) as backlog
-        from grid join scheduled s on s.sched_dep_utc >= grid.g - interval 3 hour and s.sched_dep_utc < grid.g
-        group by s.entity, grid.g
-    ),
-    origins as (select distinct origin as entity from fct_flights where origin is not null)
-    select o.entity || '-' || strftime(grid.g + to_minutes(?), '{_SLOT_FORMAT}') as origin_slot,
-           grid.g as event_timestamp,
-           cast(coalesce(d.n3, 0) as bigint) as origin_departed_3h,
-           d.mean3 as origin_dep_delay_mean_3h,
-           d.rate3 as origin_delay_rate_3h,
-           cast(coalesce(d.n1, 0) as bigint) as origin_departed_1h,
-           d.mean1 as origin_dep_delay_mean_1h,
-           d.rate1 as origin_delay_rate_1h,
-           cast(coalesce(b.backlog, 0) as bigint) as origin_backlog_3h
-    from grid cross join origins o
-    left join departed d on d.entity = o.entity and d.g = grid.g
-    left join backlog b on b.entity = o.entity and b.g = grid.g
-    order by origin_slot, event_timestamp
+# The flights an origin's delay state is computed from (a departure is never a day late in the data:
+# earlier flights are gone before the window starts).
+_ORIGIN_FLIGHTS_SQL = """
+    select origin, sched_dep_utc, coalesce(cancelled, false) as cancelled, dep_delay,
+           cast(delayed_15 as double) as delayed_15,
+           case when cancelled or dep_delay is null then sched_dep_utc
+                else sched_dep_utc + to_microseconds(cast(round(dep_delay * 60000000) as bigint))
+           end as known_at
+    from fct_flights
+    where origin is not null and sched_dep_utc >= ? - interval 1 day and sched_dep_utc < ?
+    order by origin
 """
+
+
+def _window(
+    known: np.ndarray, delay: np.ndarray, late: np.ndarray, grid: np.ndarray, width: np.timedelta64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Departures known in ``[g - width, g)`` for each g of ``grid``: count, mean delay, share delayed
+    (``delay``, ``late``: cumulative sums over ``known``, sorted, with a leading 0)."""
+    hi = np.searchsorted(known, grid, "left")
+    lo = np.searchsorted(known, grid - width, "left")
+    n = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, (delay[hi] - delay[lo]) / n, np.nan)
+        rate = np.where(n > 0, (late[hi] - late[lo]) / n, np.nan)
+    return n, mean, rate
+
+
+def _origin_intraday(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, horizon_minutes: int
+) -> pd.DataFrame:
+    """The origin's delay state every SLOT_MINUTES in ``[start, end)``: one row per origin and instant g.
+
+    Windows are differences of cumulative sums read with binary search (a SQL range or ASOF join of the
+    grid with the flights took seconds per month; this takes milliseconds).
+    """
+    flights = con.execute(_ORIGIN_FLIGHTS_SQL, [start, end]).df()
+    grid = pd.date_range(start, end, freq=f"{SLOT_MINUTES}min", inclusive="left").to_numpy("datetime64[us]")
+    hour, three = np.timedelta64(1, "h"), np.timedelta64(3, "h")
+    frames = []
+    for origin, rows in flights.groupby("origin", sort=True):
+        gone = rows[~rows["cancelled"] & rows["dep_delay"].notna()].sort_values("known_at")
+        known = gone["known_at"].to_numpy("datetime64[us]")
+        delay = np.concatenate([[0.0], np.cumsum(gone["dep_delay"].to_numpy("float64"))])
+        late = np.concatenate([[0.0], np.cumsum(gone["delayed_15"].to_numpy("float64"))])
+
+        n3, mean3, rate3 = _window(known, delay, late, grid, three)
+        n1, mean1, rate1 = _window(known, delay, late, grid, hour)
+        # backlog at g: scheduled before g, and neither gone nor cancelled before g (a flight is settled at
+        # the later of its departure and its schedule; a cancellation is known at the schedule)
+        sched = np.sort(rows["sched_dep_utc"].to_numpy("datetime64[us]"))
+        settled = np.sort(np.maximum(rows["known_at"], rows["sched_dep_utc"]).to_numpy("datetime64[us]"))
+        backlog = np.searchsorted(sched, grid, "left") - np.searchsorted(settled, grid, "left")
+        slots = pd.DatetimeIndex(grid + np.timedelta64(horizon_minutes, "m")).strftime(_SLOT_FORMAT)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "origin_slot": f"{origin}-" + slots,
+                    "event_timestamp": grid,
+                    "origin_departed_3h": n3,
+                    "origin_dep_delay_mean_3h": mean3,
+                    "origin_delay_rate_3h": rate3,
+                    "origin_departed_1h": n1,
+                    "origin_dep_delay_mean_1h": mean1,
+                    "origin_delay_rate_1h": rate1,
+                    "origin_backlog": backlog,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["origin_slot", "event_timestamp", *_INTRADAY_FEATURES])
+    return pd.concat(frames, ignore_index=True)
+
+
+_INTRADAY_FEATURES = [
+    "origin_departed_3h",
+    "origin_dep_delay_mean_3h",
+    "origin_delay_rate_3h",
+    "origin_departed_1h",
+    "origin_dep_delay_mean_1h",
+    "origin_delay_rate_1h",
+    "origin_backlog",
+]
 
 # Each departure of a plane, stamped when its delay was known (the plane's last flight before an instant).
 _TAIL_SQL = f"""
     with known as ({_KNOWN_FLIGHTS.format(key="tailnum")})
+    -- one row per plane and instant (two departures known at the same minute are averaged), so the
+    -- point-in-time join never has to choose between rows of equal timestamps
     select entity as tailnum,
            known_at as event_timestamp,
-           dep_delay as tail_last_dep_delay,
-           cast(delayed_15 as double) as tail_last_delayed
+           avg(dep_delay) as tail_last_dep_delay,
+           avg(cast(delayed_15 as double)) as tail_last_delayed
     from known
     where not cancelled and dep_delay is not null and known_at >= ? and known_at < ?
+    group by entity, known_at
     order by tailnum, event_timestamp
 """
 
@@ -349,7 +384,7 @@ _INT_COLUMNS = {
     "plane_age_years",
     "origin_departed_3h",
     "origin_departed_1h",
-    "origin_backlog_3h",
+    "origin_backlog",
 }
 
 
@@ -393,7 +428,7 @@ def _compute_months(
         )  # observations are on the hour: ceil_hour(t + H) = t + ceil(H/60)
         frame = con.execute(_WEATHER_SQL, [lead_hours, start, end]).df()
     elif view == "origin_intraday":
-        frame = con.execute(_ORIGIN_INTRADAY_SQL, [start, end, start, end, start, end, horizon_minutes]).df()
+        frame = _origin_intraday(con, start, end, horizon_minutes)
     elif view == "tail_last_flight":
         frame = con.execute(_TAIL_SQL, [start, end]).df()
     else:
