@@ -159,9 +159,12 @@ def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) ->
         ],
         known=fct["sched_dep_utc"] + pd.to_timedelta(fct["dep_delay"].fillna(0), unit="m"),
     )
+    # the local midnight of the flight's as-of time (departure minus the horizon: the entity timestamp)
     midnight = (
-        pd.to_datetime(first.features["flight_id"].str[:10])
-        .dt.tz_localize("America/New_York")
+        pd.to_datetime(first.features["event_timestamp"])
+        .dt.tz_localize("UTC")
+        .dt.tz_convert("America/New_York")
+        .dt.normalize()
         .dt.tz_convert("UTC")
         .dt.tz_localize(None)
     )
