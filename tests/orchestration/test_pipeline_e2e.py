@@ -304,7 +304,14 @@ def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):
         "route_delay_stats",
         "origin_hour_delay_stats",
         "plane_profile",
+        "origin_intraday",
+        "tail_last_flight",
     }
+    # the plain baseline of the same months stands beside the model in its lineage
+    assert chain["baseline"]["auc"] == chain["mlflow_run"]["metrics"]["baseline.auc"] > 0.5
+    assert chain["baseline"]["margin"] == pytest.approx(
+        chain["mlflow_run"]["metrics"]["holdout_auc"] - chain["baseline"]["auc"]
+    )
     assert chain["mlflow_run"]["dagster_run_id"] in summary.run_ids
     assert [p["month_key"] for p in chain["predictions"]] == ["2013-02"]
     assert any(event["alias"] == "champion" for event in chain["alias_history"])
