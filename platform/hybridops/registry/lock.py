@@ -27,7 +27,9 @@ from hybridops.errors import HybridopsError
 
 LOCK_SUFFIX = ".hybridops-lock"
 HOLDER_TAG = "hybridops.lock_holder"
-_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+# A create that lost the race: MLflow answers "already exists", or, when the holder released the lock
+# between MLflow's failed insert and the read it does to word that answer, "does not exist".
+_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST")
 
 
 def lock_name(model_name: str) -> str:
