@@ -19,10 +19,16 @@ from hybridops.errors import HybridopsError
 from hybridops.orchestration.faults import describe, is_transient
 
 
+_HELD: list[socket.socket] = []
+
+
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port that refuses connections for the rest of the session: bound and never listening,
+    so no other test's server can take it meanwhile (a freed port was taken once in the full suite)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return sock.getsockname()[1]
 
 
 def _raised(call) -> BaseException:
