@@ -19,7 +19,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from hybridops.deploy import dagster_status
 from hybridops.orchestration.instance import prepare_dagster_home
-from hybridops.settings import Settings
+from hybridops.settings import OrchestrationSettings, Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from deploy_postgres import closed_port, throwaway_postgres
@@ -53,7 +53,9 @@ def tiny_failure() -> None:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A HYBRIDOPS_HOME whose Dagster instance has two real runs and three daemons' heartbeats."""
     root = tmp_path_factory.mktemp("hybridops-home")
-    dagster_home = prepare_dagster_home(Settings(home=root))
+    # Run monitoring off, so that MONITORING is a daemon the instance does not require but hears from.
+    settings = Settings(home=root, orchestration=OrchestrationSettings(run_monitoring=False))
+    dagster_home = prepare_dagster_home(settings)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert tiny_success.execute_in_process(instance=instance).success
         assert not tiny_failure.execute_in_process(instance=instance, raise_on_error=False).success
@@ -62,7 +64,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for daemon_type, age, errors in (
             ("SENSOR", 5.0, [error]),
             ("SCHEDULER", 4000.0, None),  # long dead: past Dagster's tolerance
-            ("MONITORING", 12.0, None),  # not required by the local dagster.yaml
+            ("MONITORING", 12.0, None),  # not required by this dagster.yaml
         ):
             beat = DaemonHeartbeat(now - age, daemon_type, "daemon-1", errors)
             instance.add_daemon_heartbeat(beat)
