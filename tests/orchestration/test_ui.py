@@ -258,7 +258,11 @@ def test_spc_asset_shows_rounded_metadata_with_units_and_the_control_chart(page,
     assert page.get_by_text("cancellation_rate_mean [%]", exact=True).count() == 1
     # The control chart: a PNG in the reports folder, shown as an image on the asset
     page.get_by_text(str(home / "reports" / "spc"), exact=False).first.wait_for()
-    page.get_by_text("[Show Markdown]").first.click()
+    # the chart's own row (other markdown metadata, the alarm table, may come first)
+    chart_row = page.get_by_text("control_chart_dep_delay_mean", exact=True).first.locator(
+        "xpath=ancestor::tr[1]"
+    )
+    chart_row.get_by_text("[Show Markdown]").first.click()
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for()
     width, height = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
