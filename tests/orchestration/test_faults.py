@@ -18,7 +18,6 @@ import pytest
 from hybridops.errors import HybridopsError
 from hybridops.orchestration.faults import describe, is_transient
 
-
 _HELD: list[socket.socket] = []
 
 
