@@ -22,20 +22,12 @@ from hybridops.errors import HybridopsError
 from hybridops.settings import TrainingSettings
 from hybridops.training.split import SplitPlan
 from hybridops.training.train import NUM_THREADS, Metrics, lgb_params, metrics_of
+from hybridops.warehouse.conform import WEATHER_COLUMNS
 
 CATEGORICAL = ["carrier", "origin", "dest"]
 REQUEST_COLUMNS = [*CATEGORICAL, "flight", "sched_hour", "sched_minute", "day_of_week", "day_of_year"]
-WEATHER_AT_SCHEDULED_HOUR = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
+# The origin's weather at the scheduled hour: the columns fct_flights joins from the weather table.
+WEATHER_AT_SCHEDULED_HOUR = list(WEATHER_COLUMNS)
 BASELINE_FEATURES = [*REQUEST_COLUMNS, *WEATHER_AT_SCHEDULED_HOUR]
 
 _BASELINE_SQL = f"""
