@@ -65,7 +65,11 @@ def test_mlflow_client_against_a_server_that_is_not_there_is_transient(monkeypat
     # MLflow's own HTTP retries would take minutes against a closed port; the step's retries replace them.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    client = MlflowClient(tracking_uri=f"http://127.0.0.1:{_closed_port()}")
+    # Both URIs given: a registry URI left in the environment by another test's MLflow calls would
+    # otherwise send the registry call elsewhere.
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
     error = _raised(lambda: client.search_registered_models())
     assert type(error).__name__ == "MlflowException"
     assert is_transient(error), describe(error)

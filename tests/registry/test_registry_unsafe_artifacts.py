@@ -64,7 +64,8 @@ def _native_dir(tmp_path: Path, name: str) -> tuple[Path, str]:
 def _register_dir(settings: Settings, path: Path, sha: str) -> str:
     with mlflow.start_run(experiment_id=settings_experiment(settings)) as run:
         mlflow.log_artifacts(str(path), "model")
-    return reg.register_candidate(settings, f"runs:/{run.info.run_id}/model", run.info.run_id, sha)
+    # the run's own artifact location (a runs:/ source is refused earlier, by the artifact-location guard)
+    return reg.register_candidate(settings, f"{run.info.artifact_uri}/model", run.info.run_id, sha)
 
 
 def _refused(settings: Settings, version: str, downloads: list[str], what: str) -> str:

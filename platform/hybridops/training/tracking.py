@@ -28,6 +28,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -81,6 +82,10 @@ def ensure_experiment(settings: Settings) -> str:
     name = settings.mlflow.experiment
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
+        if urlsplit(settings.mlflow_tracking_uri).scheme in ("http", "https"):
+            # A tracking server keeps the files in its own artifact store (mlflow-artifacts:/ through its
+            # proxy); a path on this machine (a run pod's disk) is what the model loader refuses to read.
+            return client.create_experiment(name)
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
         return client.create_experiment(name, artifact_location=settings.mlflow_artifacts_dir.as_uri())
     if experiment.lifecycle_stage == "deleted":
