@@ -93,6 +93,8 @@ def _experiment(settings: Settings) -> str:
     found = client.get_experiment_by_name(EXPERIMENT)
     if found is not None:
         return found.experiment_id
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        return client.create_experiment(EXPERIMENT)  # the server's own artifact store, as training does
     settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
     return client.create_experiment(EXPERIMENT, artifact_location=settings.mlflow_artifacts_dir.as_uri())
 
