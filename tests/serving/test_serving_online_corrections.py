@@ -50,7 +50,13 @@ def _settings(world: World, home: Path, redis: RedisServer) -> Settings:
     return Settings(
         home=home,
         feast=world.settings.feast.model_copy(update={"online_store": redis.online_store}),
-        mlflow=world.settings.mlflow.model_copy(update={"tracking_uri": world.settings.mlflow_tracking_uri}),
+        # the world's registry and its artifact root (this home has none of its own)
+        mlflow=world.settings.mlflow.model_copy(
+            update={
+                "tracking_uri": world.settings.mlflow_tracking_uri,
+                "allowed_artifact_roots": [world.settings.mlflow_artifacts_dir.resolve().as_uri()],
+            }
+        ),
         serving=world.settings.serving,
     )
 
