@@ -30,7 +30,8 @@ class UnsafeArtifactLocation(HybridopsError):
     """A model's artifact location lies outside the configured artifact root; nothing was read."""
 
 
-def _server_tracking(settings: Settings) -> bool:
+def tracking_server(settings: Settings) -> bool:
+    """Whether MLflow is reached through a tracking server (its files then live in the server's store)."""
     return urlsplit(settings.mlflow_tracking_uri).scheme in ("http", "https")
 
 
@@ -67,14 +68,14 @@ def check_artifact_location(settings: Settings, uri: str, what: str) -> None:
     elif scheme == "mlflow-artifacts":
         if parts.netloc:
             problem = f"it names the host {parts.netloc!r} instead of the tracking server's artifact proxy"
-        elif not _server_tracking(settings):
+        elif not tracking_server(settings):
             problem = "mlflow-artifacts:/ locations need an MLflow server as tracking URI"
         else:
             return
     elif scheme in ("", "file") and not parts.netloc:
         root = settings.mlflow_artifacts_dir.resolve()
         path = Path(posixpath.normpath(unquote(parts.path)))
-        if _server_tracking(settings):
+        if tracking_server(settings):
             problem = "a local path, while the models are served by the tracking server's artifact proxy"
         elif not path.is_absolute() or not path.resolve().is_relative_to(root):
             problem = f"it lies outside the artifact root {root}"

@@ -28,7 +28,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import mlflow
 import pandas as pd
@@ -37,6 +36,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from hybridops.modeling.artifact import log_booster
+from hybridops.registry.artifact_guard import tracking_server
 from hybridops.registry.store_template import ensure_local_store
 from hybridops.settings import Settings
 from hybridops.training.dataset import TrainingSet
@@ -82,7 +82,7 @@ def ensure_experiment(settings: Settings) -> str:
     name = settings.mlflow.experiment
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        if urlsplit(settings.mlflow_tracking_uri).scheme in ("http", "https"):
+        if tracking_server(settings):
             # A tracking server keeps the files in its own artifact store (mlflow-artifacts:/ through its
             # proxy); a path on this machine (a run pod's disk) is what the model loader refuses to read.
             return client.create_experiment(name)
