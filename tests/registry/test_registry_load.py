@@ -105,3 +105,26 @@ def test_a_forged_version_hash_is_refused(
     client.delete_model_version_tag(name, version, "hybridops.model_sha256")
     with pytest.raises(HybridopsError, match="cannot be verified"):
         reg.load_model(settings, f"{name}/{version}")
+
+
+def test_loading_leaves_mlflow_process_wide_uris_alone(
+    make_settings: Callable[[], Settings], boosters: dict[str, Trained], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load resolves its stores from the settings alone: it neither reads nor pins MLflow's global URIs
+    (a registry URI pinned by one load sent a later caller's ``models:/`` lookups to another store)."""
+    import os
+
+    import mlflow
+
+    settings = make_settings()
+    version = register(settings, boosters["good"])
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    mlflow.set_tracking_uri("sqlite:///elsewhere-never-created.db")  # the global points somewhere else
+    try:
+        loaded = reg.load_model(settings, f"{settings.mlflow.model_name}/{version}")
+        assert loaded.info.version == version
+        assert "MLFLOW_REGISTRY_URI" not in os.environ
+        assert mlflow.get_tracking_uri() == "sqlite:///elsewhere-never-created.db"
+        assert not Path("elsewhere-never-created.db").exists()
+    finally:
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)

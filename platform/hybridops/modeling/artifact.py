@@ -82,8 +82,11 @@ def log_booster(booster: lgb.Booster, input_example: Any, signature: Any = None)
     return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, sha256=sha)
 
 
-def artifact_files(model_uri: str) -> list[str]:
-    """Every file of the artifact at ``model_uri``, as paths relative to it (listed, nothing downloaded)."""
+def artifact_files(model_uri: str, tracking_uri: str | None = None) -> list[str]:
+    """Every file of the artifact at ``model_uri``, as paths relative to it (listed, nothing downloaded).
+
+    ``tracking_uri`` resolves ``mlflow-artifacts:/`` locations (default: MLflow's global tracking URI).
+    """
     import mlflow
 
     found: list[str] = []
@@ -91,7 +94,7 @@ def artifact_files(model_uri: str) -> list[str]:
     while pending:
         folder = pending.pop()
         uri = model_uri.rstrip("/") + (f"/{folder}" if folder else "")
-        for entry in mlflow.artifacts.list_artifacts(artifact_uri=uri):
+        for entry in mlflow.artifacts.list_artifacts(artifact_uri=uri, tracking_uri=tracking_uri):
             relative = f"{folder}/{Path(entry.path).name}" if folder else Path(entry.path).name
             (pending if entry.is_dir else found).append(relative)
             if len(found) + len(pending) > _MAX_LISTED:
@@ -140,10 +143,14 @@ def check_safe(model_uri: str, files: list[str], descriptor: dict[str, Any] | No
         )
 
 
-def fetch_model_text(model_uri: str, expected_sha256: str) -> bytes:
+def fetch_model_text(
+    model_uri: str, expected_sha256: str, tracking_uri: str | None = None, registry_uri: str | None = None
+) -> bytes:
     """The verified bytes of ``model_uri``'s ``model.lgb``, after checking the artifact is safe to load.
 
-    Downloads ``MLmodel`` (parsed as YAML data) and ``model.lgb``, nothing else.
+    Downloads ``MLmodel`` (parsed as YAML data) and ``model.lgb``, nothing else. ``tracking_uri`` and
+    ``registry_uri`` name the stores that resolve ``mlflow-artifacts:/`` and ``models:/`` URIs; given, they
+    are passed to each MLflow call, so MLflow's process-wide URIs are neither read nor changed.
 
     Raises:
         UnsafeModelError: the artifact holds a pickle or a flavour with code (nothing of it is loaded).
@@ -154,16 +161,25 @@ def fetch_model_text(model_uri: str, expected_sha256: str) -> bytes:
 
     if model_uri.startswith("models:/"):
         # The listing API reads models:/ as a registered model name; resolve it to its files' location.
-        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+        if registry_uri is None:
+            from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
-        model_uri = ModelsArtifactRepository.get_underlying_uri(model_uri)
-    files = artifact_files(model_uri)
+            model_uri = ModelsArtifactRepository.get_underlying_uri(model_uri)
+        else:
+            from mlflow.tracking import MlflowClient
+
+            name, _, version = model_uri.removeprefix("models:/").partition("/")
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            model_uri = client.get_model_version_download_uri(name, version)
+    files = artifact_files(model_uri, tracking_uri)
     check_safe(model_uri, files, None)  # the listing first: refuse before downloading anything
     with tempfile.TemporaryDirectory(prefix="hybridops-model-") as tmp:
         descriptor = None
         if MLMODEL_FILE in files:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{model_uri.rstrip('/')}/{MLMODEL_FILE}", dst_path=tmp
+                artifact_uri=f"{model_uri.rstrip('/')}/{MLMODEL_FILE}",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
             )
             try:
                 descriptor = yaml.safe_load(Path(local).read_text())
@@ -173,7 +189,7 @@ def fetch_model_text(model_uri: str, expected_sha256: str) -> bytes:
                 raise UnsafeModelError(f"{model_uri}: its {MLMODEL_FILE} is not a mapping")
         check_safe(model_uri, files, descriptor)
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{model_uri.rstrip('/')}/{MODEL_FILE}", dst_path=tmp
+            artifact_uri=f"{model_uri.rstrip('/')}/{MODEL_FILE}", dst_path=tmp, tracking_uri=tracking_uri
         )
         text = Path(local).read_bytes()
     actual = hashlib.sha256(text).hexdigest()

@@ -5,8 +5,6 @@ champion) to a :class:`ModelVersionInfo`, and its native LightGBM Booster after 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -104,27 +102,16 @@ def load_model(settings: Settings, ref: str) -> LoadedModel:
                 f"({run_sha[:12]}…); refusing to load it."
             )
     check_artifact_location(settings, info.artifact_uri, info.model_uri)
-    with _tracking_uri(settings):
-        text = fetch_model_text(info.artifact_uri, info.sha256)
+    text = fetch_model_text(
+        info.artifact_uri,
+        info.sha256,
+        tracking_uri=settings.mlflow_tracking_uri,
+        registry_uri=settings.mlflow.registry_uri or settings.mlflow_tracking_uri,
+    )
     return LoadedModel(booster=lgb.Booster(model_str=text.decode()), info=info, model_text=text)
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _tracking_uri(settings: Settings) -> Iterator[None]:
-    """Point MLflow's fluent API at the settings' store while downloading (mlflow-artifacts:/ URIs)."""
-    import mlflow
-
-    old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow.registry_uri or settings.mlflow_tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(old_tracking)
-        mlflow.set_registry_uri(old_registry)
 
 
 def _aliases(client: MlflowClient, name: str, missing_ok: bool = False) -> dict[str, str]:
