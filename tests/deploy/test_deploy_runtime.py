@@ -179,7 +179,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         run_pod = cluster.pod(
             "dagster-run", launcher["pod_spec_config"], launcher["container_config"], user_code["image"]
         )
-        job = cluster.start(run_pod, [sys.executable, "-c", _JOB, json.dumps(ENTITY), str(STARTUP_SECONDS), STAMPED])
+        job = cluster.start(
+            run_pod, [sys.executable, "-c", _JOB, json.dumps(ENTITY), str(STARTUP_SECONDS), STAMPED]
+        )
 
         cluster.finish(mlflow_init, upgrade, deadline)
         mark("mlflow db upgrade")

@@ -30,6 +30,7 @@ from observability_support import (
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hybridops.features.store import load_definitions_module
 from hybridops.observability.exporter import exporter_registry, start_exporter, stop_exporter
 from hybridops.settings import MonitoringSettings, Settings
 
