@@ -29,7 +29,9 @@ def feature_tables(context: dg.AssetExecutionContext, hybridops: HybridopsResour
     settings = hybridops.settings()
     with connect(settings) as con:
         # One query per view over the whole range, not one per month: a year takes ~40% less time.
-        built = build_feature_tables_months(con, settings.parquet_dir, months_of(context))
+        built = build_feature_tables_months(
+            con, settings.parquet_dir, months_of(context), settings.model.horizon_minutes
+        )
     per_month = {
         month_key: {f"rows_{view}": count for view, count in rows.items()}
         for month_key, rows in built.items()

@@ -62,6 +62,7 @@ def batch_predictions(
             months,
             context.run.run_id,
             cache_dir=settings.feature_cache_dir,
+            horizon_minutes=settings.model.horizon_minutes,
         )
     per_month: dict[str, dict] = {}
     for month, result in results.items():

@@ -74,7 +74,7 @@ def training_set(
     settings = hybridops.settings()
     plan = _plan(loaded_months(settings), config, settings)
     with connect(settings, read_only=True) as con:
-        labelled = labelled_flights(con, [*plan.train, plan.holdout])
+        labelled = labelled_flights(con, [*plan.train, plan.holdout], settings.model.horizon_minutes)
     built = build_training_set(
         feature_store(settings), labelled.entities, settings.training, cache_dir=settings.feature_cache_dir
     )
@@ -140,8 +140,9 @@ def _restore(ref: dict):
 def candidate_model(
     context: dg.AssetExecutionContext, hybridops: HybridopsResource, training_set: dict
 ) -> dict:
-    from hybridops.registry import register_candidate
-    from hybridops.training.tracking import track_training
+    from hybridops.registry import register_candidate, registry_client
+    from hybridops.training.baseline import train_baseline
+    from hybridops.training.tracking import BASELINE_AUC_TAG, track_training
     from hybridops.training.train import train_model
 
     settings = hybridops.settings()
@@ -155,6 +156,9 @@ def candidate_model(
         return {**existing, "training_set": training_set, "reused": True}
     train, holdout = split_frame(training.frame, plan)
     trained = train_model(train, holdout, training.features, settings.training)
+    # The plain baseline on the same months and holdout flights: the gate's bar for the Feast features.
+    with connect(settings, read_only=True) as con:
+        baseline = train_baseline(con, plan, settings.training).holdout_metrics
     tracked = track_training(
         settings,
         training,
@@ -167,6 +171,7 @@ def candidate_model(
             "training_digest": digest,
         },
         holdout=holdout,
+        baseline=baseline,
     )
     version = register_candidate(
         settings,
@@ -178,12 +183,18 @@ def candidate_model(
         pipeline_run_id=context.run.run_id,
         fingerprint=digest,  # two runs racing on the same training register one version
     )
+    # The baseline stands beside the version in the registry (model list, lineage).
+    registry_client(settings).set_model_version_tag(
+        settings.mlflow.model_name, version, BASELINE_AUC_TAG, f"{baseline.auc:.6f}"
+    )
     metrics = trained.holdout_metrics
     context.add_output_metadata(
         {
             "version": version,
             "mlflow_run_id": tracked.run_id,
             "auc": metrics.auc,
+            "baseline_auc": baseline.auc,
+            "baseline_margin": metrics.auc - baseline.auc,
             "logloss": metrics.logloss,
             "brier": metrics.brier,
             "ece": metrics.ece,
@@ -193,7 +204,12 @@ def candidate_model(
     return {
         "version": version,
         "run_id": tracked.run_id,
-        "metrics": {"auc": metrics.auc, "logloss": metrics.logloss, "brier": metrics.brier},
+        "metrics": {
+            "auc": metrics.auc,
+            "logloss": metrics.logloss,
+            "brier": metrics.brier,
+            "baseline_auc": baseline.auc,
+        },
         "training_set": training_set,
         "reused": False,
     }
@@ -233,11 +249,10 @@ def registered_version_for(settings: Settings, digest: str) -> dict | None:
     for version in client.search_model_versions(f"name = '{settings.mlflow.model_name}'"):
         if version.run_id in run_ids:
             metrics = run_ids[version.run_id].data.metrics
-            return {
-                "version": str(version.version),
-                "run_id": version.run_id,
-                "metrics": {m: float(metrics[f"holdout_{m}"]) for m in ("auc", "logloss", "brier")},
-            }
+            found = {m: float(metrics[f"holdout_{m}"]) for m in ("auc", "logloss", "brier")}
+            if "baseline.auc" in metrics:
+                found["baseline_auc"] = float(metrics["baseline.auc"])
+            return {"version": str(version.version), "run_id": version.run_id, "metrics": found}
     return None
 
 
@@ -276,7 +291,8 @@ def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResour
                 "reason": f"version {current.version} is already the champion (same data and parameters)",
                 "candidate_version": candidate_model["version"],
                 "champion_version": current.version,
-                **{f"candidate_{k}": v for k, v in candidate_model["metrics"].items()},
+                **{f"candidate_{k}": v for k, v in candidate_model["metrics"].items() if k != "baseline_auc"},
+                "baseline_auc": candidate_model["metrics"].get("baseline_auc", float("nan")),
                 "holdout_month": plan.holdout,
                 "score_months": ",".join(plan.score),
             }
@@ -308,6 +324,7 @@ def champion_model(context: dg.AssetExecutionContext, hybridops: HybridopsResour
         "candidate_auc": candidate_model["metrics"]["auc"],
         "candidate_logloss": candidate_model["metrics"]["logloss"],
         "candidate_brier": candidate_model["metrics"]["brier"],
+        "baseline_auc": candidate_model["metrics"].get("baseline_auc", float("nan")),
         "holdout_month": plan.holdout,
         "score_months": ",".join(plan.score),
     }

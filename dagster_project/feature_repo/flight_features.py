@@ -12,10 +12,13 @@ matches ``feature_store.yaml`` here. With another home, apply through hybridops 
 
 Every timestamp is naive UTC (the warehouse's one clock). Views and their event timestamps:
 
+Every consumer asks for the values at the flight's as-of time, scheduled departure minus
+``model.horizon_minutes`` (see ``hybridops.features.compute``).
+
 * ``origin_weather`` (entity ``origin_utc_hour``, e.g. ``EWR-2013-01-01T10``, the UTC hour of the scheduled
   departure): hourly weather observed at ``time_hour``; ttl 3 h. Each observation is written under the
-  keys of the hours its ttl reaches (its own and the next three), so a flight's key picks its candidate
-  observations directly and the ttl keeps only those at most 3 h old.
+  keys of the departure hours whose as-of time it precedes (from the horizon on, and the next three), so
+  a flight's key picks its candidate observations directly and the ttl keeps only those at most 3 h old.
 * ``carrier_delay_stats`` (entity ``carrier``): one row per carrier and local day D at D 00:00
   America/New_York (in UTC), over flights whose delay was known before that instant; ttl 2 days.
 * ``route_delay_stats`` (entity ``route``, e.g. ``EWR-IAH``): the same over 28 days; ttl 2 days.
@@ -23,6 +26,11 @@ Every timestamp is naive UTC (the warehouse's one clock). Views and their event 
   scheduled hour of day over 28 days; ttl 2 days.
 * ``plane_profile`` (entity ``tailnum``): static reference data from the planes table, stamped with the
   fixed 2013-01-01 00:00 UTC (before every flight of the data) and no ttl (never expires).
+* ``origin_intraday`` (entity ``origin_slot``, e.g. ``EWR-2013-01-01T10:15``, the UTC quarter hour of the
+  scheduled departure): the origin's delay state in the 1 and 3 hours before the as-of time (departed
+  flights, their mean delay and share delayed, the backlog of flights scheduled and not yet gone); ttl 15 minutes.
+* ``tail_last_flight`` (entity ``tailnum``): the plane's last departure known before the as-of time
+  (its delay, delayed or not), stamped when it was known; ttl 1 day.
 """
 
 from __future__ import annotations
@@ -73,6 +81,19 @@ VIEW_FEATURES: dict[str, dict[str, Any]] = {
         "plane_engines": Int64,
         "plane_age_years": Int64,
     },
+    "origin_intraday": {
+        "origin_departed_3h": Int64,
+        "origin_dep_delay_mean_3h": Float64,
+        "origin_delay_rate_3h": Float64,
+        "origin_departed_1h": Int64,
+        "origin_dep_delay_mean_1h": Float64,
+        "origin_delay_rate_1h": Float64,
+        "origin_backlog": Int64,
+    },
+    "tail_last_flight": {
+        "tail_last_dep_delay": Float64,
+        "tail_last_delayed": Float64,
+    },
 }
 VIEW_ENTITY: dict[str, str] = {
     "origin_weather": "origin_utc_hour",
@@ -80,6 +101,8 @@ VIEW_ENTITY: dict[str, str] = {
     "route_delay_stats": "route",
     "origin_hour_delay_stats": "origin_hour",
     "plane_profile": "tailnum",
+    "origin_intraday": "origin_slot",
+    "tail_last_flight": "tailnum",
 }
 VIEW_TTL: dict[str, timedelta] = {
     "origin_weather": timedelta(hours=3),
@@ -87,6 +110,8 @@ VIEW_TTL: dict[str, timedelta] = {
     "route_delay_stats": timedelta(days=2),
     "origin_hour_delay_stats": timedelta(days=2),
     "plane_profile": timedelta(0),  # Feast: a ttl of 0 never expires (static reference data)
+    "origin_intraday": timedelta(minutes=15),  # one grid step: each slot key holds one row
+    "tail_last_flight": timedelta(days=1),
 }
 ENTITY_DESCRIPTIONS: dict[str, str] = {
     "origin_utc_hour": (
@@ -96,6 +121,10 @@ ENTITY_DESCRIPTIONS: dict[str, str] = {
     "route": "Origin and destination airport codes, 'ORIGIN-DEST'.",
     "tailnum": "Plane tail number.",
     "origin_hour": "Origin and local scheduled departure hour, 'ORIGIN-HH' (e.g. 'EWR-17').",
+    "origin_slot": (
+        "Origin and UTC quarter hour of the scheduled departure, 'ORIGIN-YYYY-MM-DDTHH:MM' "
+        "(e.g. 'EWR-2013-01-01T10:15')."
+    ),
 }
 
 
@@ -141,10 +170,13 @@ _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "wa
     route,
     tailnum,
     origin_hour,
+    origin_slot,
     origin_weather,
     carrier_delay_stats,
     route_delay_stats,
     origin_hour_delay_stats,
     plane_profile,
+    origin_intraday,
+    tail_last_flight,
     flight_delay_v1,
 ) = definitions(_DEFAULT_PARQUET_ROOT)

@@ -307,9 +307,14 @@ MODEL = dashboard(
         panel("Champion version", "stat", [("hybridops_model_champion_version", "{{model}}")]),
         panel("Champion", "table", [("hybridops_model_champion_info", "{{model}} v{{version}}")]),
         panel(
-            "Champion holdout metrics",
+            "Champion holdout metrics (and the plain baseline on the same holdout)",
             "timeseries",
-            [('hybridops_model_champion_metric{metric=~"holdout_(auc|brier|logloss|ece)"}', "{{metric}}")],
+            [
+                (
+                    'hybridops_model_champion_metric{metric=~"holdout_(auc|brier|logloss|ece)|baseline.(auc|margin)"}',
+                    "{{metric}}",
+                )
+            ],
         ),
         panel(
             "Live performance (latest scored month)",

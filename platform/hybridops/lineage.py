@@ -50,6 +50,11 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
             "holdout_month": holdout,
             "cancelled_excluded": tags.get(f"{TAG}cancelled_excluded"),
         },
+        # The plain baseline (no feature store) trained on the same months, measured on the same holdout.
+        "baseline": {
+            "auc": run.data.metrics.get("baseline.auc") if run else None,
+            "margin": run.data.metrics.get("baseline.margin") if run else None,
+        },
         "features": {
             "views": _pairs(tags.get(f"{TAG}feature_views", "")),
             "digests": _pairs(tags.get(f"{TAG}feature_view_digests", "")),

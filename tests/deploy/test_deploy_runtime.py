@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg2
 import pytest
 import requests
@@ -48,6 +49,7 @@ from hybridops.rehearsal.workloads import (
 )
 from hybridops.serving.features import entity_row
 from hybridops.serving.schemas import FLIGHT_EXAMPLE
+from hybridops.settings import ModelSettings
 
 PROFILE = "hybrid"
 STARTUP_SECONDS = 420.0  # a generous bound on a loaded 2-core machine (shared with other work); a healthy stack takes far less
@@ -62,6 +64,13 @@ ENTITY = entity_row(
     str(FLIGHT["tailnum"]),
     datetime.fromisoformat(str(FLIGHT["sched_dep"])),
 )
+# When the job's values are stamped: a minute before the example flight's as-of time (its departure in UTC
+# minus the default horizon), inside every view's ttl, so the service serves them (values stamped after
+# the as-of time are refused as known too late).
+STAMPED = (
+    pd.Timestamp(str(FLIGHT["sched_dep"]), tz="America/New_York").tz_convert("UTC")
+    - pd.Timedelta(minutes=ModelSettings().horizon_minutes + 1)
+).isoformat()
 
 # The run pod's job: what the pipeline's assets do against the cluster's stores, in a run pod's
 # environment (dagster.yaml's run_launcher container_config).
@@ -79,11 +88,11 @@ store = feature_store(settings)
 assert store.config.registry.registry_type == "sql" and store.config.online_store.type == "redis"
 apply_definitions(store, settings)
 module = load_definitions_module()
-now = pd.Timestamp.now(tz="UTC").floor("s")
+stamped = pd.Timestamp(sys.argv[3])
 values = {}
 for view, features in module.VIEW_FEATURES.items():
     key = module.VIEW_ENTITY[view]
-    row = {key: entity[key], "event_timestamp": now}
+    row = {key: entity[key], "event_timestamp": stamped}
     for i, (name, dtype) in enumerate(features.items()):
         row[name] = values[name] = (i + 1) if str(dtype).startswith("Int") else (i + 1) / 4
     store.write_to_online_store(view, pd.DataFrame([row]))
@@ -170,7 +179,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         run_pod = cluster.pod(
             "dagster-run", launcher["pod_spec_config"], launcher["container_config"], user_code["image"]
         )
-        job = cluster.start(run_pod, [sys.executable, "-c", _JOB, json.dumps(ENTITY), str(STARTUP_SECONDS)])
+        job = cluster.start(
+            run_pod, [sys.executable, "-c", _JOB, json.dumps(ENTITY), str(STARTUP_SECONDS), STAMPED]
+        )
 
         cluster.finish(mlflow_init, upgrade, deadline)
         mark("mlflow db upgrade")

@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import (
+    DEFAULT_HORIZON_MINUTES,
+    origin_hour_key,
+    origin_slot_key,
+    origin_utc_hour_key,
+)
 from hybridops.warehouse.conform import FCT_FLIGHTS_COLUMNS, WEATHER_COLUMNS
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "january_frames",
     "load_tables",
     "origin_hours",
+    "origin_slots",
     "origin_utc_hours",
     "planes_frame",
     "weather_frame",
@@ -30,10 +36,13 @@ __all__ = [
 
 
 def entity_rows(flights: pd.DataFrame) -> pd.DataFrame:
-    """Feast entity rows of ``fct_flights`` rows: the join keys and the scheduled departure (UTC)."""
+    """Feast entity rows of ``fct_flights`` rows: the join keys and the as-of time (UTC), the scheduled
+    departure minus the default horizon."""
+    horizon = pd.Timedelta(minutes=DEFAULT_HORIZON_MINUTES)
     return (
         flights[["flight_id", "origin", "carrier", "route", "tailnum", "sched_dep_utc"]]
-        .rename(columns={"sched_dep_utc": "event_timestamp"})
+        .assign(event_timestamp=flights["sched_dep_utc"] - horizon)
+        .drop(columns=["sched_dep_utc"])
         .assign(
             origin_hour=[
                 origin_hour_key(o, t)
@@ -41,6 +50,10 @@ def entity_rows(flights: pd.DataFrame) -> pd.DataFrame:
             ],
             origin_utc_hour=[
                 origin_utc_hour_key(o, t)
+                for o, t in zip(flights["origin"], flights["sched_dep_utc"], strict=True)
+            ],
+            origin_slot=[
+                origin_slot_key(o, t)
                 for o, t in zip(flights["origin"], flights["sched_dep_utc"], strict=True)
             ],
         )
@@ -53,6 +66,15 @@ def origin_hours(origins: pd.Series, sched_dep_utc: pd.Series) -> pd.Series:
     local = pd.to_datetime(sched_dep_utc).dt.tz_localize("UTC").dt.tz_convert("America/New_York")
     return pd.Series(
         [origin_hour_key(o, t) for o, t in zip(origins, local, strict=True)],
+        index=origins.index,
+        dtype=object,
+    )
+
+
+def origin_slots(origins: pd.Series, sched_dep_utc: pd.Series) -> pd.Series:
+    """The ``origin_slot`` keys of flights departing at ``sched_dep_utc`` (naive UTC)."""
+    return pd.Series(
+        [origin_slot_key(o, t) for o, t in zip(origins, pd.to_datetime(sched_dep_utc), strict=True)],
         index=origins.index,
         dtype=object,
     )

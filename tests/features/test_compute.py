@@ -13,6 +13,7 @@ from features_support import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features import compute
 from hybridops.features.compute import (
+    DEFAULT_HORIZON_MINUTES,
     UTC,
     WEATHER_TTL_HOURS,
     build_feature_tables,
@@ -126,13 +127,15 @@ def test_weather_and_planes(hand_made: duckdb.DuckDBPyConnection) -> None:
         ("EWR", 3.0),
         ("JFK", 4.0),
     ]
-    # Each observation under the keys of the hours its 3 h ttl reaches: its own and the next three.
+    # Each observation under the keys of the departure hours whose as-of time (departure minus the
+    # horizon) it precedes and its 3 h ttl reaches: from observation + horizon on, four hours.
     for row in observations.itertuples():
         keys = weather.loc[
             (weather["origin"] == row.origin) & (weather["event_timestamp"] == row.event_timestamp),
             "origin_utc_hour",
         ]
-        hours = [row.event_timestamp + pd.Timedelta(hours=k) for k in range(WEATHER_TTL_HOURS + 1)]
+        lead = row.event_timestamp + pd.Timedelta(minutes=DEFAULT_HORIZON_MINUTES)
+        hours = [lead + pd.Timedelta(hours=k) for k in range(WEATHER_TTL_HOURS + 1)]
         assert sorted(keys) == [f"{row.origin}-{hour:%Y-%m-%dT%H}" for hour in hours]
     planes = compute_view(hand_made, "plane_profile", "2013-01").set_index("tailnum")
     assert planes.loc["N1", "plane_age_years"] == 10
@@ -147,16 +150,22 @@ def test_build_writes_partitions_idempotently(hand_made: duckdb.DuckDBPyConnecti
     assert files == [
         "features/carrier_delay_stats/month_key=2013-01/data.parquet",
         "features/origin_hour_delay_stats/month_key=2013-01/data.parquet",
+        "features/origin_intraday/month_key=2013-01/data.parquet",
         "features/origin_weather/month_key=2013-01/data.parquet",
         "features/plane_profile/month_key=static/data.parquet",
         "features/route_delay_stats/month_key=2013-01/data.parquet",
+        "features/tail_last_flight/month_key=2013-01/data.parquet",
     ]
     snapshot = {f: pd.read_parquet(root / f) for f in files}
     assert first == {
         "origin_weather": 3 * (WEATHER_TTL_HOURS + 1),  # 3 observations, each under 4 hour keys
         "carrier_delay_stats": len(snapshot[files[0]]),
-        "route_delay_stats": len(snapshot[files[4]]),
+        "route_delay_stats": len(snapshot[files[5]]),
         "origin_hour_delay_stats": len(snapshot[files[1]]),
+        # every quarter hour of January's 31 local days for each of the two origins
+        "origin_intraday": 2 * 31 * 96,
+        # the departed flights known in January (flight 3 is cancelled, flight 7 has no tail number)
+        "tail_last_flight": len(snapshot[files[6]]),
         "plane_profile": 2,
     }
     # Seven origin-hours (see the test below), each with a row on 28 local days: every flight is known
@@ -282,8 +291,13 @@ def test_departure_keys_follow_the_local_clock_and_utc() -> None:
     assert departure_keys("EWR", datetime(2013, 3, 10, 5, 30)) == {
         "origin_utc_hour": "EWR-2013-03-10T09",
         "origin_hour": "EWR-05",
+        "origin_slot": "EWR-2013-03-10T09:30",
     }
     assert departure_keys("EWR", datetime(2013, 3, 9, 5, 30))["origin_utc_hour"] == "EWR-2013-03-09T10"
     # An offset-aware departure is the same instant, wherever its offset.
     aware = datetime(2013, 1, 1, 10, 15, tzinfo=UTC)
-    assert departure_keys("JFK", aware) == {"origin_utc_hour": "JFK-2013-01-01T10", "origin_hour": "JFK-05"}
+    assert departure_keys("JFK", aware) == {
+        "origin_utc_hour": "JFK-2013-01-01T10",
+        "origin_hour": "JFK-05",
+        "origin_slot": "JFK-2013-01-01T10:15",
+    }

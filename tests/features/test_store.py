@@ -14,16 +14,19 @@ from features_support import (
     fct_row,
     load_tables,
     origin_hours,
+    origin_slots,
     origin_utc_hours,
     planes_frame,
     weather_frame,
 )
 
 from hybridops.features.compute import (
+    DEFAULT_HORIZON_MINUTES,
     WEATHER_TTL_HOURS,
     build_feature_tables,
     month_window,
     origin_hour_key,
+    origin_slot_key,
     origin_utc_hour_key,
 )
 from hybridops.features.store import (
@@ -83,7 +86,8 @@ def leaky_store(request, con: duckdb.DuckDBPyConnection, tmp_path: Path):
     )
     load_tables(con, flights, weather, planes_frame([("N1", 2003, 100, 2)]))
     settings = Settings(home=tmp_path / "home", feast=FeastSettings(offline_store=request.param))
-    build_feature_tables(con, settings.parquet_dir, "2013-01")
+    # Horizon 0: the join instant is the departure itself, as the keys below are written.
+    build_feature_tables(con, settings.parquet_dir, "2013-01", horizon_minutes=0)
     store = feature_store(settings)
     apply_definitions(store, settings)
     return store
@@ -120,6 +124,7 @@ def test_historical_features_never_leak_later_values(leaky_store) -> None:
     # The weather key: the UTC hour of departure. d's key (16:00) holds the 13:00 observation too (it is
     # written under the hours its ttl reaches), so only the ttl keeps d from reading it.
     entity_df["origin_utc_hour"] = origin_utc_hours(entity_df["origin"], entity_df["event_timestamp"])
+    entity_df["origin_slot"] = origin_slots(entity_df["origin"], entity_df["event_timestamp"])
     assert entity_df["origin_utc_hour"].tolist()[:4] == [
         "EWR-2013-01-05T11", "EWR-2013-01-05T12", "EWR-2013-01-05T09", "EWR-2013-01-05T16",
     ]  # fmt: skip
@@ -180,7 +185,13 @@ def test_a_range_materializes_the_last_months_weather_hours_only(
 
     # The February observation under its 4 hour keys; January's hours are past (offline only).
     assert written["origin_weather"] == WEATHER_TTL_HOURS + 1
-    keys = {"carrier": "AA", "route": "EWR-IAH", "tailnum": "N1", "origin_hour": "EWR-07"}
+    keys = {
+        "carrier": "AA",
+        "route": "EWR-IAH",
+        "tailnum": "N1",
+        "origin_hour": "EWR-07",
+        "origin_slot": "EWR-x",
+    }
     rows = [
         dict(keys, origin_utc_hour="EWR-2013-02-10T14"),
         dict(keys, origin_utc_hour="EWR-2013-01-20T12", carrier="UA"),
@@ -210,16 +221,19 @@ def january_store(request, january_frames, tmp_path_factory):
 def test_apply_and_materialize_counts_match_online_store(january_store, january_frames) -> None:
     settings, _store, built, applied, written = january_store
     assert set(applied) == {
-        "origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_weather", "carrier_delay_stats",
-        "route_delay_stats", "origin_hour_delay_stats", "plane_profile", "flight_delay_v1",
+        "origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_slot", "origin_weather",
+        "carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats", "plane_profile",
+        "origin_intraday", "tail_last_flight", "flight_delay_v1",
     }  # fmt: skip
     weather = january_frames[1]
     start, end = month_window("2013-01")
     in_window = weather[(weather["time_hour"] >= start) & (weather["time_hour"] < end)]
     assert built["origin_weather"] == len(in_window) * (WEATHER_TTL_HOURS + 1) > 8000
-    # Online: one row per origin and hour that an observation of the window reaches.
+    # Online: one row per origin and departure hour that an observation of the window reaches (from the
+    # observation plus the horizon on).
+    lead = pd.Timedelta(minutes=DEFAULT_HORIZON_MINUTES)
     reached = {
-        origin_utc_hour_key(o, t + pd.Timedelta(hours=k))
+        origin_utc_hour_key(o, t + lead + pd.Timedelta(hours=k))
         for o, t in zip(in_window["origin"], in_window["time_hour"], strict=True)
         for k in range(WEATHER_TTL_HOURS + 1)
     }
@@ -262,6 +276,10 @@ def test_online_equals_offline_at_the_window_end(january_store, january_frames) 
             origin_hour_key(o, t) for o, t in zip(sample["origin"], sample["sched_dep_local"], strict=True)
         ],
         origin_utc_hour=[origin_utc_hour_key(o, at) for o in sample["origin"]],
+        # the departure slot whose as-of time is the window end: its intraday row is the last one written
+        origin_slot=[
+            origin_slot_key(o, at + pd.Timedelta(minutes=DEFAULT_HORIZON_MINUTES)) for o in sample["origin"]
+        ],
         event_timestamp=at,
     )
     offline = historical_features(store, entity_df).reset_index(drop=True)

@@ -110,7 +110,7 @@ def test_scoring_entities_keep_cancelled_flights_of_the_month_only(scored_world)
     assert set(entities["flight_id"]) == set(january["flight_id"])
     assert list(entities.columns) == [
         "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
-        "event_timestamp", "cancelled", "delayed_15",
+        "origin_slot", "event_timestamp", "cancelled", "delayed_15",
     ]  # fmt: skip
     # origin_utc_hour is the origin and UTC hour of departure (the weather key; flight 0: 11:00 UTC)
     utc_keys = {
@@ -145,7 +145,8 @@ def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) ->
     assert first.features["cancelled"].sum() == 16
     assert first.positive_rate == pytest.approx((expected >= 0.5).mean())
     assert 0 < first.positive_rate < 1  # the model learnt something from temp
-    # point in time: a flight gets the weather of the last hour at or before its departure
+    # point in time: a flight gets the weather of the last hour at or before its as-of time (departure
+    # minus the horizon: the entity timestamp)
     row = first.features.iloc[100]
     hour = pd.Timestamp(row["event_timestamp"]).floor("h")
     assert row["temp"] == pytest.approx(_temp(hour, row["origin"]))
@@ -158,9 +159,12 @@ def test_score_month_writes_predictions_and_reruns_replace_them(scored_world) ->
         ],
         known=fct["sched_dep_utc"] + pd.to_timedelta(fct["dep_delay"].fillna(0), unit="m"),
     )
+    # the local midnight of the flight's as-of time (departure minus the horizon: the entity timestamp)
     midnight = (
-        pd.to_datetime(first.features["flight_id"].str[:10])
-        .dt.tz_localize("America/New_York")
+        pd.to_datetime(first.features["event_timestamp"])
+        .dt.tz_localize("UTC")
+        .dt.tz_convert("America/New_York")
+        .dt.normalize()
         .dt.tz_convert("UTC")
         .dt.tz_localize(None)
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import month_window, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import month_window, origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, online_features
 from hybridops.ingest.sources import packaged_source_dir
 from hybridops.orchestration.runner import run_pipeline
@@ -155,11 +155,12 @@ def test_online_features_equal_offline_values_at_the_same_timestamp(pipeline_run
     at = end - timedelta(microseconds=1)
     # The weather of the window's last instant: online and offline read the same hour's key.
     sample["origin_utc_hour"] = [origin_utc_hour_key(o, at) for o in sample["origin"]]
+    sample["origin_slot"] = [origin_slot_key(o, at) for o in sample["origin"]]
     store = feature_store(settings)
     online = online_features(store, sample.to_dict(orient="records"))
-    entity_df = sample[["flight_id", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour"]].assign(
-        event_timestamp=at
-    )
+    entity_df = sample[
+        ["flight_id", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour", "origin_slot"]
+    ].assign(event_timestamp=at)
     offline = historical_features(store, entity_df.reset_index(drop=True))
     compared = 0
     for name in (
@@ -324,7 +325,14 @@ def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):
         "route_delay_stats",
         "origin_hour_delay_stats",
         "plane_profile",
+        "origin_intraday",
+        "tail_last_flight",
     }
+    # the plain baseline of the same months stands beside the model in its lineage
+    assert chain["baseline"]["auc"] == chain["mlflow_run"]["metrics"]["baseline.auc"] > 0.5
+    assert chain["baseline"]["margin"] == pytest.approx(
+        chain["mlflow_run"]["metrics"]["holdout_auc"] - chain["baseline"]["auc"]
+    )
     assert chain["mlflow_run"]["dagster_run_id"] in summary.run_ids
     assert [p["month_key"] for p in chain["predictions"]] == ["2013-02"]
     assert any(event["alias"] == "champion" for event in chain["alias_history"])

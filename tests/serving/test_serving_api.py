@@ -12,7 +12,7 @@ import pytest
 import requests
 from serving_support import World, running_server
 
-from hybridops.features.compute import origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score
 from hybridops.serving.metrics import ServingMetrics, use_process_local_values
@@ -71,7 +71,10 @@ def test_online_prediction_equals_batch_prediction(server, world: World) -> None
             "tailnum": [f["tailnum"] for f in flights],
             "origin_hour": [origin_hour_key(f["origin"], sched_local.to_pydatetime()) for f in flights],
             "origin_utc_hour": [origin_utc_hour_key(f["origin"], sched_utc.to_pydatetime()) for f in flights],
-            "event_timestamp": [sched_utc] * len(flights),
+            "origin_slot": [origin_slot_key(f["origin"], sched_utc.to_pydatetime()) for f in flights],
+            # the as-of time: departure minus the horizon
+            "event_timestamp": [sched_utc - pd.Timedelta(minutes=world.settings.model.horizon_minutes)]
+            * len(flights),
         }
     )
     offline = historical_features(feature_store(world.settings), entity_df)

@@ -24,7 +24,7 @@ from hybridops.serving.feature_log import FeatureLog, enforce_bound, feature_log
 from hybridops.serving.metrics import ServingMetrics
 from hybridops.settings import ServingSettings, Settings
 
-MAX_BYTES = 60_000
+MAX_BYTES = 90_000  # rows of 33 features (was 60_000 for 22): room for both writers' files
 
 
 @contextmanager

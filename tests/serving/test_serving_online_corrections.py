@@ -5,7 +5,8 @@ A real redis-server on loopback. January is materialized; then the warehouse is 
 plane's year and seats, every flight's delay, every weather hour's temperature) with unchanged event times
 (the plane profile is always stamped 2013-01-01, a day's statistics keep their day, a weather hour its hour)
 and January is materialized again. Before and after, for the flights of January 31 (the window's last day,
-where every view's latest online value is the one a point-in-time join picks): Feast's
+where a view's latest online value is the one a point-in-time join picks unless it is stamped after the
+flight's as-of time, which the service refuses): Feast's
 ``get_online_features``, hybridops' own one-round-trip reader (``OnlineFeatureReader`` on
 ``online_redis``, with the views' ttl applied as the service does) and a running ``hybridops serve``
 process equal Feast's offline point-in-time features (and their score) at the flights' departures, for
@@ -78,26 +79,58 @@ def _view_matrix(frame: pd.DataFrame, view: str) -> np.ndarray:
     return frame[list(module.VIEW_FEATURES[view])].astype("float64").to_numpy()
 
 
-def _assert_online_equals_offline(settings: Settings, flights: pd.DataFrame, offline: pd.DataFrame) -> None:
+def _assert_online_equals_offline(
+    settings: Settings, flights: pd.DataFrame, offline: pd.DataFrame
+) -> pd.DataFrame:
+    """Compare the online reads with Feast's offline point-in-time join; returns what the service serves.
+
+    The online store keeps each key's latest value of the window. Where it is stamped no later than a
+    flight's as-of time it is the value the point-in-time join picks at the as-of time, and the service
+    serves it; where it is newer (the plane flew again that day, a later day's statistics) the service
+    refuses it, and the raw online value equals the offline join at the window's end instead, the
+    instant the store was materialized to.
+    """
     rows = flights[ENTITY_COLUMNS].to_dict("records")
     feast = online_features(feature_store(settings), rows)
     reader = OnlineFeatureReader(settings)
     try:
         batch = reader.read(rows)
-        sched = flights["event_timestamp"].dt.tz_localize("UTC").map(pd.Timestamp.timestamp).to_numpy()
-        reader.expire(batch, sched)  # the ttl, as the service applies it
+        raw = pd.DataFrame(batch.matrix.copy(), columns=feature_names())
+        stamped = batch.event_ts.copy()
+        as_of = flights["event_timestamp"].dt.tz_localize("UTC").map(pd.Timestamp.timestamp).to_numpy()
+        reader.expire(batch, as_of)  # the ttl and the as-of time, as the service applies them
+        view_index = {name: v for v, name in enumerate(reader.view_names)}
     finally:
         reader.close()
     ours = pd.DataFrame(batch.matrix, columns=feature_names())
+    _, end = month_window(MONTH)
+    at_end = _offline(
+        settings, flights.assign(event_timestamp=pd.Timestamp(end) - pd.Timedelta(microseconds=1))
+    )
+    served = offline.copy()
     for view in VIEWS:
+        newer = stamped[:, view_index[view]] > as_of  # NaN (nothing online) compares False
         expected = _view_matrix(offline, view)
-        assert np.isfinite(expected).any(), f"{view}: no offline value to compare"
+        expected[newer] = np.nan
+        served.loc[newer, list(module.VIEW_FEATURES[view])] = np.nan
+        latest = _view_matrix(at_end, view)
+        assert np.isfinite(expected).any() or np.isfinite(latest[newer]).any(), f"{view}: nothing to compare"
         np.testing.assert_array_equal(_view_matrix(ours, view), expected, err_msg=f"{view}: hybridops reader")
         # Feast's own online read applies no ttl: compare where the offline join found a value
         found = ~np.isnan(expected)
         np.testing.assert_array_equal(
             _view_matrix(feast, view)[found], expected[found], err_msg=f"{view}: Feast get_online_features"
         )
+        # the refused values are the latest of the window, as the offline join gives them at its end
+        refused = newer & ~np.isnan(latest).all(axis=1)
+        for reading, what in (
+            (_view_matrix(raw, view), "hybridops reader"),
+            (_view_matrix(feast, view), "Feast"),
+        ):
+            np.testing.assert_array_equal(
+                reading[refused], latest[refused], err_msg=f"{view}: {what}, newer than the as-of time"
+            )
+    return served
 
 
 def _predict(url: str, flights: pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -139,8 +172,8 @@ def test_online_equals_offline_after_a_corrected_rematerialization(world: World,
             materialize_month(store, MONTH)
             flights = _last_day(con)
         assert len(flights) >= 5 and flights["tailnum"].notna().any()
-        before = _offline(settings, flights)
-        _assert_online_equals_offline(settings, flights, before)
+        offline_before = _offline(settings, flights)
+        before = _assert_online_equals_offline(settings, flights, offline_before)
 
         with service_process(settings, tmp_path / "serve.log") as service:
             served, version = _predict(service.url, flights)
@@ -150,9 +183,11 @@ def test_online_equals_offline_after_a_corrected_rematerialization(world: World,
             with duckdb.connect(str(warehouse)) as con:
                 _correct(con)
                 build_feature_tables(con, settings.parquet_dir, MONTH)
-            after = _offline(settings, flights)
+            corrected = _offline(settings, flights)
             for view in VIEWS:  # the correction changed every view offline
-                changed = ~np.isclose(_view_matrix(after, view), _view_matrix(before, view), equal_nan=True)
+                changed = ~np.isclose(
+                    _view_matrix(corrected, view), _view_matrix(offline_before, view), equal_nan=True
+                )
                 assert changed.any(), f"{view}: the correction changed nothing offline"
 
             # Feast's own materialization (the bug): its Redis writer skips rows whose event time is not
@@ -161,15 +196,16 @@ def test_online_equals_offline_after_a_corrected_rematerialization(world: World,
             store = feature_store(settings)
             store.materialize(start_date=start, end_date=end - pd.Timedelta(microseconds=1))
             stale = online_features(store, flights[ENTITY_COLUMNS].to_dict("records"))
-            found = ~np.isnan(_view_matrix(after, "plane_profile"))
+            found = ~np.isnan(_view_matrix(corrected, "plane_profile"))
             np.testing.assert_array_equal(
-                _view_matrix(stale, "plane_profile")[found], _view_matrix(before, "plane_profile")[found]
+                _view_matrix(stale, "plane_profile")[found],
+                _view_matrix(offline_before, "plane_profile")[found],
             )
 
             started = time.perf_counter()
             materialize_month(feature_store(settings), MONTH)
             print(f"re-materialization with corrections: {time.perf_counter() - started:.2f} s")
-            _assert_online_equals_offline(settings, flights, after)
+            after = _assert_online_equals_offline(settings, flights, corrected)
             # the running service reads the corrected values, no restart
             served, version = _predict(service.url, flights)
             np.testing.assert_allclose(served, score(world.boosters[version], after), rtol=1e-12)

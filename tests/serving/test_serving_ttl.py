@@ -13,7 +13,7 @@ import pytest
 import requests
 from serving_support import RedisServer, World, feast_online_rows, redis_settings, service_process
 
-from hybridops.features.compute import origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score
 from hybridops.serving.features import entity_row
@@ -30,6 +30,7 @@ EXPIRED = ("carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats"
 
 def _offline_score(settings: Settings, booster, sched_local: pd.Timestamp) -> float:
     sched_utc = sched_local.tz_localize("America/New_York").tz_convert("UTC").tz_localize(None)
+    as_of = sched_utc - pd.Timedelta(minutes=settings.model.horizon_minutes)
     entity_df = pd.DataFrame(
         {
             "flight_id": ["f0"],
@@ -39,7 +40,8 @@ def _offline_score(settings: Settings, booster, sched_local: pd.Timestamp) -> fl
             "tailnum": ["N1"],
             "origin_hour": [origin_hour_key("EWR", sched_local.to_pydatetime())],
             "origin_utc_hour": [origin_utc_hour_key("EWR", sched_utc.to_pydatetime())],
-            "event_timestamp": [sched_utc],
+            "origin_slot": [origin_slot_key("EWR", sched_utc.to_pydatetime())],
+            "event_timestamp": [as_of],
         }
     )
     return float(score(booster, historical_features(feature_store(settings), entity_df))[0])
@@ -75,6 +77,17 @@ def _check(settings: Settings, world: World, log: Path) -> None:
         for view in EXPIRED:
             assert f'hybridops_serving_expired_features_total{{view="{view}"}} 1.0' in metrics
         version = body["model"]["version"]
+        # The horizon: at 01:00 local on 31 January the flight is predicted at 23:00 on the 30th (two hours
+        # before); the daily statistics the store holds are stamped at 00:00 on the 31st, after that
+        # instant: not used, although Feast's online read returns them.
+        early = requests.post(
+            f"{service.url}/predict",
+            json={"flights": [dict(FLIGHT, sched_dep="2013-01-31T01:00:00")]},
+            timeout=30,
+        ).json()["predictions"][0]
+        for view in EXPIRED:
+            assert early["feature_age_seconds"][view] is None, (view, early["feature_age_seconds"])
+        assert early["degraded"] is True
     expected = _offline_score(settings, world.boosters[version], LATE)
     np.testing.assert_allclose(prediction["delay_probability"], expected, rtol=1e-12)
 

@@ -20,9 +20,14 @@ from training_support import (
 
 from hybridops.errors import HybridopsError
 from hybridops.features import pit_cache
-from hybridops.features.compute import WEATHER_TTL_HOURS, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import (
+    WEATHER_TTL_HOURS,
+    origin_hour_key,
+    origin_slot_key,
+    origin_utc_hour_key,
+)
 from hybridops.features.entities import flight_entities
-from hybridops.features.store import apply_definitions, feature_names, feature_store
+from hybridops.features.store import apply_definitions, feature_names, feature_store, load_definitions_module
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
 from hybridops.training.dataset import build_training_set, frame_sha256, labelled_flights
@@ -52,7 +57,7 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     assert january.cancelled_excluded == 1
     assert list(entities.columns) == [
         "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
-        "event_timestamp", "label",
+        "origin_slot", "event_timestamp", "label",
     ]  # fmt: skip
     assert entities["flight_id"].is_monotonic_increasing
     by_id = entities.set_index(entities["flight_id"].str.split("_").str[2].astype(int))
@@ -61,7 +66,12 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     # origin and local scheduled hour (EST = UTC-5): flight 6 departs Jan 31 23:30 local
     assert by_id["origin_hour"].to_dict() == {1: "EWR-07", 2: "EWR-08", 3: "EWR-09", 5: "EWR-10", 6: "EWR-23"}
     assert str(entities["label"].dtype) == "int64"
-    assert by_id.loc[6, "event_timestamp"] == pd.Timestamp("2013-02-01 04:30")  # = sched_dep_utc
+    # the as-of time: sched_dep_utc (02-01 04:30) minus the default 120-minute horizon
+    assert by_id.loc[6, "event_timestamp"] == pd.Timestamp("2013-02-01 02:30")
+    assert by_id.loc[6, "origin_slot"] == "EWR-2013-02-01T04:30"  # the departure's own quarter hour
+    assert labelled_flights(con, ["2013-01"], 0).entities["event_timestamp"].max() == pd.Timestamp(
+        "2013-02-01 04:30"
+    )
     assert by_id.loc[6, "month_key"] == "2013-01"
     assert pd.isna(by_id.loc[5, "tailnum"])
 
@@ -86,7 +96,7 @@ def test_labelled_flights_are_the_departed_entity_rows_in_flight_id_order(
     expected = expected[list(entities.columns)]
     strings = [c for c in entities.columns if entities[c].dtype == "string[pyarrow]"]
     assert strings == ["flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour",
-                       "origin_utc_hour"]  # fmt: skip
+                       "origin_utc_hour", "origin_slot"]  # fmt: skip
     assert str(entities["event_timestamp"].dtype) == "datetime64[us]"
     as_objects = entities.astype({c: object for c in strings})
     pd.testing.assert_frame_equal(as_objects, expected.astype({c: object for c in strings}))
@@ -119,7 +129,8 @@ def test_training_set_never_uses_values_from_after_departure(
 ) -> None:
     _leaky_warehouse(con)
     settings = Settings(home=tmp_path / "home")
-    store = feast_for(con, settings, ["2013-01"])
+    # Horizon 0: the join instant is the departure (tests/training/test_training_horizon.py covers 120).
+    store = feast_for(con, settings, ["2013-01"], horizon_minutes=0)
     # A carrier-stats row stamped one minute after flight 3 with a value no earlier row has.
     stats_file = settings.parquet_dir / "features" / "carrier_delay_stats" / "month_key=2013-01"
     stats = pd.read_parquet(stats_file / "data.parquet")
@@ -129,7 +140,7 @@ def test_training_set_never_uses_values_from_after_departure(
     late["carrier_flights_7d"] = pd.array([999], dtype="Int64")
     write_parquet_partition(late, settings.parquet_dir / "features", "carrier_delay_stats", "late")
 
-    entities = labelled_flights(con, ["2013-01"]).entities
+    entities = labelled_flights(con, ["2013-01"], horizon_minutes=0).entities
     built = build_training_set(store, entities, LENIENT)
     out = built.frame.set_index(built.frame["flight_id"].str.split("_").str[2].astype(int))
 
@@ -242,6 +253,22 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         ],
         partition="static",
     )  # fmt: skip
+    # The intraday views hold nothing these flights can reach (other keys).
+    _write(
+        settings,
+        "origin_intraday",
+        [
+            {"origin_slot": "LGA-2013-01-01T00:00", "event_timestamp": "2013-01-01 00:00",
+             **{name: 1 if str(kind) == "Int64" else 1.0
+                for name, kind in load_definitions_module().VIEW_FEATURES["origin_intraday"].items()}},
+        ],
+    )  # fmt: skip
+    _write(
+        settings,
+        "tail_last_flight",
+        [{"tailnum": "N9", "event_timestamp": "2013-01-01 00:00", "tail_last_dep_delay": 1.0,
+          "tail_last_delayed": 0.0}],
+    )  # fmt: skip
     store = feature_store(settings)
     apply_definitions(store, settings)
 
@@ -252,6 +279,7 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         return {"flight_id": fid, "month_key": "2013-01", "origin": origin, "carrier": carrier,
                 "route": route, "tailnum": tailnum, "origin_hour": origin_hour_key(origin, local),
                 "origin_utc_hour": origin_utc_hour_key(origin, pd.Timestamp(ts)),
+                "origin_slot": origin_slot_key(origin, pd.Timestamp(ts)),
                 "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
 
     entities = pd.DataFrame(
@@ -332,7 +360,7 @@ def test_training_set_hash_is_stable_and_content_based(synthetic: dict[str, Any]
     assert first.rows == len(entities) > 3000
     assert first.feature_views == {
         "origin_weather": 0, "carrier_delay_stats": 0, "route_delay_stats": 0, "origin_hour_delay_stats": 0,
-        "plane_profile": 0,
+        "plane_profile": 0, "origin_intraday": 0, "tail_last_flight": 0,
     }  # fmt: skip
     assert set(first.feature_view_digests) == set(first.feature_views)
     assert first.null_rates["temp"] == 0.0

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import warehouse_builders
 
-from hybridops.features.compute import build_feature_tables
+from hybridops.features.compute import DEFAULT_HORIZON_MINUTES, build_feature_tables
 from hybridops.features.store import apply_definitions, feature_store
 from hybridops.settings import Settings
 
@@ -81,10 +81,15 @@ def synthetic_warehouse(
     return fct
 
 
-def feast_for(con: duckdb.DuckDBPyConnection, settings: Settings, months: list[str]) -> Any:
+def feast_for(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    months: list[str],
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
+) -> Any:
     """Build the feature tables of ``months`` and apply the definitions; returns the store."""
     for month in months:
-        build_feature_tables(con, settings.parquet_dir, month)
+        build_feature_tables(con, settings.parquet_dir, month, horizon_minutes)
     store = feature_store(settings)
     apply_definitions(store, settings)
     return store
@@ -110,8 +115,9 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     connection = duckdb.connect(str(tmp / "warehouse.duckdb"))
     try:
         fct = synthetic_warehouse(connection, SYNTHETIC_MONTHS)
-        store = feast_for(connection, settings, SYNTHETIC_MONTHS)
-        labelled = labelled_flights(connection, SYNTHETIC_MONTHS)
+        # Horizon 0: the planted signal is the weather of the departure's own hour, known only then.
+        store = feast_for(connection, settings, SYNTHETIC_MONTHS, horizon_minutes=0)
+        labelled = labelled_flights(connection, SYNTHETIC_MONTHS, horizon_minutes=0)
     finally:
         connection.close()
     return {"settings": settings, "store": store, "labelled": labelled, "fct": fct}

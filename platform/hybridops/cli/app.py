@@ -163,6 +163,8 @@ def model_list() -> None:
                 "version": str(version.version),
                 "aliases": ", ".join(version.aliases) or "-",
                 "auc": run.data.metrics.get("holdout_auc") if run else None,
+                # the plain baseline trained on the same months, measured on the same holdout
+                "baseline_auc": run.data.metrics.get("baseline.auc") if run else None,
                 "holdout": run.data.tags.get("hybridops.holdout_month", "-") if run else "-",
                 "trained_on": run.data.tags.get("hybridops.train_months", "-") if run else "-",
                 "gate": version.tags.get("hybridops.gate_decision", "-"),

@@ -217,6 +217,10 @@ def print_lineage(chain: dict) -> None:
         f"MLflow run {run['run_id']} (experiment {run['experiment_id']}, git {str(run['git_commit'])[:10]}, "
         f"Dagster run {run['dagster_run_id']}): {metrics}; trigger: {str(run['trigger'])[:100]}"
     )
+    baseline = chain.get("baseline", {})
+    if baseline.get("auc") is not None:
+        margin = f", model margin {baseline['margin']:+.4f}" if baseline.get("margin") is not None else ""
+        tree.add(f"plain baseline (no feature store) on the same holdout: AUC {baseline['auc']:.4f}{margin}")
     history = tree.add("alias changes")
     for event in chain["alias_history"]:
         history.add(
@@ -232,12 +236,19 @@ def print_lineage(chain: dict) -> None:
 
 def print_versions(name: str, rows: list[dict]) -> None:
     table = Table(title=f"registered model {name}")
-    for column in ("version", "aliases", "auc", "holdout", "trained_on", "gate"):
+    for column in ("version", "aliases", "auc", "baseline_auc", "holdout", "trained_on", "gate"):
         table.add_column(column, overflow="fold")
     for row in rows:
         auc = f"{row['auc']:.4f}" if row["auc"] is not None else "-"
+        baseline = f"{row['baseline_auc']:.4f}" if row.get("baseline_auc") is not None else "-"
         table.add_row(
-            row["version"], row["aliases"], auc, row["holdout"], row["trained_on"], row["gate"][:60]
+            row["version"],
+            row["aliases"],
+            auc,
+            baseline,
+            row["holdout"],
+            row["trained_on"],
+            row["gate"][:60],
         )
     console.print(table)
 
@@ -268,6 +279,13 @@ def _print_model(summary: RunSummary) -> None:
         "holdout metrics",
         ", ".join(f"{k} {v:.4f}" for k, v in model.metrics.items()) + f" ({model.holdout_month})",
     )
+    if model.baseline is not None and "auc" in model.baseline.metrics:
+        margin = (
+            f", candidate margin {model.baseline.margin:+.4f}" if model.baseline.margin is not None else ""
+        )
+        table.add_row(
+            "plain baseline", f"auc {model.baseline.metrics['auc']:.4f} ({model.holdout_month}){margin}"
+        )
     verdict = "promoted" if model.promoted else "not promoted"
     table.add_row(f"candidate {model.candidate_version}", f"{verdict}: {model.reason}")
     drift = summary.drift

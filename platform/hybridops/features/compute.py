@@ -4,13 +4,18 @@ One clock: every timestamp is naive UTC. A month's feature rows are those whose 
 the *local* (America/New_York) month, i.e. ``[M-01 00:00 NY, (M+1)-01 00:00 NY)`` converted to UTC, which
 matches the warehouse's local ``month_key`` partitions of flights and weather.
 
-Point-in-time rules (no feature uses anything not known before the flight's scheduled departure):
+Point-in-time rules. The prediction horizon ``H`` (``model.horizon_minutes``, a multiple of 15) says when a
+flight is predicted: at ``as_of = sched_dep_utc - H``. Every consumer asks Feast for the values at that
+instant (the entity frame's ``event_timestamp`` is ``as_of``, see ``hybridops.features.entities``), every
+row is stamped with the time its value became known, and the keys of the hour/quarter-hour views are laid
+out so that the *latest* row of a key is never stamped after the as-of time of the flights that read it:
+the online store (which keeps only the latest row per key) then serves what the offline join returns.
 
 * ``origin_weather`` (entity ``origin_utc_hour`` = ``ORIGIN-YYYY-MM-DDTHH``, the UTC hour of the scheduled
   departure): the hourly observation, stamped with ``weather.time_hour`` (the hour it describes). Its ttl is
-  ``WEATHER_TTL_HOURS``, so an observation can serve the flights of its own hour and of the next
-  ``WEATHER_TTL_HOURS`` hours: it is written once under each of those hours' keys (same timestamp), and
-  Feast's ttl still decides at the minute. The point-in-time value is the same as a join on the origin
+  ``WEATHER_TTL_HOURS``. An observation at ``t`` may serve the flights scheduled from ``t + H`` on (their
+  as-of time is then at or after ``t``): it is written under the keys of the departure hours
+  ``ceil_hour(t + H) .. + WEATHER_TTL_HOURS`` (same timestamp), and Feast's ttl still decides at the minute. The point-in-time value is the same as a join on the origin
   alone, but the join key now picks at most four rows per flight instead of the origin's whole year
   (Feast's DuckDB join compares every row that shares a key: 3.6 s -> 0.1 s on 195k flights).
 * ``carrier_delay_stats`` / ``route_delay_stats``: one row per entity and local day D, stamped
@@ -23,6 +28,15 @@ Point-in-time rules (no feature uses anything not known before the flight's sche
   loaded month's first weeks see shorter histories; for the same loaded data the result is deterministic.
 * ``origin_hour_delay_stats`` (entity ``origin_hour`` = ``ORIGIN-HH``, the local scheduled hour): the same
   28-day stats per origin and scheduled hour of day; the key comes from the flight itself.
+* ``origin_intraday`` (entity ``origin_slot`` = ``ORIGIN-YYYY-MM-DDTHH:MM``, the UTC quarter hour of the
+  scheduled departure): the delay state of the origin on a 15-minute grid ``g``, stamped ``g``: departed
+  flights whose departure was known in ``[g - 3 h, g)`` and ``[g - 1 h, g)`` (count, mean departure delay,
+  share delayed) and the backlog (flights scheduled before ``g`` that had not departed by ``g``).
+  The row at ``g`` is written under the key of the quarter hour ``g + H``: exactly the flights whose
+  as-of time lies in ``[g, g + 15 min)`` read it (ttl 15 minutes).
+* ``tail_last_flight`` (entity ``tailnum``): the plane's departures from New York, each stamped when its
+  delay became known (``known_at``): its departure delay and whether it was delayed; ttl 1 day, so a
+  flight sees the plane's last departure known before its as-of time.
 * ``plane_profile``: static reference data from ``planes`` stamped with the fixed ``STATIC_EVENT_TIMESTAMP``
   (2013-01-01 00:00 UTC, before every flight of the data set), written once as partition ``static``;
   ``plane_age_years = 2013 - year``.
@@ -40,8 +54,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from hybridops.settings import ModelSettings
 from hybridops.warehouse.db import write_parquet_partition
 
 LOCAL_TZ = ZoneInfo("America/New_York")
@@ -50,7 +66,17 @@ STATIC_PARTITION = "static"
 STATIC_EVENT_TIMESTAMP = datetime(2013, 1, 1, 0, 0)
 REFERENCE_YEAR = STATIC_EVENT_TIMESTAMP.year
 
-MONTHLY_VIEWS = ("origin_weather", "carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats")
+MONTHLY_VIEWS = (
+    "origin_weather",
+    "carrier_delay_stats",
+    "route_delay_stats",
+    "origin_hour_delay_stats",
+    "origin_intraday",
+    "tail_last_flight",
+)
+# The settings' default horizon (``model.horizon_minutes``) for callers that pass none.
+DEFAULT_HORIZON_MINUTES: int = ModelSettings.model_fields["horizon_minutes"].default
+SLOT_MINUTES = 15  # the grid of the intraday features; the horizon is a multiple of it
 
 # The scheduled local departure hour at an origin ("EWR-17"): delays build up through the day, so this is
 # the strongest schedule signal. Derived the same way everywhere (warehouse SQL here, Python in serving).
@@ -74,20 +100,47 @@ def origin_utc_hour_key(origin: str, sched_dep_utc: datetime) -> str:
     return f"{origin}-{sched_dep_utc.strftime(_UTC_HOUR_FORMAT)}"
 
 
+_SLOT_FORMAT = "%Y-%m-%dT%H:%M"
+# The flight's ``origin_slot`` key: its origin and the UTC quarter hour of its scheduled departure.
+ORIGIN_SLOT_SQL = (
+    f"origin || '-' || strftime(time_bucket(interval {SLOT_MINUTES} minute, sched_dep_utc), '{_SLOT_FORMAT}')"
+)
+
+
+def origin_slot_key(origin: str, sched_dep_utc: datetime) -> str:
+    """The ``origin_slot`` entity key of a flight (``ORIGIN-YYYY-MM-DDTHH:MM``, UTC quarter hour)."""
+    slot = sched_dep_utc.replace(minute=sched_dep_utc.minute - sched_dep_utc.minute % SLOT_MINUTES)
+    return f"{origin}-{slot.strftime(_SLOT_FORMAT)}"
+
+
+def sched_dep_utc_of(sched_dep: datetime) -> datetime:
+    """A scheduled departure (naive means New York local time) as naive UTC."""
+    aware = sched_dep if sched_dep.tzinfo is not None else sched_dep.replace(tzinfo=LOCAL_TZ)
+    return aware.astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def as_of(sched_dep_utc: datetime, horizon_minutes: int) -> datetime:
+    """When a flight is predicted: its scheduled departure minus the horizon (naive UTC)."""
+    return sched_dep_utc - timedelta(minutes=horizon_minutes)
+
+
 def departure_keys(origin: str, sched_dep: datetime) -> dict[str, str]:
     """The entity keys a flight derives from its scheduled departure (naive means New York local time):
-    ``origin_utc_hour`` (the weather's) and ``origin_hour``. The service and the skew audit both use it."""
+    ``origin_utc_hour`` (the weather's), ``origin_hour`` and ``origin_slot``. The service and the skew
+    audit both use it."""
     aware = sched_dep if sched_dep.tzinfo is not None else sched_dep.replace(tzinfo=LOCAL_TZ)
+    utc = aware.astimezone(UTC).replace(tzinfo=None)
     return {
-        "origin_utc_hour": origin_utc_hour_key(origin, aware.astimezone(UTC).replace(tzinfo=None)),
+        "origin_utc_hour": origin_utc_hour_key(origin, utc),
         "origin_hour": origin_hour_key(origin, aware.astimezone(LOCAL_TZ).replace(tzinfo=None)),
+        "origin_slot": origin_slot_key(origin, utc),
     }
 
 
 STATIC_VIEWS = ("plane_profile",)
 # Views keyed by an hour of departure: online, a range materializes only its last month's hours (see
 # ``hybridops.features.store.materialize_months``).
-HOURLY_VIEWS = ("origin_weather",)
+HOURLY_VIEWS = ("origin_weather", "origin_intraday")
 
 
 def local_midnight_utc(day: date) -> datetime:
@@ -194,7 +247,7 @@ def _trailing_28d_sql(entity: str, key_sql: str) -> str:
 
 
 _WEATHER_SQL = f"""
-    select origin || '-' || strftime(time_hour + to_hours(reach), '{_UTC_HOUR_FORMAT}') as origin_utc_hour,
+    select origin || '-' || strftime(time_hour + to_hours(reach + ?), '{_UTC_HOUR_FORMAT}') as origin_utc_hour,
            origin,
            time_hour as event_timestamp,
            cast(temp as double) as temp,
@@ -208,6 +261,105 @@ _WEATHER_SQL = f"""
     from weather, range({WEATHER_TTL_HOURS + 1}) as hours(reach)
     where time_hour >= ? and time_hour < ? and origin is not null
     order by origin, event_timestamp, reach
+"""
+
+# The flights an origin's delay state is computed from (a departure is never a day late in the data:
+# earlier flights are gone before the window starts).
+_ORIGIN_FLIGHTS_SQL = """
+    select origin, sched_dep_utc, coalesce(cancelled, false) as cancelled, dep_delay,
+           cast(delayed_15 as double) as delayed_15,
+           case when cancelled or dep_delay is null then sched_dep_utc
+                else sched_dep_utc + to_microseconds(cast(round(dep_delay * 60000000) as bigint))
+           end as known_at
+    from fct_flights
+    where origin is not null and sched_dep_utc >= ? - interval 1 day and sched_dep_utc < ?
+    order by origin
+"""
+
+
+def _window(
+    known: np.ndarray, delay: np.ndarray, late: np.ndarray, grid: np.ndarray, width: np.timedelta64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Departures known in ``[g - width, g)`` for each g of ``grid``: count, mean delay, share delayed
+    (``delay``, ``late``: cumulative sums over ``known``, sorted, with a leading 0)."""
+    hi = np.searchsorted(known, grid, "left")
+    lo = np.searchsorted(known, grid - width, "left")
+    n = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, (delay[hi] - delay[lo]) / n, np.nan)
+        rate = np.where(n > 0, (late[hi] - late[lo]) / n, np.nan)
+    return n, mean, rate
+
+
+def _origin_intraday(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, horizon_minutes: int
+) -> pd.DataFrame:
+    """The origin's delay state every SLOT_MINUTES in ``[start, end)``: one row per origin and instant g.
+
+    Windows are differences of cumulative sums read with binary search (a SQL range or ASOF join of the
+    grid with the flights took seconds per month; this takes milliseconds).
+    """
+    flights = con.execute(_ORIGIN_FLIGHTS_SQL, [start, end]).df()
+    grid = pd.date_range(start, end, freq=f"{SLOT_MINUTES}min", inclusive="left").to_numpy("datetime64[us]")
+    hour, three = np.timedelta64(1, "h"), np.timedelta64(3, "h")
+    frames = []
+    for origin, rows in flights.groupby("origin", sort=True):
+        gone = rows[~rows["cancelled"] & rows["dep_delay"].notna()].sort_values("known_at")
+        known = gone["known_at"].to_numpy("datetime64[us]")
+        delay = np.concatenate([[0.0], np.cumsum(gone["dep_delay"].to_numpy("float64"))])
+        late = np.concatenate([[0.0], np.cumsum(gone["delayed_15"].to_numpy("float64"))])
+
+        n3, mean3, rate3 = _window(known, delay, late, grid, three)
+        n1, mean1, rate1 = _window(known, delay, late, grid, hour)
+        # backlog at g: scheduled before g, and neither gone nor cancelled before g (a flight is settled at
+        # the later of its departure and its schedule; a cancellation is known at the schedule)
+        sched = np.sort(rows["sched_dep_utc"].to_numpy("datetime64[us]"))
+        settled = np.sort(np.maximum(rows["known_at"], rows["sched_dep_utc"]).to_numpy("datetime64[us]"))
+        backlog = np.searchsorted(sched, grid, "left") - np.searchsorted(settled, grid, "left")
+        slots = pd.DatetimeIndex(grid + np.timedelta64(horizon_minutes, "m")).strftime(_SLOT_FORMAT)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "origin_slot": f"{origin}-" + slots,
+                    "event_timestamp": grid,
+                    "origin_departed_3h": n3,
+                    "origin_dep_delay_mean_3h": mean3,
+                    "origin_delay_rate_3h": rate3,
+                    "origin_departed_1h": n1,
+                    "origin_dep_delay_mean_1h": mean1,
+                    "origin_delay_rate_1h": rate1,
+                    "origin_backlog": backlog,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["origin_slot", "event_timestamp", *_INTRADAY_FEATURES])
+    return pd.concat(frames, ignore_index=True)
+
+
+_INTRADAY_FEATURES = [
+    "origin_departed_3h",
+    "origin_dep_delay_mean_3h",
+    "origin_delay_rate_3h",
+    "origin_departed_1h",
+    "origin_dep_delay_mean_1h",
+    "origin_delay_rate_1h",
+    "origin_backlog",
+]
+
+# Each departure of a plane, stamped when its delay was known (the plane's last flight before an instant).
+_TAIL_SQL = f"""
+    with known as ({_KNOWN_FLIGHTS.format(key="tailnum")})
+    -- one row per plane and instant (two departures known at the same minute are averaged), so the
+    -- point-in-time join never has to choose between rows of equal timestamps
+    select entity as tailnum,
+           known_at as event_timestamp,
+           avg(dep_delay) as tail_last_dep_delay,
+           avg(cast(delayed_15 as double)) as tail_last_delayed
+    from known
+    where not cancelled and dep_delay is not null and known_at >= ? and known_at < ?
+    group by entity, known_at
+    order by tailnum, event_timestamp
 """
 
 _PLANES_SQL = f"""
@@ -230,6 +382,9 @@ _INT_COLUMNS = {
     "plane_seats",
     "plane_engines",
     "plane_age_years",
+    "origin_departed_3h",
+    "origin_departed_1h",
+    "origin_backlog",
 }
 
 
@@ -243,25 +398,39 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def compute_view(con: duckdb.DuckDBPyConnection, view: str, month_key: str) -> pd.DataFrame:
+def compute_view(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    month_key: str,
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
+) -> pd.DataFrame:
     """The rows of one feature view (``month_key`` is ignored for the static ``plane_profile``)."""
     if view in STATIC_VIEWS:
         return _normalise(con.execute(_PLANES_SQL, [STATIC_EVENT_TIMESTAMP]).df())
-    return _compute_months(con, view, [month_key])
+    return _compute_months(con, view, [month_key], horizon_minutes)
 
 
-def _compute_months(con: duckdb.DuckDBPyConnection, view: str, months: Sequence[str]) -> pd.DataFrame:
+def _compute_months(
+    con: duckdb.DuckDBPyConnection, view: str, months: Sequence[str], horizon_minutes: int
+) -> pd.DataFrame:
     """The rows of a monthly view for all of ``months`` in one query.
 
     Per-query costs (planning, scanning ``fct_flights``, the range join's sort) are paid once for the
     range instead of once per month. Months that are not contiguous also bring the weather rows of the
     months between them; :func:`_split_months` leaves those out.
     """
+    windows = [month_window(month_key) for month_key in months]
+    start = min(window[0] for window in windows)
+    end = max(window[1] for window in windows)
     if view == "origin_weather":
-        windows = [month_window(month_key) for month_key in months]
-        start = min(window[0] for window in windows)
-        end = max(window[1] for window in windows)
-        frame = con.execute(_WEATHER_SQL, [start, end]).df()
+        lead_hours = -(
+            -horizon_minutes // 60
+        )  # observations are on the hour: ceil_hour(t + H) = t + ceil(H/60)
+        frame = con.execute(_WEATHER_SQL, [lead_hours, start, end]).df()
+    elif view == "origin_intraday":
+        frame = _origin_intraday(con, start, end, horizon_minutes)
+    elif view == "tail_last_flight":
+        frame = con.execute(_TAIL_SQL, [start, end]).df()
     else:
         sql = {
             "carrier_delay_stats": _carrier_sql(),
@@ -296,7 +465,10 @@ def _write(frame: pd.DataFrame, root: Path, view: str, partition: str) -> None:
 
 
 def build_feature_tables_months(
-    con: duckdb.DuckDBPyConnection, parquet_root: Path, months: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    parquet_root: Path,
+    months: Sequence[str],
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
 ) -> dict[str, dict[str, int]]:
     """Compute every feature view's rows of ``months`` and write them as monthly Parquet partitions.
 
@@ -309,6 +481,8 @@ def build_feature_tables_months(
         con: Connection to the warehouse (read only is enough).
         parquet_root: Folder holding the ``features`` tree.
         months: Month keys (``YYYY-MM``), in any order; duplicates count once.
+        horizon_minutes: The prediction horizon (``model.horizon_minutes``): where the rows of the
+            hour and quarter-hour views are keyed.
 
     Returns:
         Rows per view per month: ``{month: {view: rows}}``, months in the given order. The static view
@@ -320,7 +494,8 @@ def build_feature_tables_months(
     if not months:
         return counts
     for view in MONTHLY_VIEWS:
-        for month_key, part in _split_months(_compute_months(con, view, months), months).items():
+        frame = _compute_months(con, view, months, horizon_minutes)
+        for month_key, part in _split_months(frame, months).items():
             _write(part, root, view, month_key)
             counts[month_key][view] = len(part)
     for view in STATIC_VIEWS:
@@ -332,10 +507,13 @@ def build_feature_tables_months(
 
 
 def build_feature_tables(
-    con: duckdb.DuckDBPyConnection, parquet_root: Path, month_key: str
+    con: duckdb.DuckDBPyConnection,
+    parquet_root: Path,
+    month_key: str,
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
 ) -> dict[str, int]:
     """Compute every feature view's rows of ``month_key`` and write them as Parquet partitions.
 
     One month of :func:`build_feature_tables_months`. Returns rows per view.
     """
-    return build_feature_tables_months(con, parquet_root, [month_key])[month_key]
+    return build_feature_tables_months(con, parquet_root, [month_key], horizon_minutes)[month_key]

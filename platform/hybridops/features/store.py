@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that us
 
 FEATURE_REPO_MODULE = "flight_features"
 # The join keys of the views, in the order of the feature repo's VIEW_ENTITY.
-ENTITY_COLUMNS = ["origin_utc_hour", "carrier", "route", "tailnum", "origin_hour"]
+ENTITY_COLUMNS = ["origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_slot"]
 ENTITY_DF_COLUMNS = ["flight_id", *ENTITY_COLUMNS, "event_timestamp"]
 _EPOCH = datetime(1970, 1, 1)
 _REQUEST_ID = "_hybridops_request_id"
@@ -219,7 +219,8 @@ def materialize_month(store: FeatureStore, month_key: str) -> dict[str, int]:
 def materialize_months(store: FeatureStore, first: str, last_month: str) -> dict[str, int]:
     """:func:`materialize_month` over the months ``first``..``last_month`` at once (one window).
 
-    The hourly views (``HOURLY_VIEWS``: the weather, keyed by the hour of departure) are materialized over
+    The hourly views (``HOURLY_VIEWS``: the weather and the intraday state, keyed by the hour or quarter hour
+    of departure) are materialized over
     the last month only: an hour's key serves the flights of that hour, so the earlier months' hours are
     past that no flight to serve asks for (26k weather keys a year, 2k a month, through Feast's per-value
     conversion); the offline store keeps them for point-in-time joins. Month by month, each month's hours

@@ -3,8 +3,9 @@
 * Entities: every flight of the month in ``fct_flights`` (``month_key``), *including cancelled ones*: a user
   wants a probability before knowing whether the flight will operate. ``cancelled`` and ``delayed_15`` are
   carried along as outcome columns (for monitoring), never as features.
-* Features: ``hybridops.features.store.historical_features`` with ``event_timestamp = sched_dep_utc``, so
-  each flight gets only what was known before its scheduled departure (the same retrieval as training).
+* Features: ``hybridops.features.store.historical_features`` with ``event_timestamp = sched_dep_utc -
+  model.horizon_minutes`` (the as-of time), so each flight gets only what was known at the prediction
+  horizon before its scheduled departure (the same retrieval as training).
 * Scores: ``booster.predict`` on the features in the order of ``booster.feature_name()`` (the order the
   model was trained with, not the frame's column order); every feature is cast to float64 (nulls -> NaN,
   which LightGBM treats as missing).
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hybridops.errors import HybridopsError
+from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import flight_entities
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names
@@ -68,14 +70,18 @@ class ScoringResult:
     positive_rate: float
 
 
-def scoring_entities(con: duckdb.DuckDBPyConnection, month_key: str | Sequence[str]) -> pd.DataFrame:
+def scoring_entities(
+    con: duckdb.DuckDBPyConnection,
+    month_key: str | Sequence[str],
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
+) -> pd.DataFrame:
     """The flights of one month (or several) from ``fct_flights`` as a Feast entity frame plus the
     outcome columns, in departure order.
 
     Cancelled flights are kept (flagged by ``cancelled``); ``delayed_15`` is null for them.
     """
     months = [month_key] if isinstance(month_key, str) else list(month_key)
-    frame = flight_entities(con, months)
+    frame = flight_entities(con, months, horizon_minutes)
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"])
     frame["cancelled"] = frame["cancelled"].astype("boolean")
     frame["delayed_15"] = frame["delayed_15"].astype("boolean")
@@ -136,15 +142,16 @@ def score_month(
     month_key: str,
     run_id: str,
     cache_dir: Path | None = None,
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
 ) -> ScoringResult:
     """Score every flight of ``month_key`` and replace the month's rows of ``predictions``.
 
     With ``cache_dir``, features already retrieved for these flights on the same feature data (the
     training holdout) are reused (``hybridops.features.pit_cache``).
     """
-    return score_months(con, store, booster, model_name, model_version, [month_key], run_id, cache_dir)[
-        month_key
-    ]
+    return score_months(
+        con, store, booster, model_name, model_version, [month_key], run_id, cache_dir, horizon_minutes
+    )[month_key]
 
 
 def score_months(
@@ -156,13 +163,14 @@ def score_months(
     month_keys: Sequence[str],
     run_id: str,
     cache_dir: Path | None = None,
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
 ) -> dict[str, ScoringResult]:
     """``score_month`` for several months at once: one point-in-time retrieval (Feast answers one query
     for many months much faster than one query per month) and one write; the result per month is the
     same as scoring each month on its own.
     """
     months = list(dict.fromkeys(month_keys))
-    entities = scoring_entities(con, months)
+    entities = scoring_entities(con, months, horizon_minutes)
     features = cached_historical_features(store, entities, cache_dir)
     # As the model sees them: float64, nulls as NaN (Feast's dtype depends on which rows one query holds).
     names = feature_names()

@@ -60,6 +60,7 @@ def _entities(log: pd.DataFrame) -> pd.DataFrame:
             "route": log["route"].astype(str),
             "tailnum": log["tailnum"].astype("string"),
             "origin_hour": [k["origin_hour"] for k in keys],
+            "origin_slot": [k["origin_slot"] for k in keys],
         }
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import math
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from hybridops.months import next_month
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
 from hybridops.orchestration.summary import (
+    BaselineSummary,
     CheckSummary,
     DriftSummary,
     LoopDecisionSummary,
@@ -500,6 +502,11 @@ def _model_summary(metadata: dict[str, Any], trigger: str) -> ModelSummary:
     promoted = bool(metadata.get("promoted"))
     champion = str(metadata.get("champion_version", "none"))
     candidate = metrics("candidate_")
+    baseline = None
+    baseline_auc = float(metadata.get("baseline_auc", math.nan))
+    if math.isfinite(baseline_auc):
+        margin = candidate["auc"] - baseline_auc if "auc" in candidate else None
+        baseline = BaselineSummary(metrics={"auc": baseline_auc}, margin=margin)
     return ModelSummary(
         name=str(metadata.get("model_name", "")),
         version=None if champion == "none" else champion,
@@ -512,6 +519,7 @@ def _model_summary(metadata: dict[str, Any], trigger: str) -> ModelSummary:
         holdout_month=str(metadata.get("holdout_month", "")),
         score_months=[m for m in str(metadata.get("score_months", "")).split(",") if m],
         trigger=trigger,
+        baseline=baseline,
     )
 
 

@@ -53,6 +53,14 @@ class LoopDecisionSummary(BaseModel):
     champion_auc: float | None = Field(None, description="The champion's AUC on the same holdout month.")
 
 
+class BaselineSummary(BaseModel):
+    """The plain baseline (LightGBM on the request columns and the origin weather at the scheduled hour, no
+    feature store) trained on the candidate's months and measured on its holdout."""
+
+    metrics: dict[str, float] = Field(default_factory=dict, description="On the candidate's holdout month.")
+    margin: float | None = Field(None, description="Candidate holdout AUC minus the baseline's.")
+
+
 class ModelSummary(BaseModel):
     """The champion after this run's gate, and what the gate decided about the candidate."""
 
@@ -67,6 +75,7 @@ class ModelSummary(BaseModel):
     holdout_month: str
     score_months: list[str] = Field(default_factory=list)
     trigger: str = "pipeline"
+    baseline: BaselineSummary | None = None
 
 
 class DriftSummary(BaseModel):

@@ -5,7 +5,10 @@ holdout**, so the AUC comparison is like for like. A candidate is promoted when
 
 * its holdout ROC AUC is at least ``min_auc`` (an absolute floor),
 * its Brier score is at most ``max_brier`` (an absolute ceiling), and
-* there is no champion, or its AUC beats the champion's by at least ``min_auc_improvement``.
+* there is no champion, or its AUC beats the champion's by at least ``min_auc_improvement``, and
+* when the candidate's metrics carry ``baseline_auc`` (the plain baseline, ``hybridops.training.baseline``,
+  trained on the same months and measured on the same holdout; the pipeline always measures it), its AUC
+  beats the baseline's by at least ``min_baseline_margin``.
 
 A missing or non-finite metric fails its check (a NaN AUC from a one-class holdout is never "good enough"),
 and so does a champion without a holdout AUC: the gate fails closed.
@@ -45,7 +48,8 @@ def decide(
     champion: Mapping[str, float] | None,
     settings: GateSettings,
 ) -> GateDecision:
-    """Decide whether ``candidate`` (metrics ``auc``, ``brier``) replaces ``champion`` (None: no champion)."""
+    """Decide whether ``candidate`` (metrics ``auc``, ``brier``, optionally ``baseline_auc``) replaces
+    ``champion`` (None: no champion)."""
     auc = _metric(candidate, "auc")
     brier = _metric(candidate, "brier")
     checks: dict[str, bool] = {
@@ -60,6 +64,16 @@ def decide(
     (passed if checks["max_brier"] else failed).append(
         f"Brier {_fmt(brier)} {'≤' if checks['max_brier'] else 'is above'} the ceiling {settings.max_brier:.4f}"
     )
+
+    if "baseline_auc" in candidate:
+        baseline_auc = _metric(candidate, "baseline_auc")
+        margin = None if auc is None or baseline_auc is None else auc - baseline_auc
+        checks["baseline"] = margin is not None and margin >= settings.min_baseline_margin
+        (passed if checks["baseline"] else failed).append(
+            f"AUC margin {'missing' if margin is None else f'{margin:+.4f}'} over the plain baseline's "
+            f"{_fmt(baseline_auc)} {'≥' if checks['baseline'] else 'is below'} the required "
+            f"{settings.min_baseline_margin:.4f}"
+        )
 
     if champion is None:
         checks["improvement"] = True

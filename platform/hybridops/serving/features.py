@@ -69,6 +69,7 @@ def entity_row(
         "route": f"{origin}-{dest}",
         "tailnum": tailnum,
         "origin_hour": keys["origin_hour"],
+        "origin_slot": keys["origin_slot"],
     }
 
 
@@ -192,10 +193,16 @@ class OnlineFeatureReader:
             missing=~np.array(found, dtype=bool).reshape(len(rows), len(self.views)),
         )
 
-    def expire(self, batch: FeatureBatch, sched: np.ndarray) -> np.ndarray:
-        """Mark as missing the values older than their view's ttl at the flight's departure ``sched`` (Unix
-        seconds, one per row), like Feast's point-in-time join offline; returns the per-view counts."""
-        stale = (sched[:, None] - batch.event_ts) > self.ttl_seconds  # NaN (missing) compares False
+    def expire(self, batch: FeatureBatch, sched: np.ndarray, horizon_seconds: float = 0.0) -> np.ndarray:
+        """Mark as missing what the offline point-in-time join would not return at the flight's as-of time
+        ``sched - horizon_seconds`` (``sched``: Unix seconds of the departure, one per row): values older
+        than their view's ttl, and values stamped after the as-of time (known later than the prediction
+        horizon: the online store keeps the latest value whenever it was written). Returns the per-view
+        counts."""
+        as_of = sched[:, None] - horizon_seconds
+        age = as_of - batch.event_ts
+        # NaN (missing) compares False on both sides
+        stale = (age > self.ttl_seconds) | (age < 0)
         if stale.any():
             for v, view in enumerate(self.views):
                 rows = stale[:, v]

@@ -84,7 +84,7 @@ class Service:
 
     def read_features(self, rows: list[dict[str, str | None]], sched: np.ndarray) -> FeatureBatch:
         """The batch's features at departures ``sched`` (Unix seconds), values older than their view's ttl
-        marked missing; StoreUnavailableError at once while the store is known to be down."""
+        or stamped after the as-of time (departure minus ``model.horizon_minutes``) marked missing; StoreUnavailableError at once while the store is known to be down."""
         if time.monotonic() < self.store_down_until:
             raise StoreUnavailableError(
                 f"online feature store unavailable (failed moments ago: {self.store_error})"
@@ -97,7 +97,7 @@ class Service:
             self.store_down_until = time.monotonic() + self.settings.serving.store_down_seconds
             raise
         self.store_error = None
-        expired = reader.expire(batch, sched)
+        expired = reader.expire(batch, sched, self.settings.model.horizon_minutes * 60.0)
         for view, count in zip(reader.view_names, expired.tolist(), strict=True):
             if count:
                 self.metrics.expired.labels(view).inc(count)

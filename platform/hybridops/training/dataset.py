@@ -6,8 +6,8 @@ delay and its departure delay is undefined (``delayed_15`` is NULL), so it is ne
 negative example. Their number is reported (``LabelledFlights.cancelled_excluded``) and logged with the run.
 
 Features come from ``hybridops.features.store.historical_features``: a point-in-time join at the flight's
-scheduled departure (``event_timestamp = sched_dep_utc``, naive UTC), so the model is trained on exactly the
-values the online store would have served before departure. The warehouse's own copies of weather and plane
+as-of time (``event_timestamp = sched_dep_utc - model.horizon_minutes``, naive UTC), so the model is trained
+on exactly the values known at the prediction horizon. The warehouse's own copies of weather and plane
 columns in ``fct_flights`` are never read here.
 """
 
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridops.errors import HybridopsError
+from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.store import feature_names, load_definitions_module
@@ -59,17 +60,19 @@ class TrainingSet:
     feature_view_digests: dict[str, str] = field(default_factory=dict)  # view -> hash of its definition
 
 
-def labelled_flights(con: duckdb.DuckDBPyConnection, months: list[str]) -> LabelledFlights:
+def labelled_flights(
+    con: duckdb.DuckDBPyConnection, months: list[str], horizon_minutes: int = DEFAULT_HORIZON_MINUTES
+) -> LabelledFlights:
     """Flights of ``months`` from ``fct_flights`` with ``label = delayed_15`` as int 0/1.
 
     Cancelled flights are excluded (their delay is undefined; a cancellation is another outcome than a
     delay) and counted in ``cancelled_excluded``. A departed flight without ``delayed_15`` (not produced by
     the warehouse, but guarded) is excluded too and counted in ``unlabelled_excluded``. String columns
-    are ``string[pyarrow]``.
+    are ``string[pyarrow]``. ``event_timestamp`` is the as-of time, departure minus ``horizon_minutes``.
     """
     # flight_id order (sorted by DuckDB): the training set's content hash and row order do not depend on
     # departure order. Filtering in Arrow before the conversion copies each kept value once.
-    table = flight_entity_table(con, months, order="flight_id")
+    table = flight_entity_table(con, months, order="flight_id", horizon_minutes=horizon_minutes)
     cancelled = pc.fill_null(table["cancelled"], False)
     departed = pc.invert(cancelled)
     labelled = pc.is_valid(table["delayed_15"])

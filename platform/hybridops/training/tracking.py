@@ -9,6 +9,9 @@ Logged per run:
 * params: every LightGBM parameter, ``num_boost_round``, ``train_months``, ``holdout_month``,
   ``score_months``, ``n_features``;
 * metrics (one batch): ``holdout_{auc,logloss,brier,ece,rows,positive_rate}`` and the same for ``train_``;
+  with the plain baseline (``hybridops.training.baseline``) measured on the same holdout, also
+  ``baseline.{auc,logloss,brier}`` and ``baseline.margin`` (the model's holdout AUC minus the baseline's),
+  and the tag ``hybridops.baseline_auc``;
 * artifacts: ``evaluation/calibration.json`` and ``.csv`` (holdout reliability table),
   ``evaluation/reliability.png`` (reliability diagram), ``evaluation/training_set.json`` (features, null
   rates, feature-view versions);
@@ -109,6 +112,19 @@ def run_metrics(trained: TrainedModel) -> dict[str, float]:
     return {**trained.holdout_metrics.as_dict("holdout_"), **trained.train_metrics.as_dict("train_")}
 
 
+BASELINE_AUC_TAG = "hybridops.baseline_auc"
+
+
+def baseline_metrics(trained: TrainedModel, baseline: Metrics) -> dict[str, float]:
+    """The plain baseline's holdout metrics and the model's AUC margin over it (``baseline.*``)."""
+    return {
+        "baseline.auc": baseline.auc,
+        "baseline.logloss": baseline.logloss,
+        "baseline.brier": baseline.brier,
+        "baseline.margin": trained.holdout_metrics.auc - baseline.auc,
+    }
+
+
 def lineage_tags(
     training_set: TrainingSet, plan: SplitPlan, trained: TrainedModel, lineage: dict[str, str]
 ) -> dict[str, str]:
@@ -162,6 +178,7 @@ def track_training(
     trained: TrainedModel,
     lineage: dict[str, str],
     holdout: pd.DataFrame | None = None,
+    baseline: Metrics | None = None,
 ) -> TrackedRun:
     """Log one training run to MLflow (see the module docstring) and return its ids and metrics.
 
@@ -177,6 +194,9 @@ def track_training(
     params = run_params(training_set, plan, trained)
     metrics = run_metrics(trained)
     tags = lineage_tags(training_set, plan, trained, lineage)
+    if baseline is not None:
+        metrics.update(baseline_metrics(trained, baseline))
+        tags[BASELINE_AUC_TAG] = f"{baseline.auc:.6f}"
     summary = {
         "rows": training_set.rows,
         "sha256": training_set.sha256,
