@@ -200,8 +200,8 @@ def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release
 def test_a_failed_hook_fails_the_upgrade_and_is_kept_for_its_logs(double: K8sDouble) -> None:
     _deploy()
     double.not_ready.add(f"{RELEASE}-postgresql-roles")
-    report = _deploy()
-    assert report.hooks == []
+    with pytest.raises(cluster.DeployError, match="revision 2 recorded as failed"):
+        _deploy()
     release = _release(double, 2)
     assert release["info"]["status"] == "failed"
     assert (

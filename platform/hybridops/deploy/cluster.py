@@ -589,11 +589,12 @@ def _release(
         if stuck:
             failure = f"not ready after {wait_seconds:g}s: {', '.join(stuck)}"
     ran: list[str] = []
+    hook_failed = False
     if not failure:
         try:
             ran = hooks.run(api, release_hooks, action, namespace, wait_seconds, poll_seconds)
         except DeployError as exc:
-            failure = str(exc)
+            failure, hook_failed = str(exc), True
     if failure:
         verb = {"install": "Release", "upgrade": "Upgrade", "rollback": "Rollback"}[action]
         new.status, new.description = releases.FAILED, f'{verb} "{release}" failed: {failure}'
@@ -601,7 +602,7 @@ def _release(
             current.status = releases.SUPERSEDED
             _update_record(api, namespace, current)
         _update_record(api, namespace, new)
-        if not workloads:
+        if not workloads or hook_failed:  # ready workloads would not say that the release failed
             raise DeployError(f"{new.description} (revision {new.version} recorded as failed)")
     else:
         for old in _records(api, namespace, release):
