@@ -3,8 +3,8 @@
 It keeps objects in memory and serves what :mod:`hybridops.deploy.cluster` calls: ``/version``, namespaces,
 server-side apply (PATCH ``application/apply-patch+yaml``, create or replace; field manager ``helm``),
 create (POST, 409 when the object exists), replace (PUT), merge patches, GET of objects and label-selected
-lists, DELETE, plus workload status (ready or not, per ``ready``), pods and events the
-test sets. Every request is logged in ``requests``.
+lists, DELETE, plus workload status (ready or not, per ``ready``; a Job completes or fails at once), pods
+and events the test sets. Every request is logged in ``requests``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,19 @@ class K8sDouble:
                 "updatedReplicas": replicas,
                 "readyReplicas": replicas if ready else 0,
             }
+        elif obj.get("kind") == "Job":  # the Job controller: done at once, complete or failed per `ready`
+            ok = self.ready and obj["metadata"]["name"] not in self.not_ready
+            condition = (
+                {"type": "Complete", "status": "True"}
+                if ok
+                else {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                }
+            )
+            obj["status"] = {"conditions": [condition], "succeeded" if ok else "failed": 1}
         return obj
 
     def handle(

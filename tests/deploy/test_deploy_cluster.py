@@ -67,6 +67,10 @@ def _names(objects: list[dict]) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
 
+def _is_hook(obj: dict) -> bool:
+    return "helm.sh/hook" in (obj["metadata"].get("annotations") or {})
+
+
 def _without_ownership(obj: dict) -> dict:
     obj = copy.deepcopy(obj)
     meta = obj["metadata"]
@@ -112,7 +116,7 @@ def test_deploy_applies_every_rendered_object_and_records_a_helm_release(double:
     report = _deploy()
 
     rendered = chart.manifests(chart.render("dataops", namespace=NS, release=RELEASE))
-    expected = _names(rendered)
+    expected = _names([o for o in rendered if not _is_hook(o)])  # hooks run apart (test below)
     applied = double.applied()
     assert _names([b for _, b in applied]) == expected
     assert len(applied) == len(expected) == report.applied
@@ -166,6 +170,46 @@ def test_deploy_applies_every_rendered_object_and_records_a_helm_release(double:
     workloads = {(w.kind, w.name) for w in report.workloads}
     assert workloads == {n for n in expected if n[0] in ("Deployment", "StatefulSet")}
     assert all(w.ready and not w.reasons for w in report.workloads)
+
+
+ROLES_JOB = f"/apis/batch/v1/namespaces/{NS}/jobs/{RELEASE}-postgresql-roles"
+
+
+def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release(double: K8sDouble) -> None:
+    """The PostgreSQL role Job (helm.sh/hook: post-upgrade): not applied on install, created after an
+    upgrade's objects are ready, waited for, deleted when it succeeded (hook-succeeded) and before the next
+    run (before-hook-creation); never in the release's manifest, so never pruned."""
+    first = _deploy()
+    assert first.hooks == [] and not [r for r in double.requests if "/jobs" in r[1]]
+    second = _deploy()
+    assert second.ready and second.hooks == [f"Job/{RELEASE}-postgresql-roles"]
+    job_requests = [(method, path) for method, path, _ in double.requests if "/jobs" in path]
+    assert job_requests == [
+        ("DELETE", ROLES_JOB),  # before-hook-creation (nothing there yet: 404)
+        ("POST", ROLES_JOB),
+        ("DELETE", ROLES_JOB),  # hook-succeeded
+    ]
+    assert double.get(ROLES_JOB) is None
+    created = next(body for method, path, body in double.requests if method == "POST" and path == ROLES_JOB)
+    assert created["metadata"]["annotations"]["helm.sh/hook"] == "post-upgrade"
+    for number in (1, 2):
+        assert "Job" not in {o["kind"] for o in _manifest_objects(_release(double, number))}
+    assert _release(double, 2)["info"]["status"] == "deployed"
+
+
+def test_a_failed_hook_fails_the_upgrade_and_is_kept_for_its_logs(double: K8sDouble) -> None:
+    _deploy()
+    double.not_ready.add(f"{RELEASE}-postgresql-roles")
+    with pytest.raises(cluster.DeployError, match="revision 2 recorded as failed"):
+        _deploy()
+    release = _release(double, 2)
+    assert release["info"]["status"] == "failed"
+    assert (
+        "post-upgrade hook Job/hybridops-postgresql-roles failed: BackoffLimitExceeded"
+        in (release["info"]["description"])
+    )
+    assert f"kubectl -n {NS} logs job/{RELEASE}-postgresql-roles" in release["info"]["description"]
+    assert double.get(ROLES_JOB) is not None  # no hook-failed policy: kept for `kubectl logs`
 
 
 def test_a_rollout_that_never_becomes_ready_returns_at_the_deadline_with_the_reason(

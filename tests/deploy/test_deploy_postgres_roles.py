@@ -266,3 +266,28 @@ def test_dagster_builds_and_uses_its_instance_as_the_dagster_role(
         "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'runs'",
     )
     assert owners == [("dagster",)]
+
+
+def test_the_upgrade_hook_applies_a_rotated_password(server: Server) -> None:
+    """The post-upgrade hook Job, as rendered (its command, env and mounts; only the Service moved to
+    loopback): run after the Secret's feast password changed, the new one logs in and the old one is refused,
+    without a `kubectl exec` into the server."""
+    job = find(server.cluster.objs, "Job", "hybridops-postgresql-roles")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    spec = job["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+    (container,) = spec["containers"]
+    assert not [e for e in container.get("env", []) if "valueFrom" in e]  # the superuser's password: a file
+    old = server.password("feast")
+    new = "hooked" + old[::-1][:25]
+    (server.pod.mounts["/run/secrets/postgresql"] / "feast-password").write_text(new)
+    pod = server.cluster.pod("postgresql-roles", spec, container, image=server.pod.container["image"])
+    for current in server.pod.mounts["/run/secrets/postgresql"].iterdir():  # the Secret's current values
+        (pod.mounts["/run/secrets/postgresql"] / current.name).write_text(current.read_text())
+    assert f"127.0.0.1:{server.port}" in pod.env["POSTGRES_DB"]
+    subprocess.run(server.cluster.command(pod), env=pod.env, check=True, capture_output=True, timeout=120)
+    assert _query(server.url("feast", new, "feast"), "SELECT current_user") == [("feast",)]
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(server.url("feast", old, "feast"), connect_timeout=5)

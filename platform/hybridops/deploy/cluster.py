@@ -14,6 +14,11 @@ An offline render cannot ``lookup`` the cluster, so generated Secrets (``helm.sh
 would get new random passwords on every deploy: a deploy keeps the data of those that already exist, and
 keeps the live value of pod-template ``checksum/*`` annotations that hash such a Secret (they match no
 rendered template), so upgrades neither change passwords nor roll pods for nothing.
+
+Helm hooks (objects annotated ``helm.sh/hook``) are kept out of the release's manifest and run after the
+release's objects are ready, as Helm runs them (:mod:`hybridops.deploy.hooks`; the chart's PostgreSQL role
+Job on every upgrade). The release records do not keep the hooks (Helm's ``hooks`` field), so a rollback
+runs none.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import base64
 import copy
 import gzip
 import hashlib
-import json
 import os
 import re
 import time
@@ -35,26 +39,26 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from hybridops.deploy import chart, releases
+from hybridops.deploy import chart, hooks, releases
+from hybridops.deploy.kube import (
+    WORKLOAD_KINDS,
+    DeployError,
+    _api_message,
+    _apply,
+    _call,
+    _get,
+    _path,
+)
 from hybridops.errors import HybridopsError
 
-# Helm 4 server-side applies as "helm" (the binary's name): sharing the manager lets a later
-# `helm upgrade` change what hybridops applied without field conflicts, and the other way round.
-FIELD_MANAGER = "helm"
 OWNER_LABEL = "owner"
 KEEP_ANNOTATION = "helm.sh/resource-policy"
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CONNECT_TIMEOUT = 5.0
-REQUEST_TIMEOUT = 30.0
 _WAITING_OK = {"ContainerCreating", "PodInitializing"}
 
 
 class ClusterUnavailable(HybridopsError):
     """No kubeconfig or in-cluster config, or the API server does not answer."""
-
-
-class DeployError(HybridopsError):
-    """The API server refused an object or a revision is missing."""
 
 
 @dataclass
@@ -94,6 +98,7 @@ class DeployReport:
     applied: int
     pruned: list[str]
     workloads: list[WorkloadStatus]
+    hooks: list[str] = field(default_factory=list)  # the hooks run after the release was ready
 
     @property
     def ready(self) -> bool:
@@ -164,90 +169,6 @@ def connect(context: str | None = None, timeout: float = CONNECT_TIMEOUT) -> cli
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
-# ------------------------------------------------------------------------------------------ raw requests
-
-
-def _plural(kind: str) -> str:
-    lower = kind.lower()
-    if lower.endswith("y"):
-        return lower[:-1] + "ies"
-    if lower.endswith(("s", "x")):
-        return lower + "es"
-    return lower + "s"
-
-
-def _path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{_plural(kind)}" if namespace else f"{base}/{_plural(kind)}"
-    return f"{path}/{name}" if name else path
-
-
-def _call(
-    api: client.ApiClient,
-    method: str,
-    path: str,
-    body: Any = None,
-    query: list[tuple[str, str]] | None = None,
-    content_type: str = "application/json",
-    timeout: float = REQUEST_TIMEOUT,
-) -> Any:
-    response = api.call_api(
-        path,
-        method,
-        query_params=query or [],
-        header_params={"Accept": "application/json", "Content-Type": content_type},
-        body=body,
-        auth_settings=["BearerToken"],
-        _return_http_data_only=True,
-        _preload_content=False,
-        _request_timeout=timeout,
-    )
-    data = response.data
-    return json.loads(data) if data else None
-
-
-def _get(api: client.ApiClient, path: str, query: list[tuple[str, str]] | None = None) -> Any | None:
-    try:
-        return _call(api, "GET", path, query=query)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
-def _describe(obj: dict[str, Any]) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
-
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)
-
-
-def _apply(api: client.ApiClient, obj: dict[str, Any], namespace: str) -> None:
-    meta = obj["metadata"]
-    meta.setdefault("namespace", namespace)
-    path = _path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-    try:
-        _call(
-            api,
-            "PATCH",
-            path,
-            body=obj,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-        )
-    except ApiException as exc:
-        if exc.status == 404 and "/apis/" in path and obj["kind"] not in WORKLOAD_KINDS:
-            raise DeployError(
-                f"the cluster has no {obj['kind']} ({obj['apiVersion']}) to apply {_describe(obj)}: "
-                "install its CRDs or change the values that render it"
-            ) from None
-        raise DeployError(f"applying {_describe(obj)} failed: {exc.status} {_api_message(exc)}") from None
 
 
 def _ensure_namespace(api: client.ApiClient, namespace: str) -> None:
@@ -639,8 +560,10 @@ def _release(
     action: str,
     wait_seconds: float,
     poll_seconds: float,
+    release_hooks: Sequence[hooks.Hook] = (),
 ) -> DeployReport:
-    """Record ``new`` as pending, apply it, prune what ``current`` had and ``new`` has not, wait, settle.
+    """Record ``new`` as pending, apply it, prune what ``current`` had and ``new`` has not, wait, run the
+    action's post hooks (:mod:`hybridops.deploy.hooks`), settle.
 
     The statuses follow Helm's actions: on success every deployed revision becomes ``superseded`` and
     ``new`` ``deployed``; on failure ``new`` is ``failed`` (a failed rollback also supersedes the
@@ -665,6 +588,13 @@ def _release(
         stuck = [w.name for w in workloads if not w.ready]
         if stuck:
             failure = f"not ready after {wait_seconds:g}s: {', '.join(stuck)}"
+    ran: list[str] = []
+    hook_failed = False
+    if not failure:
+        try:
+            ran = hooks.run(api, release_hooks, action, namespace, wait_seconds, poll_seconds)
+        except DeployError as exc:
+            failure, hook_failed = str(exc), True
     if failure:
         verb = {"install": "Release", "upgrade": "Upgrade", "rollback": "Rollback"}[action]
         new.status, new.description = releases.FAILED, f'{verb} "{release}" failed: {failure}'
@@ -672,7 +602,7 @@ def _release(
             current.status = releases.SUPERSEDED
             _update_record(api, namespace, current)
         _update_record(api, namespace, new)
-        if not workloads:
+        if not workloads or hook_failed:  # ready workloads would not say that the release failed
             raise DeployError(f"{new.description} (revision {new.version} recorded as failed)")
     else:
         for old in _records(api, namespace, release):
@@ -684,7 +614,7 @@ def _release(
             action, new.description
         )
         _update_record(api, namespace, new)
-    return DeployReport(release, namespace, new.version, len(objects), pruned, workloads)
+    return DeployReport(release, namespace, new.version, len(objects), pruned, workloads, ran)
 
 
 def _guard(history: list[releases.Release], release: str) -> None:
@@ -713,7 +643,8 @@ def deploy(
     _guard(history, release)
     current = _current(history)
     template_hashes = {hashlib.sha256(text.encode()).hexdigest() for text in rendered.values()}
-    docs = releases.documents(rendered)
+    # Hooks are kept out of the release's manifest, as Helm keeps them: never applied with it nor pruned.
+    docs, release_hooks = hooks.split(releases.documents(rendered))
     _reconcile(api, [d.obj for d in docs], namespace, template_hashes)
     action = "upgrade" if current is not None else "install"
     stamp = releases.now()
@@ -730,7 +661,7 @@ def deploy(
         last_deployed=stamp,
         labels={**(history[-1].labels if history else {}), releases.PROFILE_LABEL: profile},
     )
-    return _release(api, docs, new, current, action, wait_seconds, poll_seconds)
+    return _release(api, docs, new, current, action, wait_seconds, poll_seconds, release_hooks)
 
 
 def rollback(

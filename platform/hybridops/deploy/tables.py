@@ -32,6 +32,8 @@ def print_deploy(report: DeployReport, action: str) -> None:
     console.print(_workload_table(title, report.workloads))
     if report.pruned:
         console.print(f"deleted (no longer rendered): {', '.join(report.pruned)}")
+    if report.hooks:
+        console.print(f"hooks run: {', '.join(report.hooks)}")
     ready = sum(w.ready for w in report.workloads)
     verdict = "[green]all ready[/]" if report.ready else "[red]not all ready[/]"
     console.print(
