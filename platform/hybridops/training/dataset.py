@@ -31,7 +31,7 @@ from hybridops.errors import HybridopsError
 from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
 from hybridops.features.pit_cache import cached_historical_features
-from hybridops.features.request import model_features, with_request_features
+from hybridops.features.request import REQUEST_VIEW, model_features, with_request_features
 from hybridops.features.store import load_definitions_module
 from hybridops.settings import TrainingSettings
 
@@ -93,7 +93,8 @@ def labelled_flights(
 
 
 def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str, str]]:
-    """Registry version number and a definition digest of every view the features come from.
+    """Registry version number and a definition digest of every view the features come from (the stored
+    views and the on-demand view ``flight_request``).
 
     Feast 0.67 keeps a version history per feature view: ``current_version_number`` is ``None`` until a
     definition changes (the first definition, version 0) and increments on each schema change. The digest
@@ -116,6 +117,23 @@ def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str
         }
         encoded = json.dumps(definition, sort_keys=True).encode()
         digests[name] = hashlib.sha256(encoded).hexdigest()[:16]
+    # The on-demand view of the request features: what the model reads besides the stored views (the
+    # platform computes its values with the same function, hybridops.features.request).
+    request = store.get_on_demand_feature_view(REQUEST_VIEW)
+    number = getattr(request, "current_version_number", None)
+    versions[REQUEST_VIEW] = int(number) if number is not None else 0
+    request_definition = {
+        "name": request.name,
+        "request_fields": sorted(
+            [f.name, str(f.dtype)]
+            for source in request.source_request_sources.values()
+            for f in source.schema
+        ),
+        "features": [[f.name, str(f.dtype)] for f in request.features],
+        "mode": request.mode,
+    }
+    encoded = json.dumps(request_definition, sort_keys=True).encode()
+    digests[REQUEST_VIEW] = hashlib.sha256(encoded).hexdigest()[:16]
     return versions, digests
 
 
