@@ -36,6 +36,7 @@ import pandas as pd
 from hybridops.features.compute import LOCAL_TZ
 from hybridops.features.store import feature_names
 
+REQUEST_VIEW = "flight_request"  # Feast's on-demand view of them, and their name in the skew audit
 TIME_FEATURES = ["sched_hour", "sched_minute", "day_of_week"]
 # request column -> feature of its code
 CODE_FEATURES = {"carrier": "carrier_code", "origin": "origin_code", "dest": "dest_code"}
