@@ -2,11 +2,11 @@
 
 A flight's carrier, origin, destination and scheduled departure are known when it is scheduled, long before
 the horizon, so they need no feature store table and no point-in-time join: they are computed from the
-request columns, by :func:`request_features` only. Every consumer calls it: training
-(``hybridops.training.dataset.build_training_set``), batch scoring (``hybridops.inference.batch``), the
-prediction service (``hybridops.serving.service``), the skew audit, and Feast's on-demand view
-``flight_request`` (``dagster_project/feature_repo/flight_features.py``), so Feast's own online read and
-feature server compute the same values.
+request columns, by :func:`request_matrix` only (:func:`request_features` is its frame). Every consumer
+calls it: training (``hybridops.training.dataset.build_training_set``), batch scoring
+(``hybridops.inference.batch``), the prediction service (``hybridops.serving.service``), the skew audit,
+and Feast's on-demand view ``flight_request`` (``dagster_project/feature_repo/flight_features.py``), so
+Feast's own online read and feature server compute the same values.
 
 * ``sched_hour``, ``sched_minute``, ``day_of_week`` (ISO, 1 = Monday .. 7 = Sunday): the scheduled
   departure in New York local time (the airports' clock; delays follow the local day's bank structure and
