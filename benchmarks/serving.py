@@ -407,10 +407,11 @@ def peer_proxy_main(port: int, feast_url: str, mlflow_url: str, columns_path: st
     import aiohttp
     from aiohttp import web
 
-    from hybridops.serving.features import entity_row
+    from hybridops.features.store import ENTITY_COLUMNS
+    from hybridops.serving.features import entity_row, local_to_unix
 
     columns = json.loads(Path(columns_path).read_text())
-    keys = ["origin", "carrier", "route", "tailnum", "origin_hour"]
+    keys = ENTITY_COLUMNS
 
     async def on_startup(app: web.Application) -> None:
         connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=60)
@@ -429,6 +430,15 @@ def peer_proxy_main(port: int, feast_url: str, mlflow_url: str, columns_path: st
             for f in flights
         ]
         entities = {k: [r[k] if r[k] is not None else "" for r in rows] for k in keys}
+        # the request fields of the service's on-demand view flight_request (departure: Unix seconds)
+        entities |= {
+            "request_carrier": [f["carrier"] for f in flights],
+            "request_origin": [f["origin"] for f in flights],
+            "request_dest": [f["dest"] for f in flights],
+            "request_sched_dep": [
+                int(local_to_unix(datetime.fromisoformat(f["sched_dep"]))) for f in flights
+            ],
+        }
         payload = {"feature_service": "flight_delay_v1", "entities": entities}
         async with session.post(feast_url, json=payload) as resp:
             if resp.status != 200:
@@ -603,8 +613,10 @@ def feast_reader(settings: Any) -> Any:
 
 def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
     """The service's read + predict, then Feast's online_read + Booster.predict, in this process, per call."""
-    from hybridops.features.store import feature_names
-    from hybridops.serving.features import OnlineFeatureReader, entity_row
+    import numpy as np
+
+    from hybridops.features.request import model_features, request_matrix
+    from hybridops.serving.features import OnlineFeatureReader, entity_row, local_to_unix
     from hybridops.serving.metrics import ServingMetrics
     from hybridops.serving.model_holder import ModelHolder
 
@@ -612,17 +624,22 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
     os.sched_setaffinity(0, cpus(SERVER_CPUS))
     try:
         reader = OnlineFeatureReader(settings)
-        holder = ModelHolder(settings, feature_names(), ServingMetrics())
+        holder = ModelHolder(settings, model_features(), ServingMetrics())
         holder.load_initial()
         model = holder.current
         assert model is not None, holder.last_error
         read_with_feast = feast_reader(settings)
 
-        def ours(batch: list[dict[str, str | None]]) -> Any:
-            return model.predict(reader.read(batch).matrix)
+        # A batch: the flights' entity rows and their request columns (as the service takes them from
+        # the body); both readers add the request features as the service does.
+        def ours(batch: tuple[list[dict[str, str | None]], Any]) -> Any:
+            rows, codes = batch
+            return model.predict(np.hstack((reader.read(rows).matrix, request_matrix(*codes))))
 
-        def feasts(batch: list[dict[str, str | None]]) -> Any:
-            return model.booster.predict(read_with_feast(batch)[:, model.columns], num_threads=1)
+        def feasts(batch: tuple[list[dict[str, str | None]], Any]) -> Any:
+            rows, codes = batch
+            matrix = np.hstack((read_with_feast(rows), request_matrix(*codes)))
+            return model.booster.predict(matrix[:, model.columns], num_threads=1)
 
         subjects = [
             ("floor", ours, "service read (all views, one round trip) + predict, no HTTP"),
@@ -633,13 +650,18 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
             batches = []
             for line in bodies[rows].read_text().splitlines():
                 flights = json.loads(line)["flights"]
-                batches.append(
-                    [
-                        entity_row(f["carrier"], f["origin"], f["dest"], f["tailnum"],
-                                   datetime.fromisoformat(f["sched_dep"]))
-                        for f in flights
-                    ]
-                )  # fmt: skip
+                departures = [datetime.fromisoformat(f["sched_dep"]) for f in flights]
+                rows_of = [
+                    entity_row(f["carrier"], f["origin"], f["dest"], f["tailnum"], d)
+                    for f, d in zip(flights, departures, strict=True)
+                ]
+                codes = (
+                    [f["carrier"] for f in flights],
+                    [f["origin"] for f in flights],
+                    [f["dest"] for f in flights],
+                    np.array([local_to_unix(d) for d in departures]),
+                )
+                batches.append((rows_of, codes))  # fmt: skip
             for target, call, note in subjects:
                 for batch in batches[:20]:  # warm-up
                     call(batch)

@@ -31,17 +31,30 @@ Every consumer asks for the values at the flight's as-of time, scheduled departu
   flights, their mean delay and share delayed, the backlog of flights scheduled and not yet gone); ttl 15 minutes.
 * ``tail_last_flight`` (entity ``tailnum``): the plane's last departure known before the as-of time
   (its delay, delayed or not), stamped when it was known; ttl 1 day.
+
+One on-demand view has no table: ``flight_request`` computes the request-time features (scheduled local
+hour, minute, day of week; carrier, origin and destination codes) from the request source
+``flight_request_source`` with ``hybridops.features.request.request_features``, the function training,
+batch scoring and the prediction service call themselves; so Feast's ``get_online_features`` and feature
+server return the model's whole input for ``flight_delay_v1``. Its request fields are prefixed
+(``request_carrier``...): Feast reads an entity row's field that a request source declares as request data
+only, and ``carrier`` is also the join key of ``carrier_delay_stats``.
 """
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+import pandas as pd
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
 from feast.data_format import ParquetFormat
-from feast.types import Float64, Int64
+from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.types import Float64, Int64, String, UnixTimestamp
+
+from hybridops.features.request import REQUEST_FEATURES, REQUEST_VIEW
 
 FEATURE_SERVICE = "flight_delay_v1"
 TIMESTAMP_FIELD = "event_timestamp"
@@ -128,6 +141,48 @@ ENTITY_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# The request source's fields, in request_features' argument order (carrier, origin, dest, departure).
+REQUEST_FIELDS: dict[str, Any] = {
+    "request_carrier": String,
+    "request_origin": String,
+    "request_dest": String,
+    "request_sched_dep": UnixTimestamp,  # the scheduled departure (an instant; naive means UTC)
+}
+
+
+def flight_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The on-demand view's transformation: hybridops' one definition of the request features.
+
+    Self-contained: Feast 0.67 runs it from its source text, executed with only ``pd`` and ``np`` defined.
+    """
+    from hybridops.features.request import request_features
+
+    return request_features(
+        inputs["request_carrier"],
+        inputs["request_origin"],
+        inputs["request_dest"],
+        inputs["request_sched_dep"],
+    )
+
+
+def request_view() -> OnDemandFeatureView:
+    """``flight_request``: the request features from the request source (no table, nothing materialized)."""
+    source = RequestSource(
+        name=f"{REQUEST_VIEW}_source",
+        schema=[Field(name=name, dtype=dtype) for name, dtype in REQUEST_FIELDS.items()],
+    )
+    return OnDemandFeatureView(
+        name=REQUEST_VIEW,
+        sources=[source],
+        schema=[Field(name=name, dtype=Float64) for name in REQUEST_FEATURES],
+        udf=flight_request_features,
+        # Feast runs the source text (falling back to the dill-pickled function), as its decorator stores it.
+        udf_string=inspect.getsource(flight_request_features),
+        mode="pandas",
+        description="Request-time features of a flight (hybridops.features.request).",
+    )
+
+
 def source_path(parquet_root: Path, view: str) -> str:
     """Glob over every monthly (and the ``static``) partition of one feature table."""
     return str(Path(parquet_root) / "features" / view / "*" / "data.parquet")
@@ -158,8 +213,9 @@ def definitions(parquet_root: Path) -> list[Any]:
                 online=True,
             )
         )
-    service = FeatureService(name=FEATURE_SERVICE, features=views)
-    return [*entities.values(), *views, service]
+    request = request_view()
+    service = FeatureService(name=FEATURE_SERVICE, features=[*views, request])
+    return [*entities.values(), *views, request, service]
 
 
 # --- module-level objects for the Feast CLI only (default home of a source checkout) ---------------
@@ -178,5 +234,6 @@ _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "wa
     plane_profile,
     origin_intraday,
     tail_last_flight,
+    flight_request,
     flight_delay_v1,
 ) = definitions(_DEFAULT_PARQUET_ROOT)

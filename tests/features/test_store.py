@@ -223,7 +223,7 @@ def test_apply_and_materialize_counts_match_online_store(january_store, january_
     assert set(applied) == {
         "origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_slot", "origin_weather",
         "carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats", "plane_profile",
-        "origin_intraday", "tail_last_flight", "flight_delay_v1",
+        "origin_intraday", "tail_last_flight", "flight_request", "flight_delay_v1",
     }  # fmt: skip
     weather = january_frames[1]
     start, end = month_window("2013-01")

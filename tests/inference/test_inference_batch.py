@@ -109,8 +109,8 @@ def test_scoring_entities_keep_cancelled_flights_of_the_month_only(scored_world)
     assert len(entities) == len(january) == 400
     assert set(entities["flight_id"]) == set(january["flight_id"])
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
-        "origin_slot", "event_timestamp", "cancelled", "delayed_15",
+        "flight_id", "month_key", "origin", "carrier", "dest", "route", "tailnum", "origin_hour",
+        "origin_utc_hour", "origin_slot", "sched_dep_utc", "event_timestamp", "cancelled", "delayed_15",
     ]  # fmt: skip
     # origin_utc_hour is the origin and UTC hour of departure (the weather key; flight 0: 11:00 UTC)
     utc_keys = {

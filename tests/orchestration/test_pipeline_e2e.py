@@ -327,6 +327,7 @@ def test_lineage_goes_from_raw_files_to_predictions(pipeline_run):
         "plane_profile",
         "origin_intraday",
         "tail_last_flight",
+        "flight_request",  # the on-demand view of the request features
     }
     # the plain baseline of the same months stands beside the model in its lineage
     assert chain["baseline"]["auc"] == chain["mlflow_run"]["metrics"]["baseline.auc"] > 0.5

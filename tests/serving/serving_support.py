@@ -32,6 +32,7 @@ from tools import require_tool
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables
+from hybridops.features.request import categorical_features, model_features, with_request_features
 from hybridops.features.store import (
     apply_definitions,
     feature_names,
@@ -129,14 +130,16 @@ def build_world(home: Path, rounds: int = 20) -> World:
     store = feature_store(settings)
     apply_definitions(store, settings)
     materialize_month(store, "2013-01")
-    train = historical_features(store, entities)
-    names = feature_names()
+    # The model's inputs as training assembles them: the Feast features and the request features.
+    train = with_request_features(historical_features(store, entities))
+    names = model_features()
     label = train["delayed_15"].astype(int).to_numpy()
     x = train[names].astype("float64")
     params = {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 5, "seed": 0}
     boosters = {}
     for r in (rounds, rounds // 2):
-        booster = lgb.train(params, lgb.Dataset(x, label=label), num_boost_round=r)
+        dataset = lgb.Dataset(x, label=label, categorical_feature=categorical_features(names))
+        booster = lgb.train(params, dataset, num_boost_round=r)
         version = register_booster(settings, booster, x.head(3), champion=not boosters)
         boosters[version] = booster
     return World(settings=settings, warehouse=warehouse, boosters=boosters, fct=tables["fct_flights"])

@@ -13,6 +13,7 @@ import requests
 from serving_support import World, running_server
 
 from hybridops.features.compute import origin_hour_key, origin_slot_key, origin_utc_hour_key
+from hybridops.features.request import REQUEST_FEATURES, request_features, with_request_features
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score
 from hybridops.serving.metrics import ServingMetrics, use_process_local_values
@@ -75,9 +76,12 @@ def test_online_prediction_equals_batch_prediction(server, world: World) -> None
             # the as-of time: departure minus the horizon
             "event_timestamp": [sched_utc - pd.Timedelta(minutes=world.settings.model.horizon_minutes)]
             * len(flights),
+            "dest": [f["dest"] for f in flights],
+            "sched_dep_utc": [sched_utc] * len(flights),
         }
     )
-    offline = historical_features(feature_store(world.settings), entity_df)
+    # as batch scoring assembles them: the point-in-time Feast features, then the request features
+    offline = with_request_features(historical_features(feature_store(world.settings), entity_df))
     expected = score(world.boosters[online["model"]["version"]], offline)
     got = np.array([p["delay_probability"] for p in online["predictions"]])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
@@ -199,6 +203,12 @@ def test_feature_log_is_parquet(server, world: World) -> None:
         frame.columns
     )
     assert "origin_weather_event_timestamp" in frame.columns and len(frame) >= 1
+    # the request features as served: the function's values for the logged request (16:00 EST, Thursday)
+    logged = frame[REQUEST_FEATURES].to_numpy()
+    again = request_features(frame["carrier"], frame["origin"], frame["dest"], frame["sched_dep_utc"])
+    np.testing.assert_array_equal(logged, again.to_numpy())
+    ours = frame[frame["sched_dep"] == "2013-01-31 16:00:00"].iloc[0]
+    assert ours[["sched_hour", "sched_minute", "day_of_week", "carrier_code"]].tolist() == [16, 0, 4, 1090]
 
 
 def test_store_down_at_start(world: World, tmp_path: Path) -> None:

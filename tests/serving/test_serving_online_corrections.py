@@ -27,6 +27,7 @@ import requests
 from serving_support import RedisServer, World, service_process
 
 from hybridops.features.compute import build_feature_tables, month_window
+from hybridops.features.request import with_request_features
 from hybridops.features.store import (
     ENTITY_COLUMNS,
     apply_definitions,
@@ -66,13 +67,14 @@ def _last_day(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The flights of January 31 (local) with their entity keys, departure order."""
     entities = scoring_entities(con, MONTH)
     flights = con.execute(
-        "select flight_id, flight, dest, sched_dep_local from fct_flights where flight_date = date '2013-01-31'"
+        "select flight_id, flight, sched_dep_local from fct_flights where flight_date = date '2013-01-31'"
     ).df()
     return entities.merge(flights, on="flight_id", how="inner").reset_index(drop=True)
 
 
 def _offline(settings: Settings, flights: pd.DataFrame) -> pd.DataFrame:
-    return historical_features(feature_store(settings), flights)
+    """The flights as batch scoring sees them: point-in-time Feast features, then request features."""
+    return with_request_features(historical_features(feature_store(settings), flights))
 
 
 def _view_matrix(frame: pd.DataFrame, view: str) -> np.ndarray:

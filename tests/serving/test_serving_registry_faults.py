@@ -36,7 +36,7 @@ from serving_support import (
     stop_service_process,
 )
 
-from hybridops.features.store import feature_names
+from hybridops.features.request import model_features
 from hybridops.settings import MlflowSettings, Settings
 
 FLIGHTS = [
@@ -78,7 +78,7 @@ def registry(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 update={"registry_start_seconds": 3.0, "model_poll_seconds": 0.3}
             ),
         )
-        example = pd.DataFrame([[0.0] * len(feature_names())], columns=feature_names())
+        example = pd.DataFrame([[0.0] * len(model_features())], columns=model_features())
         first, second = (world.boosters[v] for v in sorted(world.boosters, key=int))
         good = register_booster(settings, first, example, champion=True)
         bad = register_booster(settings, second, example, champion=False)

@@ -14,6 +14,7 @@ import requests
 from serving_support import RedisServer, World, feast_online_rows, redis_settings, service_process
 
 from hybridops.features.compute import origin_hour_key, origin_slot_key, origin_utc_hour_key
+from hybridops.features.request import with_request_features
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score
 from hybridops.serving.features import entity_row
@@ -42,9 +43,12 @@ def _offline_score(settings: Settings, booster, sched_local: pd.Timestamp) -> fl
             "origin_utc_hour": [origin_utc_hour_key("EWR", sched_utc.to_pydatetime())],
             "origin_slot": [origin_slot_key("EWR", sched_utc.to_pydatetime())],
             "event_timestamp": [as_of],
+            "dest": ["IAH"],
+            "sched_dep_utc": [sched_utc],
         }
     )
-    return float(score(booster, historical_features(feature_store(settings), entity_df))[0])
+    offline = with_request_features(historical_features(feature_store(settings), entity_df))
+    return float(score(booster, offline)[0])
 
 
 def _check(settings: Settings, world: World, log: Path) -> None:

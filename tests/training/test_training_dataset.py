@@ -27,6 +27,7 @@ from hybridops.features.compute import (
     origin_utc_hour_key,
 )
 from hybridops.features.entities import flight_entities
+from hybridops.features.request import REQUEST_FEATURES
 from hybridops.features.store import apply_definitions, feature_names, feature_store, load_definitions_module
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
@@ -56,8 +57,8 @@ def test_labels_exclude_and_count_cancelled_flights(con: duckdb.DuckDBPyConnecti
     entities = january.entities
     assert january.cancelled_excluded == 1
     assert list(entities.columns) == [
-        "flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour", "origin_utc_hour",
-        "origin_slot", "event_timestamp", "label",
+        "flight_id", "month_key", "origin", "carrier", "dest", "route", "tailnum", "origin_hour",
+        "origin_utc_hour", "origin_slot", "sched_dep_utc", "event_timestamp", "label",
     ]  # fmt: skip
     assert entities["flight_id"].is_monotonic_increasing
     by_id = entities.set_index(entities["flight_id"].str.split("_").str[2].astype(int))
@@ -95,8 +96,8 @@ def test_labelled_flights_are_the_departed_entity_rows_in_flight_id_order(
     expected["label"] = expected["delayed_15"].astype(bool).astype("int64")
     expected = expected[list(entities.columns)]
     strings = [c for c in entities.columns if entities[c].dtype == "string[pyarrow]"]
-    assert strings == ["flight_id", "month_key", "origin", "carrier", "route", "tailnum", "origin_hour",
-                       "origin_utc_hour", "origin_slot"]  # fmt: skip
+    assert strings == ["flight_id", "month_key", "origin", "carrier", "dest", "route", "tailnum",
+                       "origin_hour", "origin_utc_hour", "origin_slot"]  # fmt: skip
     assert str(entities["event_timestamp"].dtype) == "datetime64[us]"
     as_objects = entities.astype({c: object for c in strings})
     pd.testing.assert_frame_equal(as_objects, expected.astype({c: object for c in strings}))
@@ -277,10 +278,11 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         tailnum = "N1" if origin == "EWR" else "N2"
         local = pd.Timestamp(ts).tz_localize("UTC").tz_convert("America/New_York")
         return {"flight_id": fid, "month_key": "2013-01", "origin": origin, "carrier": carrier,
-                "route": route, "tailnum": tailnum, "origin_hour": origin_hour_key(origin, local),
+                "dest": route[4:], "route": route, "tailnum": tailnum,
+                "origin_hour": origin_hour_key(origin, local),
                 "origin_utc_hour": origin_utc_hour_key(origin, pd.Timestamp(ts)),
                 "origin_slot": origin_slot_key(origin, pd.Timestamp(ts)),
-                "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
+                "sched_dep_utc": pd.Timestamp(ts), "event_timestamp": pd.Timestamp(ts), "label": 0}  # fmt: skip
 
     entities = pd.DataFrame(
         [
@@ -325,7 +327,14 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
     assert out.loc["f03", "origin_hour_dep_delay_mean_28d"] == pytest.approx(499.0)
     assert out.loc["f05", "origin_hour_delay_rate_28d"] == pytest.approx(0.2)
     assert built.rows == 10
-    assert built.features == feature_names()
+    assert built.features == [*feature_names(), *REQUEST_FEATURES]
+    # f01 (entity rows stamped at the departure here): Saturday 2013-01-05 06:30 EST, AA EWR-IAH in base 36
+    request = out.loc["f01", REQUEST_FEATURES].tolist()
+    assert request == [6.0, 30.0, 6.0, 10 * 36 + 10, (14 * 36 + 32) * 36 + 27, (18 * 36 + 10) * 36 + 17]
+    # f05: JFK's 08:59 UTC is 03:59 EST; UA, JFK
+    assert out.loc["f05", ["sched_hour", "carrier_code", "origin_code"]].tolist() == [
+        3.0, 30 * 36 + 10, (19 * 36 + 15) * 36 + 20,
+    ]  # fmt: skip
     assert built.null_rates["temp"] == pytest.approx(0.5)
     assert built.null_rates["plane_year"] == pytest.approx(0.2)
     assert list(built.frame["flight_id"]) == sorted(entities["flight_id"])
@@ -360,7 +369,7 @@ def test_training_set_hash_is_stable_and_content_based(synthetic: dict[str, Any]
     assert first.rows == len(entities) > 3000
     assert first.feature_views == {
         "origin_weather": 0, "carrier_delay_stats": 0, "route_delay_stats": 0, "origin_hour_delay_stats": 0,
-        "plane_profile": 0, "origin_intraday": 0, "tail_last_flight": 0,
+        "plane_profile": 0, "origin_intraday": 0, "tail_last_flight": 0, "flight_request": 0,
     }  # fmt: skip
     assert set(first.feature_view_digests) == set(first.feature_views)
     assert first.null_rates["temp"] == 0.0

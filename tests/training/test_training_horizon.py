@@ -61,12 +61,11 @@ def _features(tmp: Path, name: str, source: Path | None) -> pd.DataFrame:
     try:
         store = feast_for(con, settings, MONTHS)
         # The original outcomes of the first warehouse define the flights (same ids in both).
-        entities = labelled_flights(con, MONTHS, DEFAULT_HORIZON_MINUTES).entities
-        sched = con.execute("select flight_id, sched_dep_utc from fct_flights").df()
+        entities = labelled_flights(con, MONTHS, DEFAULT_HORIZON_MINUTES).entities  # with sched_dep_utc
     finally:
         con.close()
     frame = historical_features(store, entities.drop(columns=["label"]))
-    return frame.merge(sched, on="flight_id", validate="one_to_one").set_index("flight_id").sort_index()
+    return frame.set_index("flight_id").sort_index()
 
 
 @pytest.fixture(scope="module")

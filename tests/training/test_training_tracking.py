@@ -50,8 +50,8 @@ def test_run_holds_params_metrics_lineage_and_artifacts(tracked: dict[str, Any])
     assert tags["hybridops.rows_holdout"] == str(len(tracked["holdout"]))
     assert tags["hybridops.training_set_sha256"] == training_set.sha256
     assert tags["hybridops.feature_views"] == (
-        "carrier_delay_stats:0,origin_hour_delay_stats:0,origin_intraday:0,origin_weather:0,plane_profile:0,"
-        "route_delay_stats:0,tail_last_flight:0"
+        "carrier_delay_stats:0,flight_request:0,origin_hour_delay_stats:0,origin_intraday:0,origin_weather:0,"
+        "plane_profile:0,route_delay_stats:0,tail_last_flight:0"
     )
     assert tags["hybridops.git_commit"] == git_commit() != ""
     assert tags["hybridops.dagster_run_id"] == "dagster-run-1"

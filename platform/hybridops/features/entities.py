@@ -2,7 +2,8 @@
 
 Training (labelled flights) and batch scoring read the same frame from ``fct_flights``, so the keys
 (including the derived ``origin_hour``, ``origin_utc_hour`` and ``origin_slot``) are built in one place;
-``cancelled`` and ``delayed_15`` come along as outcome columns, never as features.
+``cancelled`` and ``delayed_15`` come along as outcome columns, never as features; ``dest`` and
+``sched_dep_utc`` are the request columns of the request-time features (``hybridops.features.request``).
 
 ``event_timestamp`` is the flight's as-of time, ``sched_dep_utc - model.horizon_minutes``: Feast's
 point-in-time join returns, for every view, the latest value stamped at or before it (within the view's
@@ -29,11 +30,13 @@ FLIGHT_ENTITY_COLUMNS = [
     "month_key",
     "origin",
     "carrier",
+    "dest",
     "route",
     "tailnum",
     "origin_hour",
     "origin_utc_hour",
     "origin_slot",
+    "sched_dep_utc",
     "event_timestamp",
 ]
 OUTCOME_COLUMNS = ["cancelled", "delayed_15"]
@@ -45,10 +48,11 @@ STRING_DTYPE = pd.StringDtype("pyarrow")
 _ORDER_BY = {"departure": "sched_dep_utc, flight_id", "flight_id": "flight_id"}
 
 _FLIGHT_ENTITIES_SQL = f"""
-    select flight_id, month_key, origin, carrier, route, tailnum,
+    select flight_id, month_key, origin, carrier, dest, route, tailnum,
            {ORIGIN_HOUR_SQL} as origin_hour,
            {ORIGIN_UTC_HOUR_SQL} as origin_utc_hour,
            {ORIGIN_SLOT_SQL} as origin_slot,
+           cast(sched_dep_utc as timestamp) as sched_dep_utc,
            cast(sched_dep_utc as timestamp) - to_minutes(cast(? as bigint)) as event_timestamp,
            cancelled, delayed_15
     from fct_flights

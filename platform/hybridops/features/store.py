@@ -22,6 +22,7 @@ import importlib.util
 import io
 import sys
 import time
+import warnings
 from datetime import datetime, timedelta
 from functools import singledispatch
 from pathlib import Path
@@ -38,7 +39,7 @@ from hybridops.features.online_corrections import rows_feast_would_skip, write_o
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
 
 if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that use it
-    from feast import FeatureService, FeatureStore, RepoConfig
+    from feast import FeatureStore, RepoConfig
 
 FEATURE_REPO_MODULE = "flight_features"
 # The join keys of the views, in the order of the feature repo's VIEW_ENTITY.
@@ -167,7 +168,11 @@ def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
     objects = load_definitions_module().definitions(settings.parquet_dir)
     for attempt in range(_APPLY_ATTEMPTS):
         try:
-            store.apply(objects)
+            with warnings.catch_warnings():
+                # Feast warns on every apply with an on-demand view that they scale poorly for offline
+                # retrieval; the platform never asks the offline store for them (it computes them itself).
+                warnings.filterwarnings("ignore", "On demand feature view is an experimental", RuntimeWarning)
+                store.apply(objects)
             break
         except IntegrityError:
             # Another process applied the same definitions at the same moment (run pods of one release
@@ -180,10 +185,6 @@ def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
 
 
 _APPLY_ATTEMPTS = 5
-
-
-def _feature_service(store: FeatureStore) -> FeatureService:
-    return store.get_feature_service(load_definitions_module().FEATURE_SERVICE)
 
 
 def _view_path(store: FeatureStore, view: str) -> str:
@@ -332,7 +333,10 @@ def online_features(store: FeatureStore, entity_rows: list[dict[str, Any]]) -> p
     names = feature_names()
     if not rows:
         return pd.DataFrame(columns=[*ENTITY_COLUMNS, *names])
-    response = store.get_online_features(features=_feature_service(store), entity_rows=rows).to_dict()
+    # The stored views of the service by name: its on-demand view (request features) needs request data.
+    views = load_definitions_module().VIEW_FEATURES
+    refs = [f"{view}:{name}" for view, features in views.items() for name in features]
+    response = store.get_online_features(features=refs, entity_rows=rows).to_dict()
     frame = pd.DataFrame({key: [row[key] for row in rows] for key in ENTITY_COLUMNS})
     for name in names:
         frame[name] = response[name]

@@ -5,7 +5,8 @@
   carried along as outcome columns (for monitoring), never as features.
 * Features: ``hybridops.features.store.historical_features`` with ``event_timestamp = sched_dep_utc -
   model.horizon_minutes`` (the as-of time), so each flight gets only what was known at the prediction
-  horizon before its scheduled departure (the same retrieval as training).
+  horizon before its scheduled departure (the same retrieval as training). The request-time features come
+  from the flight's request columns through ``hybridops.features.request``, as in training and serving.
 * Scores: ``booster.predict`` on the features in the order of ``booster.feature_name()`` (the order the
   model was trained with, not the frame's column order); every feature is cast to float64 (nulls -> NaN,
   which LightGBM treats as missing).
@@ -32,7 +33,7 @@ from hybridops.errors import HybridopsError
 from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import flight_entities
 from hybridops.features.pit_cache import cached_historical_features
-from hybridops.features.store import feature_names
+from hybridops.features.request import model_features, with_request_features
 from hybridops.warehouse.db import replace_rows
 
 if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
@@ -92,7 +93,7 @@ def score(booster: lgb.Booster, frame: pd.DataFrame, features: Sequence[str] | N
     """Delay probabilities of each row of ``frame``.
 
     The column order is the booster's ``feature_name()``. ``features`` (optional) is the feature list the
-    caller serves, e.g. ``feature_names()``; a model feature outside it or outside ``frame`` raises
+    caller serves, e.g. ``model_features()``; a model feature outside it or outside ``frame`` raises
     ``MissingFeaturesError`` naming the missing features.
     """
     model_features = list(booster.feature_name())
@@ -171,9 +172,9 @@ def score_months(
     """
     months = list(dict.fromkeys(month_keys))
     entities = scoring_entities(con, months, horizon_minutes)
-    features = cached_historical_features(store, entities, cache_dir)
+    features = with_request_features(cached_historical_features(store, entities, cache_dir))
     # As the model sees them: float64, nulls as NaN (Feast's dtype depends on which rows one query holds).
-    names = feature_names()
+    names = model_features()
     features[names] = features[names].apply(pd.to_numeric, errors="coerce").astype("float64")
     probabilities = score(booster, features, names)
     scored_at = datetime.now(UTC).replace(tzinfo=None)  # the warehouse's clock: naive UTC

@@ -6,6 +6,10 @@ the audit asks Feast's offline store for the value as of that event timestamp (t
 same definitions) and compares. A served value that differs, or that the offline store cannot reproduce,
 is a mismatch: the two paths disagree (a materialization bug, a stale or rewritten offline source, a
 serving-side transformation). Null served values (unknown entities) are not compared.
+
+The request-time features (feature view ``flight_request``, computed from the request by
+``hybridops.features.request``) have no stored row: the audit computes them again from the logged request
+columns (carrier, origin, destination, the departure as the service converted it to UTC) and compares.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hybridops.features.compute import departure_keys
+from hybridops.features.request import REQUEST_FEATURES, REQUEST_VIEW, request_features
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir, log_files
 from hybridops.settings import Settings
@@ -87,23 +92,41 @@ def audit(store: FeatureStore, log: pd.DataFrame) -> pd.DataFrame:
         for feature in features:
             online_values = served[feature].to_numpy(dtype="float64")
             offline_values = pd.to_numeric(offline[feature], errors="coerce").to_numpy(dtype="float64")
-            present = ~np.isnan(online_values)
-            missing = present & np.isnan(offline_values)
-            differs = (
-                present
-                & ~missing
-                & ~np.isclose(online_values, offline_values, rtol=RELATIVE_TOLERANCE, atol=0)
-            )
-            rows.append(
-                {
-                    "feature_view": view,
-                    "feature": feature,
-                    "compared": int(present.sum()),
-                    "mismatches": int((missing | differs).sum()),
-                    "missing_offline": int(missing.sum()),
-                }
-            )
+            rows.append(_compared(view, feature, online_values, offline_values))
+    rows += _request_rows(log)
     return pd.DataFrame(rows, columns=columns)
+
+
+def _compared(view: str, feature: str, online: np.ndarray, offline: np.ndarray) -> dict[str, object]:
+    present = ~np.isnan(online)
+    missing = present & np.isnan(offline)
+    differs = present & ~missing & ~np.isclose(online, offline, rtol=RELATIVE_TOLERANCE, atol=0)
+    return {
+        "feature_view": view,
+        "feature": feature,
+        "compared": int(present.sum()),
+        "mismatches": int((missing | differs).sum()),
+        "missing_offline": int(missing.sum()),
+    }
+
+
+def _request_rows(log: pd.DataFrame) -> list[dict[str, object]]:
+    """The request features as served against the same function applied to the logged request. A log
+    written before the service served them has none of their columns: nothing is compared."""
+    needed = ["carrier", "origin", "dest", "sched_dep_utc", *REQUEST_FEATURES]
+    if log.empty or any(column not in log.columns for column in needed):
+        empty = np.empty(0)
+        return [_compared(REQUEST_VIEW, feature, empty, empty) for feature in REQUEST_FEATURES]
+    again = request_features(log["carrier"], log["origin"], log["dest"], log["sched_dep_utc"])
+    return [
+        _compared(
+            REQUEST_VIEW,
+            feature,
+            pd.to_numeric(log[feature], errors="coerce").to_numpy(dtype="float64"),
+            again[feature].to_numpy(dtype="float64"),
+        )
+        for feature in REQUEST_FEATURES
+    ]
 
 
 def write_audit(con: object, report: pd.DataFrame, run_id: str, at: datetime) -> int:

@@ -98,6 +98,8 @@ class OnlineFeatureReader:
         service = store.get_feature_service(module.FEATURE_SERVICE)
         self.views: list[ViewSpec] = []
         for projection in service.feature_view_projections:
+            if projection.name not in module.VIEW_ENTITY:
+                continue  # the on-demand view: its request features are computed, not stored
             features = tuple(feature.name for feature in projection.features)
             self.views.append(
                 ViewSpec(

@@ -3,7 +3,8 @@ fast path that serves it around FastAPI's router.
 
 :class:`PredictHandler` reads the body itself (413 above ``serving.max_body_bytes``, declared or streamed),
 validates it with pydantic's ``model_validate_json`` (422 naming the field), reads the Feast online store
-for the batch's distinct entities in one round trip (:mod:`hybridops.serving.features`), predicts with the
+for the batch's distinct entities in one round trip (:mod:`hybridops.serving.features`), adds the request
+features computed from the body (:mod:`hybridops.features.request`), predicts with the
 in-memory booster and writes the JSON with orjson. It runs on the event loop: a store round trip is about
 0.1 ms, less than a hop through the thread pool, and a single-core worker gains nothing from threads;
 store timeouts bound the rest (:mod:`hybridops.serving.service`).
@@ -160,9 +161,10 @@ class PredictHandler:
                 detail = "online feature store unavailable; retry later"
                 answer = error_answer(503, detail, retry_after=self.retry_after)
                 return self._finish(started, answer, "store_unavailable")
-            batch = default_batch(n, len(service.names), len(service.view_names))
+            batch = default_batch(n, len(service.store_names), len(service.view_names))
             store_down = True
-        probabilities = model.predict(batch.matrix)
+        matrix = service.model_matrix(flights, sched, batch.matrix)
+        probabilities = model.predict(matrix)
         ages = sched[:, None] - batch.event_ts
         degraded: np.ndarray = np.asarray(batch.missing.any(axis=1))
         views = service.view_names
@@ -198,7 +200,7 @@ class PredictHandler:
             service.feature_log.add(
                 flights,
                 [r["route"] or "" for r in rows],
-                batch.matrix,
+                matrix,
                 batch.event_ts,
                 probabilities,
                 degraded,

@@ -66,12 +66,10 @@ def check_reader(reader: OnlineFeatureReader, store: FeatureStore, rows: list[di
     Raises:
         SelfCheckError: naming the first differences (entity, feature, both values).
     """
-    from hybridops.features.store import load_definitions_module
-
-    module = load_definitions_module()
     batch = reader.read(rows)
-    service = store.get_feature_service(module.FEATURE_SERVICE)
-    reference = store.get_online_features(features=service, entity_rows=rows).to_dict(
+    # The stored views the reader reads (the service's on-demand view needs request data; it is no read).
+    refs = [f"{view.name}:{name}" for view in reader.views for name in view.features]
+    reference = store.get_online_features(features=refs, entity_rows=rows).to_dict(
         include_event_timestamps=True
     )
     differences: list[str] = []

@@ -14,14 +14,17 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
+from hybridops.features.request import model_features, request_matrix
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.feature_log import FeatureLog
 from hybridops.serving.features import FeatureBatch, OnlineFeatureReader, StoreUnavailableError
 from hybridops.serving.metrics import ServingMetrics
 from hybridops.serving.model_holder import ModelHolder
+from hybridops.serving.schemas import Flight
 from hybridops.serving.self_check import SelfCheckError, check_store
 from hybridops.settings import Settings
 
@@ -35,7 +38,10 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = ServingMetrics()
-        self.names = feature_names()
+        # The served matrix: the online store's features (feature_names(), what the reader fills) then
+        # the request features computed from the request itself; the model picks its own columns by name.
+        self.store_names = feature_names()
+        self.names = model_features()
         self.view_names = list(load_definitions_module().VIEW_FEATURES)
         self.holder = ModelHolder(settings, self.names, self.metrics)
         self.feature_log = FeatureLog(settings, self.names, self.view_names, self.metrics)
@@ -102,6 +108,18 @@ class Service:
             if count:
                 self.metrics.expired.labels(view).inc(count)
         return batch
+
+    def model_matrix(
+        self, flights: Sequence[Flight], sched: np.ndarray, store_matrix: np.ndarray
+    ) -> np.ndarray:
+        """The served matrix (``self.names`` columns): the store's features of the flights, then their
+        request features (``hybridops.features.request``, the function training and batch scoring use),
+        from the request's codes and departures ``sched`` (Unix seconds). The request features need no
+        store: they are there when the store is down."""
+        request = request_matrix(
+            [f.carrier for f in flights], [f.origin for f in flights], [f.dest for f in flights], sched
+        )
+        return np.hstack((store_matrix, request))
 
     def readiness(self) -> list[str]:
         """Why this replica should not get traffic (empty when ready): no model, draining, or a reader

@@ -8,7 +8,9 @@ negative example. Their number is reported (``LabelledFlights.cancelled_excluded
 Features come from ``hybridops.features.store.historical_features``: a point-in-time join at the flight's
 as-of time (``event_timestamp = sched_dep_utc - model.horizon_minutes``, naive UTC), so the model is trained
 on exactly the values known at the prediction horizon. The warehouse's own copies of weather and plane
-columns in ``fct_flights`` are never read here.
+columns in ``fct_flights`` are never read here. The request-time features (scheduled local hour, minute,
+day of week, carrier/origin/destination codes) are computed from the entity frame's request columns by
+``hybridops.features.request``, the function batch scoring and serving call too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from hybridops.errors import HybridopsError
 from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
 from hybridops.features.pit_cache import cached_historical_features
-from hybridops.features.store import feature_names, load_definitions_module
+from hybridops.features.request import REQUEST_VIEW, model_features, with_request_features
+from hybridops.features.store import load_definitions_module
 from hybridops.settings import TrainingSettings
 
 if TYPE_CHECKING:  # Feast is imported by the functions that use it (~4 s)
@@ -49,7 +52,8 @@ class LabelledFlights:
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Entities, label and point-in-time Feast features of one training run."""
+    """Entities, label, point-in-time Feast features and request features of one training run
+    (``features``: the model's inputs, ``model_features()``)."""
 
     frame: pd.DataFrame
     features: list[str]
@@ -89,7 +93,8 @@ def labelled_flights(
 
 
 def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str, str]]:
-    """Registry version number and a definition digest of every view the features come from.
+    """Registry version number and a definition digest of every view the features come from (the stored
+    views and the on-demand view ``flight_request``).
 
     Feast 0.67 keeps a version history per feature view: ``current_version_number`` is ``None`` until a
     definition changes (the first definition, version 0) and increments on each schema change. The digest
@@ -112,6 +117,23 @@ def feature_view_versions(store: FeatureStore) -> tuple[dict[str, int], dict[str
         }
         encoded = json.dumps(definition, sort_keys=True).encode()
         digests[name] = hashlib.sha256(encoded).hexdigest()[:16]
+    # The on-demand view of the request features: what the model reads besides the stored views (the
+    # platform computes its values with the same function, hybridops.features.request).
+    request = store.get_on_demand_feature_view(REQUEST_VIEW)
+    number = getattr(request, "current_version_number", None)
+    versions[REQUEST_VIEW] = int(number) if number is not None else 0
+    request_definition = {
+        "name": request.name,
+        "request_fields": sorted(
+            [f.name, str(f.dtype)]
+            for source in request.source_request_sources.values()
+            for f in source.schema
+        ),
+        "features": [[f.name, str(f.dtype)] for f in request.features],
+        "mode": request.mode,
+    }
+    encoded = json.dumps(request_definition, sort_keys=True).encode()
+    digests[REQUEST_VIEW] = hashlib.sha256(encoded).hexdigest()[:16]
     return versions, digests
 
 
@@ -209,7 +231,7 @@ def build_training_set(
             f"training set has {len(entities)} labelled flights, fewer than training.min_rows="
             f"{settings.min_rows}; load more months or lower the setting"
         )
-    names = feature_names()
+    names = model_features()
     frame = cached_historical_features(store, entities, cache_dir)
     if len(frame) != len(entities):
         raise HybridopsError(
@@ -218,7 +240,7 @@ def build_training_set(
         )
     if not _in_flight_id_order(frame):
         frame = frame.sort_values("flight_id", kind="mergesort")
-    frame = frame.reset_index(drop=True)
+    frame = with_request_features(frame.reset_index(drop=True))
     for name in names:
         if frame[name].dtype != "float64":
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")

@@ -1,6 +1,9 @@
 """Deterministic LightGBM training of the flight-delay model and its evaluation.
 
-Only Feast features are model inputs (``TrainingSet.features``, all numeric); entity keys are not. Training
+The model's inputs are ``TrainingSet.features``: the Feast features and the request-time features
+(``hybridops.features.request``), all float64; entity keys are not. The carrier, origin and destination
+codes are LightGBM categoricals (``categorical_feature``, recorded in the model file, so every consumer's
+float matrix is read as categories without being told). Training
 is deterministic for the same data and settings: fixed ``seed``, ``deterministic=True``, a fixed number of
 threads and row-wise histograms, no bagging and no early stopping, so two runs give the same trees, the
 same metrics and byte-identical model files.
@@ -22,6 +25,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from hybridops.errors import HybridopsError
+from hybridops.features.request import categorical_features
 from hybridops.settings import TrainingSettings
 
 NUM_THREADS = 2
@@ -154,6 +158,8 @@ def train_model(
         _matrix(train, features),
         label=labels,
         feature_name=list(features),
+        # A code's number says nothing about its delays: ordered splits on it (UA < US) would be noise.
+        categorical_feature=categorical_features(features),
         params={"verbosity": -1, "max_bin": settings.max_bin},
         free_raw_data=False,
     )
