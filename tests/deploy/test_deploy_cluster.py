@@ -197,6 +197,28 @@ def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release
     assert _release(double, 2)["info"]["status"] == "deployed"
 
 
+def test_hooks_are_split_from_the_release_and_bad_ones_named() -> None:
+    from hybridops.deploy import hooks, releases
+
+    def doc(name: str, notes: dict[str, str]) -> releases.Document:
+        meta = {"name": name, "annotations": notes}
+        return releases.Document(
+            "hybridops/templates/x.yaml", {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta}
+        )
+
+    kept, found = hooks.split([doc("plain", {}), doc("h", {"helm.sh/hook": "post-upgrade, post-install"})])
+    assert [d.obj["metadata"]["name"] for d in kept] == ["plain"]
+    (hook,) = found
+    assert hook.events == ("post-upgrade", "post-install") and hook.weight == 0
+    assert hook.delete_policies == ("before-hook-creation",)  # Helm's default
+    with pytest.raises(cluster.DeployError, match=r"Job/w .*hook-weight 'soon' is not an integer"):
+        hooks.split([doc("w", {"helm.sh/hook": "post-upgrade", "helm.sh/hook-weight": "soon"})])
+    with pytest.raises(
+        cluster.DeployError, match=r"Job/p .*hook for pre-install: hybridops deploy runs only"
+    ):
+        hooks.split([doc("p", {"helm.sh/hook": "pre-install"})])
+
+
 def test_a_failed_hook_fails_the_upgrade_and_is_kept_for_its_logs(double: K8sDouble) -> None:
     _deploy()
     double.not_ready.add(f"{RELEASE}-postgresql-roles")

@@ -45,7 +45,8 @@ def split(docs: Sequence[releases.Document]) -> tuple[list[releases.Document], l
     """The release's own documents, and its hooks.
 
     Raises:
-        DeployError: a hook for an event hybridops does not run (it would silently never run).
+        DeployError: a hook for an event hybridops does not run (it would silently never run), or a
+            weight that is not an integer.
     """
     kept: list[releases.Document] = []
     found: list[Hook] = []
@@ -66,7 +67,12 @@ def split(docs: Sequence[releases.Document]) -> tuple[list[releases.Document], l
             for p in str(notes.get(DELETE_ANNOTATION, "before-hook-creation")).split(",")
             if p.strip()
         )
-        found.append(Hook(doc.obj, events, int(notes.get(WEIGHT_ANNOTATION, "0")), policies))
+        weight = str(notes.get(WEIGHT_ANNOTATION, "0")).strip()
+        if not weight.lstrip("+-").isdigit():
+            raise DeployError(
+                f"{_describe(doc.obj)} ({doc.source}): {WEIGHT_ANNOTATION} {weight!r} is not an integer"
+            )
+        found.append(Hook(doc.obj, events, int(weight), policies))
     return kept, found
 
 
