@@ -221,6 +221,23 @@ def test_the_server_may_reach_the_api_server(objs: tuple[dict[str, Any], ...]) -
     assert ports & {443, 6443}
 
 
+def test_the_bound_service_accounts_namespaces_may_reach_the_feature_server(
+    objs: tuple[dict[str, Any], ...],
+) -> None:
+    """NetworkPolicies select pods, not ServiceAccounts: the namespaces of the bound accounts may connect to the
+    API port (not metrics), and the server's auth decides the rest. Nothing extra without bindings."""
+    policy = find(objs, "NetworkPolicy", "hybridops-allow-feast-clients")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": READER_SA[0]}}},
+        {"podSelector": {}},  # WRITER_SA is in the release namespace
+    ]
+    assert policy["spec"]["podSelector"]["matchExpressions"][0]["values"] == ["feast"]
+    default = tuple(chart.manifests(chart.render("hybrid", [])))
+    assert not [o for o in default if o["metadata"]["name"] == "hybridops-allow-feast-clients"]
+
+
 def test_mode_none_is_an_explicit_opt_out_and_renders_no_rbac() -> None:
     rendered = tuple(
         chart.manifests(chart.render("hybrid", [], overrides={"feast": {"auth": {"mode": "none"}}}))
