@@ -163,6 +163,11 @@ def test_the_feature_server_runs_as_its_own_service_account_with_its_token(
     assert account["automountServiceAccountToken"] is False  # only the pod spec mounts it
     assert account["metadata"]["labels"]["app.kubernetes.io/component"] == "feast"
     assert account["metadata"]["namespace"] == NAMESPACE
+    # Feast trusts, unverified, any token whose subject names INTRA_COMMUNICATION_BASE64's value (its own
+    # services' calls; feast-dev/feast#6785): the server must never get that variable.
+    (container,) = spec["containers"]
+    assert "INTRA_COMMUNICATION_BASE64" not in {e["name"] for e in container.get("env", [])}
+    assert not container.get("envFrom")
 
 
 def test_the_server_may_list_role_bindings_and_review_tokens_and_nothing_else(
