@@ -52,9 +52,13 @@ import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.permissions.action import AuthzedAction
+from feast.permissions.permission import Permission
+from feast.permissions.policy import RoleBasedPolicy
 from feast.types import Float64, Int64, String, UnixTimestamp
 
 from hybridops.features.request import REQUEST_FEATURES, REQUEST_VIEW
+from hybridops.settings import FeastSettings
 
 FEATURE_SERVICE = "flight_delay_v1"
 TIMESTAMP_FIELD = "event_timestamp"
@@ -218,6 +222,35 @@ def definitions(parquet_root: Path) -> list[Any]:
     return [*entities.values(), *views, request, service]
 
 
+READ_PERMISSION = "online-read"
+WRITE_PERMISSION = "online-write"
+
+
+def permissions(reader_role: str, writer_role: str) -> list[Permission]:
+    """Who may do what through Feast's servers, by role (with Kubernetes auth, Role names in the server's
+    namespace; with OIDC, roles in the token).
+
+    Feast checks them only in a server that authenticates (``auth: kubernetes`` or ``oidc``): the platform's
+    own reads and materializations go through the SDK and are never checked. A request no Permission matches
+    is refused, so the actions left out here (registry create, update, delete; offline reads) are nobody's
+    through the servers. Writers read too: a job that pushes usually checks what it wrote.
+    """
+    return [
+        Permission(
+            name=READ_PERMISSION,
+            actions=[AuthzedAction.DESCRIBE, AuthzedAction.READ_ONLINE],
+            policy=RoleBasedPolicy(roles=[reader_role, writer_role]),
+        ),
+        Permission(
+            name=WRITE_PERMISSION,
+            # Feast's /push and /write-to-online-store ask for WRITE_ONLINE (or WRITE_OFFLINE, when pushing
+            # to the offline store); /materialize and /materialize-incremental for WRITE_ONLINE.
+            actions=[AuthzedAction.WRITE_ONLINE, AuthzedAction.WRITE_OFFLINE],
+            policy=RoleBasedPolicy(roles=[writer_role]),
+        ),
+    ]
+
+
 # --- module-level objects for the Feast CLI only (default home of a source checkout) ---------------
 _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "warehouse" / "parquet"
 (
@@ -237,3 +270,5 @@ _DEFAULT_PARQUET_ROOT = Path(__file__).resolve().parents[2] / ".hybridops" / "wa
     flight_request,
     flight_delay_v1,
 ) = definitions(_DEFAULT_PARQUET_ROOT)
+# The settings' default role names (a section model: defaults only, no environment read).
+online_read, online_write = permissions(FeastSettings().reader_role, FeastSettings().writer_role)

@@ -289,6 +289,24 @@ class FeastSettings(_Section):
             "ibis-framework) or dask (Feast's file store; hybridops queries it one view at a time)."
         ),
     )
+    # Feast enforces Permissions only in its servers, and only when they authenticate (auth: kubernetes or
+    # oidc): on a laptop, and in Dagster's own reads and writes, they are stored and never checked.
+    reader_role: str = Field(
+        "hybridops-feast-reader",
+        min_length=1,
+        description=(
+            "Role allowed to read online features from the feature server (Feast Permission): with Kubernetes "
+            "auth the name of a Role in the server's namespace (the chart's <fullname>-feast-reader)."
+        ),
+    )
+    writer_role: str = Field(
+        "hybridops-feast-writer",
+        min_length=1,
+        description=(
+            "Role allowed to read and to push, write to the online store and materialize through the feature "
+            "server (the chart's <fullname>-feast-writer)."
+        ),
+    )
 
 
 class MlflowSettings(_Section):

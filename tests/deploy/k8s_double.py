@@ -5,12 +5,21 @@ server-side apply (PATCH ``application/apply-patch+yaml``, create or replace; fi
 create (POST, 409 when the object exists), replace (PUT), merge patches, GET of objects and label-selected
 lists, DELETE, plus workload status (ready or not, per ``ready``; a Job completes or fails at once), pods
 and events the test sets. Every request is logged in ``requests``.
+
+For Feast's Kubernetes auth it also plays the API server's authentication and RBAC: it issues ServiceAccount
+tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key), answers TokenReviews
+(authenticated only for a token it issued) and authorizes every request of such a token with RBAC over the
+Roles, RoleBindings and ClusterRoleBindings it holds (:meth:`K8sDouble.load` the rendered chart's), plus the
+built-in ClusterRole ``system:auth-delegator``; a request RBAC does not allow gets 403, as from a real API
+server. ``TOKEN`` stays the administrator that may do everything. ``running(tls=...)`` serves HTTPS (the
+Kubernetes client's in-cluster configuration only speaks HTTPS).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +29,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hybridops.deploy.kube import CLUSTER_SCOPED_KINDS, _path
+
 TOKEN = "test-token"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Built into every cluster: what the chart binds the Feast server to for TokenReviews.
+BUILTIN_CLUSTER_ROLES = {
+    "system:auth-delegator": [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ]
+}
 
 
 @dataclass
@@ -33,10 +55,78 @@ class K8sDouble:
     events: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Bearer tokens this API server issued -> the username they authenticate as.
+    identities: dict[str, str] = field(default_factory=dict)
+    signing_key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def load(self, objs: tuple[dict[str, Any], ...], namespace: str) -> None:
+        """Hold these objects (a rendered chart) as if they had been applied to ``namespace``."""
+        for obj in objs:
+            meta = obj["metadata"]
+            ns = None if obj["kind"] in CLUSTER_SCOPED_KINDS else meta.get("namespace") or namespace
+            self.objects[_path(obj["apiVersion"], obj["kind"], ns, meta["name"])] = copy.deepcopy(obj)
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A token of this ServiceAccount, as the kubelet mounts it (a JWT whose subject names it)."""
+        username = f"system:serviceaccount:{namespace}:{name}"
+        claims = {"iss": ISSUER, "sub": username, "aud": [ISSUER], "kubernetes.io": {"namespace": namespace}}
+        token = jwt.encode(claims, self.signing_key, algorithm="RS256")
+        self.identities[token] = username
+        return token
+
+    # ------------------------------------------------------------------------------------- authentication
+
+    def token_review(self, body: dict[str, Any]) -> dict[str, Any]:
+        username = self.identities.get(body["spec"]["token"])
+        if username is None:
+            status: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
+        else:
+            groups = ["system:authenticated"]
+            if username.startswith("system:serviceaccount:"):
+                groups = [
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{username.split(':')[2]}",
+                    *groups,
+                ]
+            status = {"authenticated": True, "user": {"username": username, "groups": groups}}
+        return {**body, "status": status}
+
+    def allowed(self, username: str, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        """RBAC: a ClusterRoleBinding grants its ClusterRole everywhere, a RoleBinding its Role (or
+        ClusterRole) in its own namespace only, and nothing outside namespaces."""
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
+        bindings = [o for k, o in self.objects.items() if k.startswith(f"{rbac}/clusterrolebindings/")]
+        if namespace is not None:
+            prefix = f"{rbac}/namespaces/{namespace}/rolebindings/"
+            bindings += [o for k, o in self.objects.items() if k.startswith(prefix)]
+        for binding in bindings:
+            if not any(_names(subject, username) for subject in binding.get("subjects") or []):
+                continue
+            ref = binding["roleRef"]
+            if ref["kind"] == "ClusterRole":
+                rules = BUILTIN_CLUSTER_ROLES.get(ref["name"]) or (
+                    self.objects.get(f"{rbac}/clusterroles/{ref['name']}") or {}
+                ).get("rules", [])
+            else:
+                ns = binding["metadata"]["namespace"]
+                rules = (self.objects.get(f"{rbac}/namespaces/{ns}/roles/{ref['name']}") or {}).get(
+                    "rules", []
+                )
+            for rule in rules or []:
+                if (
+                    _has(rule.get("apiGroups"), group)
+                    and _has(rule.get("resources"), resource)
+                    and _has(rule.get("verbs"), verb)
+                ):
+                    return True
+        return False
 
     def applied(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, body) of every server-side apply received, in order."""
@@ -94,6 +184,10 @@ class K8sDouble:
         parts = path.strip("/").split("/")
         if path == "/version":
             return 200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0"}
+        if method == "POST" and path == "/apis/authentication.k8s.io/v1/tokenreviews":
+            review = self.token_review(body)
+            self.requests.append(("TOKENREVIEW", path, review))
+            return 201, review
         if method == "POST":
             key = f"{path}/{body['metadata']['name']}"
             if key in self.objects:
@@ -165,6 +259,30 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
             base[key] = value
 
 
+def _names(subject: dict[str, Any], username: str) -> bool:
+    if subject["kind"] == "ServiceAccount":
+        return username == f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
+    return subject["kind"] == "User" and subject["name"] == username
+
+
+def _has(values: list[str] | None, wanted: str) -> bool:
+    return bool(values) and (wanted in values or "*" in values)  # type: ignore[operator]
+
+
+def _request_attributes(method: str, path: str) -> tuple[str, str, str, str | None]:
+    """RBAC's view of a request: (verb, API group, resource, namespace)."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    named = len(rest) > 1
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+        method, "delete"
+    )
+    return verb, group, rest[0] if rest else "", namespace
+
+
 def _select(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
     selector = (query.get("labelSelector") or [""])[0]
     wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
@@ -176,10 +294,27 @@ def _select(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[di
 def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
-            if self.path != "/version" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._send(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
-                return
             url = urlsplit(self.path)
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            token = token if scheme.lower() == "bearer" else ""
+            if self.path != "/version" and token != TOKEN:
+                username = double.identities.get(token)
+                if username is None:
+                    self._send(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
+                    return
+                verb, group, resource, namespace = _request_attributes(self.command, url.path)
+                with double.lock:
+                    allowed = double.allowed(username, verb, group, resource, namespace)
+                    if not allowed:
+                        double.requests.append(("FORBIDDEN", url.path, {"user": username, "verb": verb}))
+                if not allowed:
+                    message = (
+                        f'{resource} is forbidden: User "{username}" cannot {verb} resource "{resource}"'
+                    )
+                    self._send(
+                        403, {"kind": "Status", "message": message, "reason": "Forbidden", "code": 403}
+                    )
+                    return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
@@ -206,9 +341,15 @@ def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running() -> Iterator[K8sDouble]:
+def running(tls: tuple[Path, Path] | None = None) -> Iterator[K8sDouble]:
+    """The double on a loopback port; ``tls`` (certificate, key files): over HTTPS."""
     double = K8sDouble()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(double))
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        double.scheme = "https"
     double.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -175,6 +175,23 @@ def test_deploy_applies_every_rendered_object_and_records_a_helm_release(double:
 ROLES_JOB = f"/apis/batch/v1/namespaces/{NS}/jobs/{RELEASE}-postgresql-roles"
 
 
+def test_cluster_scoped_objects_are_applied_and_pruned_outside_the_namespace(double: K8sDouble) -> None:
+    """The Feast server's ClusterRoleBinding (TokenReviews) has no namespace: its API path has none either,
+    on apply and when a later revision (feast.auth.mode=none) prunes it."""
+    api = cluster.connect()
+    cluster.deploy(api, "hybrid", [], NS, RELEASE, wait_seconds=1.0, poll_seconds=0.05)
+    name = f"{NS}-{RELEASE}-feast-token-review"
+    path = f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"
+    ((applied_path, body),) = [(p, b) for p, b in double.applied() if b["kind"] == "ClusterRoleBinding"]
+    assert applied_path == path and "namespace" not in body["metadata"]
+    assert double.get(path) is not None
+    values = Path(os.environ["KUBECONFIG"]).with_name("no-auth.yaml")
+    values.write_text("feast:\n  auth:\n    mode: none\n")
+    report = cluster.deploy(api, "hybrid", [values], NS, RELEASE, wait_seconds=1.0, poll_seconds=0.05)
+    assert f"ClusterRoleBinding/{name}" in report.pruned
+    assert double.get(path) is None
+
+
 def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release(double: K8sDouble) -> None:
     """The PostgreSQL role Job (helm.sh/hook: post-upgrade): not applied on install, created after an
     upgrade's objects are ready, waited for, deleted when it succeeded (hook-succeeded) and before the next

@@ -1,5 +1,6 @@
-"""Scenario 17 (issue 14): the Feast feature server requires authentication when ``feast.auth.discoveryUrl``
-names an identity provider: Feast's own ``auth: oidc`` in the rendered feature_store.yaml.
+"""Scenario 17 (issue 14): with ``feast.auth.mode: oidc`` and ``feast.auth.discoveryUrl`` naming an identity
+provider, the Feast feature server requires its tokens: Feast's own ``auth: oidc`` in the rendered
+feature_store.yaml. (The default, Kubernetes auth, is tested in test_deploy_feast_k8s_auth.py.)
 
 Live: the chart's PostgreSQL (SQL registry), Redis and ``feast serve`` with the rendered command, env and
 Secret (started by the rehearsal's kubelet), and a stand-in OIDC provider on loopback (a discovery document
@@ -88,6 +89,7 @@ def feast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     overrides = {
         "feast": {
             "auth": {
+                "mode": "oidc",
                 "discoveryUrl": f"{issuer}/.well-known/openid-configuration",
                 "clientId": "feast",
                 "audience": "feast",
@@ -137,7 +139,7 @@ def test_the_rendered_feature_store_yaml_asks_for_oidc(feast: dict[str, Any]) ->
             "feature_store.yaml"
         ]
     )
-    assert "auth" not in default  # no identity provider named: Feast's no_auth (documented)
+    assert default["auth"] == {"type": "kubernetes"}  # the default (test_deploy_feast_k8s_auth.py)
 
 
 def test_every_data_endpoint_refuses_requests_without_a_valid_token(feast: dict[str, Any]) -> None:

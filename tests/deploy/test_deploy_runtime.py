@@ -37,6 +37,7 @@ from tools import missing, require_tool
 from hybridops.deploy import chart
 from hybridops.rehearsal.kubelet import NAMESPACE, POD_IP, Pod, group_members, secret_data
 from hybridops.rehearsal.postgres import MissingProgram, chart_postgresql
+from hybridops.rehearsal.stack import REHEARSAL_FEAST_AUTH
 from hybridops.rehearsal.topology import Cluster, check, workload
 from hybridops.rehearsal.workloads import (
     mlflow_pods,
@@ -140,7 +141,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = time.monotonic()
     deadline = started + STARTUP_SECONDS
     objs = objects(PROFILE)
-    cluster = Cluster(objs, tmp_path_factory.mktemp("cluster"))
+    # As the rehearsal does: no API server here for Feast's Kubernetes auth (test_deploy_feast_auth runs it).
+    cluster = Cluster(objs, tmp_path_factory.mktemp("cluster"), feast_auth=REHEARSAL_FEAST_AUTH)
     pods: dict[str, Pod] = {}
     timings: dict[str, float] = {}
 

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from deploy_support import CASES, containers, find, objects, pod_specs
 
-API_PODS = {"Deployment/hybridops-dagster-webserver", "Deployment/hybridops-dagster-daemon"}
+# The Feast server reviews its callers' tokens (feast.auth.mode=kubernetes, the default).
+API_PODS = {
+    "Deployment/hybridops-dagster-webserver",
+    "Deployment/hybridops-dagster-daemon",
+    "Deployment/hybridops-feast",
+}
 
 
 @pytest.fixture(params=CASES, ids=[c[0] for c in CASES])
@@ -142,9 +147,18 @@ def test_pdb_and_spread_exactly_when_scaled(case: tuple) -> None:
 
 
 def test_role_is_least_privilege(case: tuple) -> None:
-    assert not any(o["kind"] in {"ClusterRole", "ClusterRoleBinding"} for o in case)
+    assert not any(o["kind"] == "ClusterRole" for o in case)
+    # The one cluster-wide grant: the Feast server may create TokenReviews (the built-in auth-delegator).
     for obj in case:
-        if obj["kind"] == "Role":
+        if obj["kind"] == "ClusterRoleBinding":
+            assert obj["roleRef"]["name"] == "system:auth-delegator", obj["metadata"]["name"]
+            assert [s["name"] for s in obj["subjects"]] == ["hybridops-feast"]
+    for obj in case:
+        if obj["kind"] == "Role" and obj["metadata"]["name"] == "hybridops-feast":
+            assert obj["rules"] == [
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["list"]}
+            ]
+        elif obj["kind"] == "Role":
             resources = {r for rule in obj["rules"] for r in rule["resources"]}
             assert resources <= {"jobs", "jobs/status", "pods", "pods/log", "events"}
             verbs = {v for rule in obj["rules"] for v in rule["verbs"]}

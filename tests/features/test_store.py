@@ -224,6 +224,7 @@ def test_apply_and_materialize_counts_match_online_store(january_store, january_
         "origin_utc_hour", "carrier", "route", "tailnum", "origin_hour", "origin_slot", "origin_weather",
         "carrier_delay_stats", "route_delay_stats", "origin_hour_delay_stats", "plane_profile",
         "origin_intraday", "tail_last_flight", "flight_request", "flight_delay_v1",
+        "online-read", "online-write",
     }  # fmt: skip
     weather = january_frames[1]
     start, end = month_window("2013-01")
@@ -257,6 +258,28 @@ def test_apply_and_materialize_counts_match_online_store(january_store, january_
             assert online == rows, view
             (cells,) = db.execute(f"select count(*) from hybridops_{view}").fetchone()
             assert cells == rows * len(_view_features(view)), view
+
+
+def test_the_permissions_are_stored_and_not_enforced_on_a_laptop(january_store) -> None:
+    """The reader/writer Permissions are in the registry, and the platform's own SDK reads and writes (no
+    Feast server, no auth) go on: Feast checks Permissions only in a server that authenticates."""
+    from feast.permissions.security_manager import get_security_manager
+
+    settings, store, _built, _applied, written = january_store
+    roles = {
+        p.name: (sorted(p.policy.roles), sorted(a.value for a in p.actions)) for p in store.list_permissions()
+    }
+    reader, writer = settings.feast.reader_role, settings.feast.writer_role
+    assert roles == {
+        "online-read": (sorted([reader, writer]), ["describe", "read_online"]),
+        "online-write": ([writer], ["write_offline", "write_online"]),
+    }
+    assert get_security_manager() is None  # nothing in this process would enforce them
+    assert written["carrier_delay_stats"] == 16  # materialized (a write_online) with the Permissions applied
+    answer = store.get_online_features(
+        features=["carrier_delay_stats:carrier_flights_7d"], entity_rows=[{"carrier": "UA"}]
+    ).to_dict()
+    assert answer["carrier_flights_7d"][0] is not None  # and read back (a read_online)
 
 
 def _view_features(view: str) -> list[str]:

@@ -324,10 +324,23 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
-{{/* Feast's SQL registry (needs PG_PASSWORD, the feast role's password, defined before it). */}}
+{{/* The roles of the Feast Permissions: Kubernetes Role names in the release namespace (role-feast.yaml). */}}
+{{- define "hybridops.feast.readerRole" -}}
+{{ include "hybridops.componentName" (dict "ctx" . "component" "feast-reader") }}
+{{- end -}}
+{{- define "hybridops.feast.writerRole" -}}
+{{ include "hybridops.componentName" (dict "ctx" . "component" "feast-writer") }}
+{{- end -}}
+
+{{/* Feast's SQL registry (needs PG_PASSWORD, the feast role's password, defined before it), and the role
+     names the Permissions applied to it name. */}}
 {{- define "hybridops.feast.registryEnv" -}}
 - name: HYBRIDOPS_FEAST__PROJECT
   value: {{ .Values.feast.project | quote }}
+- name: HYBRIDOPS_FEAST__READER_ROLE
+  value: {{ include "hybridops.feast.readerRole" . | quote }}
+- name: HYBRIDOPS_FEAST__WRITER_ROLE
+  value: {{ include "hybridops.feast.writerRole" . | quote }}
 - name: HYBRIDOPS_FEAST__REGISTRY
   value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" (include "hybridops.pg.user" (dict "ctx" . "role" "feast")) (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
 {{- end -}}
@@ -512,6 +525,14 @@ replicas: {{ .replicas }}
 
 {{/* ---------------------------------------------------------------- validation */}}
 {{- define "hybridops.validate" -}}
+{{- if .Values.feast.enabled -}}
+{{- if and (eq .Values.feast.auth.mode "oidc") (not .Values.feast.auth.discoveryUrl) -}}
+{{- fail "feast.auth.mode=oidc needs feast.auth.discoveryUrl (the identity provider's discovery document)" -}}
+{{- end -}}
+{{- if and (ne .Values.feast.auth.mode "oidc") .Values.feast.auth.discoveryUrl -}}
+{{- fail (printf "feast.auth.discoveryUrl is set but feast.auth.mode is %s: set feast.auth.mode=oidc to use it" .Values.feast.auth.mode) -}}
+{{- end -}}
+{{- end -}}
 {{- if not (has .Values.monitoring.mode (list "bundled" "external")) -}}
 {{- fail (printf "monitoring.mode must be bundled or external, got %q" (toString .Values.monitoring.mode)) -}}
 {{- end -}}

@@ -34,7 +34,16 @@ def _plural(kind: str) -> str:
     return lower + "s"
 
 
+# Objects outside any namespace (the chart renders ClusterRoleBindings: the Feast server's TokenReviews). Their
+# API path has no namespace, whatever namespace the release is in.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {"ClusterRole", "ClusterRoleBinding", "Namespace", "CustomResourceDefinition"}
+)
+
+
 def _path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    if kind in CLUSTER_SCOPED_KINDS:
+        namespace = None
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     path = f"{base}/namespaces/{namespace}/{_plural(kind)}" if namespace else f"{base}/{_plural(kind)}"
     return f"{path}/{name}" if name else path
@@ -86,8 +95,9 @@ def _api_message(exc: ApiException) -> str:
 
 def _apply(api: client.ApiClient, obj: dict[str, Any], namespace: str) -> None:
     meta = obj["metadata"]
-    meta.setdefault("namespace", namespace)
-    path = _path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+    if obj["kind"] not in CLUSTER_SCOPED_KINDS:
+        meta.setdefault("namespace", namespace)
+    path = _path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
     try:
         _call(
             api,

@@ -162,10 +162,15 @@ def _open_sql_registry(store: FeatureStore) -> None:
 
 # --- apply and materialize -------------------------------------------------------------------------
 def apply_definitions(store: FeatureStore, settings: Settings) -> list[str]:
-    """Register entities, views and the feature service (sources under ``settings.parquet_dir``)."""
+    """Register entities, views, the feature service (sources under ``settings.parquet_dir``) and the
+    Permissions of the reader and writer roles (``settings.feast``)."""
     from sqlalchemy.exc import IntegrityError
 
-    objects = load_definitions_module().definitions(settings.parquet_dir)
+    repo = load_definitions_module()
+    objects = [
+        *repo.definitions(settings.parquet_dir),
+        *repo.permissions(settings.feast.reader_role, settings.feast.writer_role),
+    ]
     for attempt in range(_APPLY_ATTEMPTS):
         try:
             with warnings.catch_warnings():

@@ -1,10 +1,12 @@
 """The whole release running on this machine: every long-running workload of the rendered chart, the
 Dagster instance on the chart's PostgreSQL with run workers launched as local processes.
 
-The one change to the release besides loopback addresses and local folders: ``dagster.yaml``'s run launcher
-is Dagster's :class:`DefaultRunLauncher` (the daemon asks the user-code server to start each run worker as a
-process of its own) in place of the ``K8sRunLauncher``, which needs a Kubernetes API. The run coordinator,
-its concurrency limit, run monitoring and retries stay as rendered.
+The two changes to the release besides loopback addresses and local folders, both because they need a
+Kubernetes API: ``dagster.yaml``'s run launcher is Dagster's :class:`DefaultRunLauncher` (the daemon asks the
+user-code server to start each run worker as a process of its own) in place of the ``K8sRunLauncher``; the
+run coordinator, its concurrency limit, run monitoring and retries stay as rendered. And the Feast server's
+``auth: kubernetes`` (TokenReview, RoleBindings) becomes ``no_auth`` (its OIDC stays as rendered);
+``tests/deploy/test_deploy_feast_auth.py`` runs the Kubernetes auth against a stand-in API server.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ query { instance { daemonHealth { allDaemonStatuses { daemonType healthy require
 """
 
 
+# Only Feast's Kubernetes auth is replaced: it reviews tokens with an API server this machine does not have.
+REHEARSAL_FEAST_AUTH: dict[str, Any] = {"type": "no_auth"}
+
+
 @dataclass
 class Stack:
     """The running release: its pods by name, and when each became ready (seconds from the start)."""
@@ -120,7 +126,7 @@ def running_stack(
     then it exits and :meth:`Cluster.restart_exited` starts it again, as a kubelet would)."""
     started = time.monotonic()
     deadline = started + startup_seconds
-    cluster = Cluster(objs, root, dagster_run_launcher=DEFAULT_RUN_LAUNCHER)
+    cluster = Cluster(objs, root, dagster_run_launcher=DEFAULT_RUN_LAUNCHER, feast_auth=REHEARSAL_FEAST_AUTH)
     stack = Stack(cluster)
 
     def mark(what: str) -> None:

@@ -85,11 +85,14 @@ class Cluster:
 
     ``dagster_run_launcher``, when set, replaces the ``run_launcher`` of every ``dagster.yaml`` a pod mounts
     (the rehearsal's one change to the instance: run workers as local processes instead of Kubernetes Jobs).
+    ``feast_auth``, when set, replaces ``auth: {type: kubernetes}`` in every ``feature_store.yaml`` a pod
+    mounts: Feast's Kubernetes auth reviews tokens with an API server, which this machine does not have.
     """
 
     objs: tuple[dict[str, Any], ...]
     root: Path
     dagster_run_launcher: dict[str, Any] | None = None
+    feast_auth: dict[str, Any] | None = None
     services: dict[str, str] = field(default_factory=dict)  # "name:port" -> "127.0.0.1:port"
     service_pod: dict[str, str] = field(default_factory=dict)  # Service name -> the pod behind it
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
@@ -128,6 +131,15 @@ class Cluster:
         if self.dagster_run_launcher is not None:
             instance["run_launcher"] = self.dagster_run_launcher
         return yaml.safe_dump(instance, sort_keys=False)
+
+    def feast_auth_replaced(self, text: str) -> str:
+        """feature_store.yaml with ``feast_auth`` in place of a Kubernetes ``auth`` (Feast expands its
+        ${VARS} later); any other auth stays."""
+        config = yaml.safe_load(text)
+        if (config.get("auth") or {}).get("type") != "kubernetes":
+            return text
+        config["auth"] = self.feast_auth
+        return yaml.safe_dump(config, sort_keys=False)
 
     def dagster_workspace_to_loopback(self, text: str) -> str:
         """workspace.yaml names each gRPC server by host and port apart."""
@@ -173,6 +185,8 @@ class Cluster:
                     content = self.dagster_instance_to_loopback(content)
                 elif file_name == "workspace.yaml":
                     content = self.dagster_workspace_to_loopback(content)
+                elif file_name == "feature_store.yaml" and self.feast_auth is not None:
+                    content = self.feast_auth_replaced(content)
                 (folder / file_name).write_text(pod.relocate(self.to_loopback(content)))
         base = image_env(image or container["image"])
         # PATH and PYTHONPATH name this machine's programs and code, not pod paths: a checkout under /tmp

@@ -97,13 +97,18 @@ def feast_pod(cluster: Cluster) -> Pod:
     return pod
 
 
-def start_feast(cluster: Cluster, pod: Pod | None = None) -> Pod:
-    """Feast's feature server (``feast serve``), its metrics listener moved to a loopback port."""
+def start_feast(cluster: Cluster, pod: Pod | None = None, prelude: str = "") -> Pod:
+    """Feast's feature server (``feast serve``), its metrics listener moved to a loopback port.
+
+    ``prelude``: Python run in the server's process before Feast's CLI (a test points the Kubernetes
+    client's in-cluster configuration at its own stand-in API server)."""
     pod = pod or feast_pod(cluster)
     argv = listen_locally(cluster.command(pod), pod, "http")
     if argv[0] != "feast":
         raise RehearsalError(f"the Feast container no longer runs `feast`: {argv}")
-    wrapper = _FEAST.format(container_port=pod.ports["metrics"][0], local_port=pod.local_port("metrics"))
+    wrapper = prelude + _FEAST.format(
+        container_port=pod.ports["metrics"][0], local_port=pod.local_port("metrics")
+    )
     cluster.start(pod, [sys.executable, "-c", wrapper, *argv[1:]])
     return pod
 
