@@ -5,13 +5,16 @@ rendered command lines and Secrets, started by the rehearsal's kubelet).
 What it proves: no default or shared password (every credential is generated per release, distinct, kept on
 upgrade, or named by an existing Secret); Redis refuses clients without the password while Feast and the
 inference service's reader connect with the chart's connection string; Prometheus' admin and lifecycle APIs
-are off; the read-write Dagster UI is unreachable from outside the release by default and the chart has no
+are off; each container gets only its own MLflow login (the admin's password only the MLflow pod's and,
+for /metrics, Prometheus'); the
+read-write Dagster UI is unreachable from outside the release by default and the chart has no
 Ingress (nothing public unless a user adds it); services are ClusterIP.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shlex
 import socket
@@ -23,12 +26,13 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from deploy_support import CASES, EXISTING_SECRETS, find, objects, pod_specs
+from deploy_support import CASES, EXISTING_SECRETS, containers, find, objects, pod_specs
 from tools import require_tool
 
 from hybridops.deploy import chart
 from hybridops.deploy.reachability import Connection, unreachable
 from hybridops.processes import stop as stop_process
+from hybridops.registry.lock import lock_name
 from hybridops.rehearsal.kubelet import closed_port
 from hybridops.rehearsal.topology import Cluster
 from hybridops.rehearsal.workloads import feast_pod, start_redis, wait_redis
@@ -95,6 +99,148 @@ def test_every_password_a_container_gets_is_a_secret_reference(case: str, profil
             for env in container.get("env", []):
                 if CREDENTIAL_KEY.search(env["name"]) and not env["name"].endswith("_FILE"):
                     assert "secretKeyRef" in env.get("valueFrom", {}), (name, env["name"])
+
+
+# --- one MLflow login per component ------------------------------------------------------------------------------
+# Which key of the MLflow auth Secret each container reads, by login: the admin's only the MLflow server's own
+# (its start-up creates the others and their grants) and Prometheus' (MLflow's /metrics answers 403 to any
+# other login: test_deploy_runtime.py::test_the_monitor_login_reads_and_writes_nothing); every client its
+# component's login and nothing more.
+MLFLOW_KEYS = {"admin": "password", "reader": "reader-password", "trainer": "trainer-password"}
+MLFLOW_KEYS |= {"monitor": "monitor-password", "flask": "flask-secret-key"}
+MLFLOW_LOGINS = {
+    "Deployment/hybridops-mlflow/mlflow": {"admin", "reader", "trainer", "monitor", "flask"},
+    "Deployment/hybridops-dagster-user-code/user-code": {"trainer"},
+    "run pod (dagster.yaml run_launcher)": {"trainer"},
+    "Deployment/hybridops-inference/inference": {"reader"},
+    "Deployment/hybridops-exporter/exporter": {"monitor"},
+    "Deployment/hybridops-prometheus (volume mlflow-auth)": {"admin"},
+}
+MLFLOW_USERS = {"reader": "inference", "trainer": "trainer", "monitor": "monitor"}
+
+
+def _mlflow_secret_keys(objs: tuple[dict[str, Any], ...], secret: str) -> dict[str, set[str]]:
+    """Each container (and the run pods' container of dagster.yaml, and each pod volume) -> the keys of the
+    MLflow auth Secret it reads."""
+    found: dict[str, set[str]] = {}
+
+    def env_keys(where: str, env: list[dict[str, Any]]) -> None:
+        for item in env:
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["name"] == secret:
+                found.setdefault(where, set()).add(ref["key"])
+
+    for name, _, spec in pod_specs(objs):
+        for container in containers(spec):
+            env_keys(f"{name}/{container['name']}", container.get("env", []))
+            assert not [
+                e for e in container.get("envFrom", []) if e.get("secretRef", {}).get("name") == secret
+            ], name  # never the whole Secret
+        for volume in spec.get("volumes", []):
+            if volume.get("secret", {}).get("secretName") == secret:
+                found.setdefault(f"{name} (volume {volume['name']})", set()).update(
+                    item["key"]
+                    for item in volume["secret"]["items"]  # items always: never every key
+                )
+    instance = yaml.safe_load(find(objs, "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"])
+    run_pod = instance["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    env_keys("run pod (dagster.yaml run_launcher)", run_pod["env"])
+    return found
+
+
+@pytest.mark.parametrize("files", [(), (EXISTING_SECRETS,)], ids=["generated", "existing"])
+def test_each_container_gets_only_its_own_mlflow_login(files: tuple[Path, ...]) -> None:
+    objs = objects("hybrid", files)
+    secret = "hybridops-mlflow-admin" if files else "hybridops-mlflow-auth"
+    found = _mlflow_secret_keys(objs, secret)
+    assert found == {
+        where: {MLFLOW_KEYS[login] for login in logins} for where, logins in MLFLOW_LOGINS.items()
+    }
+    if not files:  # the generated Secret holds one password per login and the Flask key, nothing else
+        assert set(find(objs, "Secret", secret)["data"]) == set(MLFLOW_KEYS.values())
+    # Each client's username is the one its password belongs to; the MLflow pod creates it with that password.
+    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    server_env = {e["name"]: e for e in server["env"]}
+    for login, user in MLFLOW_USERS.items():
+        assert server_env[f"MLFLOW_{login.upper()}_USERNAME"]["value"] == user
+        assert server_env[f"MLFLOW_{login.upper()}_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": secret,
+            "key": MLFLOW_KEYS[login],
+        }
+    clients = [c for _, _, spec in pod_specs(objs) for c in containers(spec) if c["name"] != "mlflow"]
+    instance = yaml.safe_load(find(objs, "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"])
+    clients.append(instance["run_launcher"]["config"]["run_k8s_config"]["container_config"])
+    logins = set()
+    for container in clients:
+        env = {e["name"]: e for e in container.get("env", [])}
+        if "MLFLOW_TRACKING_USERNAME" in env:
+            key = env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+            (login,) = [name for name, k in MLFLOW_KEYS.items() if k == key]
+            assert env["MLFLOW_TRACKING_USERNAME"]["value"] == MLFLOW_USERS[login], container.get("name")
+            logins.add(login)
+    assert logins == {"trainer", "reader", "monitor"}
+    prometheus = yaml.safe_load(find(objs, "ConfigMap", "hybridops-prometheus")["data"]["prometheus.yml"])
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "hybridops-mlflow"]
+    assert job["basic_auth"]["username"] == "admin"
+
+
+def test_the_mlflow_logins_and_keys_are_values() -> None:
+    """Usernames and existing-Secret keys of the three logins come from values, the render follows them."""
+    overrides = {
+        "mlflow": {
+            "auth": {
+                "existingSecret": "mine",
+                "readerUsername": "svc-read",
+                "trainerUsername": "svc-train",
+                "monitorUsername": "svc-mon",
+                "existingSecretReaderKey": "r",
+                "existingSecretTrainerKey": "t",
+                "existingSecretMonitorKey": "m",
+            }
+        }
+    }
+    objs = tuple(chart.manifests(chart.render("hybrid", [], overrides=overrides)))
+    found = _mlflow_secret_keys(objs, "mine")
+    assert found["Deployment/hybridops-dagster-user-code/user-code"] == {"t"}
+    assert found["run pod (dagster.yaml run_launcher)"] == {"t"}
+    assert found["Deployment/hybridops-inference/inference"] == {"r"}
+    assert found["Deployment/hybridops-exporter/exporter"] == {"m"}
+    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert (
+        env["MLFLOW_READER_USERNAME"],
+        env["MLFLOW_TRAINER_USERNAME"],
+        env["MLFLOW_MONITOR_USERNAME"],
+    ) == (
+        "svc-read",
+        "svc-train",
+        "svc-mon",
+    )
+
+
+def test_the_trainer_grants_name_the_pods_experiment_and_model_and_the_alias_lock() -> None:
+    """What the MLflow pod grants the trainer is what the run pods write: the experiment and registered model
+    they read from their environment (mlflow.experiment, mlflow.modelName) and that model's lock."""
+    objs = tuple(
+        chart.manifests(
+            chart.render(
+                "hybrid", [], overrides={"mlflow": {"experiment": "delays", "modelName": "delay_model"}}
+            )
+        )
+    )
+    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["MLFLOW_TRAINER_EXPERIMENT"] == "delays"
+    assert json.loads(env["MLFLOW_TRAINER_MODELS"]) == ["delay_model", lock_name("delay_model")]
+    instance = yaml.safe_load(find(objs, "ConfigMap", "hybridops-dagster-instance")["data"]["dagster.yaml"])
+    run_pod = instance["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    (user_code,) = find(objs, "Deployment", "hybridops-dagster-user-code")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for container in (run_pod, user_code):
+        client = {e["name"]: e.get("value") for e in container["env"]}
+        assert client["HYBRIDOPS_MLFLOW__EXPERIMENT"] == "delays"
+        assert client["HYBRIDOPS_MLFLOW__MODEL_NAME"] == "delay_model"
 
 
 # --- Redis requires AUTH -----------------------------------------------------------------------------------------

@@ -116,12 +116,15 @@ def test_exporter_env_mounts_and_secrets(profile: str) -> None:
     assert ("HYBRIDOPS_FEAST__REGISTRY" in env) is mlops
     assert ("HYBRIDOPS_MLFLOW__TRACKING_URI" in env) is mlops
     if mlops:
-        # The admin: as the read-only user a model that does not exist yet answers 403, not "not found".
-        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "admin"
+        # The monitoring login (read-only), never the admin: the exporter reads the champion through
+        # get-registered-model, which tells a reader "not found" for a model not registered yet
+        # (test_deploy_runtime.py::test_the_monitor_login_reads_and_writes_nothing).
+        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "monitor"
         assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": "hybridops-mlflow-auth",
-            "key": "password",
+            "key": "monitor-password",
         }
+        assert env["HYBRIDOPS_MLFLOW__MODEL_NAME"]["value"] == "flight_delay"
         assert env["HYBRIDOPS_FEAST__REGISTRY"]["value"].startswith(
             "postgresql+psycopg://feast:$(PG_PASSWORD)@"  # the feast role, not the superuser
         )
@@ -320,11 +323,15 @@ def _exporter_pod_finds_every_store(
         == f"http://{mlflow['metadata']['name']}:{mlflow['spec']['ports'][0]['port']}"
     )
     server = _env(find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"][0])
-    assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_TRACKING_USERNAME"]["value"]
+    # The login the MLflow pod creates for the monitoring, with the password it sets.
+    assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_MONITOR_USERNAME"]["value"]
     assert (
         _env(container)["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]
-        == server["MLFLOW_ADMIN_PASSWORD"]["valueFrom"]
+        == server["MLFLOW_MONITOR_PASSWORD"]["valueFrom"]
     )
+    # The names the pods read are those the trainer's grants cover.
+    assert settings.mlflow.experiment == server["MLFLOW_TRAINER_EXPERIMENT"]["value"]
+    assert settings.mlflow.model_name == json.loads(server["MLFLOW_TRAINER_MODELS"]["value"])[0]
 
 
 # --- what the bundled Prometheus scrapes ---------------------------------------------------------------------

@@ -118,7 +118,8 @@ with mlflow.start_run():
     logged = log_booster(booster, input_example=x.head(3))
 version = register_candidate(settings, logged.model_uri, logged.run_id, logged.sha256)
 promote(settings, version, "chart runtime test")
-print("JOB-RESULT " + json.dumps({"values": values, "version": version}))
+experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment).experiment_id
+print("JOB-RESULT " + json.dumps({"values": values, "version": version, "run_id": logged.run_id, "experiment": experiment}))
 """
 
 
@@ -127,6 +128,7 @@ class Stack:
     cluster: Cluster
     pods: dict[str, Pod]
     job: dict[str, Any]
+    job_env: dict[str, str]  # the run pod's environment (dagster.yaml's container_config), as it ran
     admin: tuple[str, str]
     timings: dict[str, float]
 
@@ -211,6 +213,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             cluster=cluster,
             pods=pods,
             job=result,
+            job_env=run_pod.env,
             admin=(mlflow_pod.env["MLFLOW_TRACKING_USERNAME"], mlflow_pod.env["MLFLOW_ADMIN_PASSWORD"]),
             timings=timings,
         )
@@ -250,7 +253,8 @@ def test_mlflow_requires_the_admin_login_from_the_secret(stack: Stack) -> None:
     url = pod.env["MLFLOW_AUTH_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute("select username, is_admin from users order by username")
-        assert cursor.fetchall() == [(stack.admin[0], True), ("inference", False)]
+        users = [(stack.admin[0], True), ("inference", False), ("monitor", False), ("trainer", False)]
+        assert cursor.fetchall() == users
 
 
 def test_mlflow_accepts_the_service_names_and_refuses_other_hosts(stack: Stack) -> None:
@@ -491,11 +495,10 @@ def test_inference_answers_its_own_names_and_refuses_foreign_hosts(stack: Stack)
 def test_the_inference_login_reads_the_registry_and_writes_nothing(stack: Stack) -> None:
     """The inference service logs in as the read-only user the MLflow pod creates (not the admin): it reads
     the champion (the service loaded and serves it), and registering, moving an alias, deleting or changing
-    the champion's tags is refused (403). The exporter keeps the admin (see docs/deploy.md)."""
+    the champion's tags is refused (403)."""
     env = stack.pods["inference"].env
     assert env["MLFLOW_TRACKING_USERNAME"] == "inference"
     assert env["MLFLOW_TRACKING_PASSWORD"] == stack.cluster.secret("hybridops-mlflow-auth", "reader-password")
-    assert stack.pods["exporter"].env["MLFLOW_TRACKING_USERNAME"] == stack.admin[0]
     login = ("inference", stack.cluster.secret("hybridops-mlflow-auth", "reader-password"))
     assert login[1] != stack.admin[1]
     version = str(stack.job["version"])
@@ -540,3 +543,360 @@ def test_the_inference_login_reads_the_registry_and_writes_nothing(stack: Stack)
         stack.url("mlflow") + get, headers={"Host": SERVICE_HOST}, auth=stack.admin, timeout=30
     )
     assert admin.json()["model_version"]["version"] == version  # nothing moved
+
+
+# --- scenario 17: the trainer's and the exporter's MLflow logins ------------------------------------------------
+MODEL = "flight_delay"
+
+
+def _as(
+    stack: Stack, login: tuple[str, str], method: str, path: str, body: dict[str, Any] | None = None
+) -> requests.Response:
+    """One REST call to the MLflow server as ``login``, with the Host header of a client in the cluster."""
+    return requests.request(
+        method,
+        stack.url("mlflow") + path,
+        json=body if method != "GET" else None,
+        params=body if method == "GET" else None,
+        headers={"Host": SERVICE_HOST},
+        auth=login,
+        timeout=30,
+    )
+
+
+def _login(stack: Stack, env: dict[str, str]) -> tuple[str, str]:
+    return env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
+
+
+def _rerun_start_up(stack: Stack, **env: str) -> None:
+    """The MLflow pod's start-up step that writes the logins and grants (the rendered script's ``python`` heredoc,
+    after the kubelet's expansion), run again against the stack's auth and tracking databases: what a restart
+    of the pod does, with ``env`` standing for changed Secret values or names."""
+    pod = stack.pods["mlflow"]
+    script = stack.cluster.command(pod)[-1]
+    start = script.index("python - <<'PY'\n")
+    end = script.index("\nPY\n", start) + len("\nPY\n")
+    fragment = script[start:end].replace("python - ", f"{sys.executable} - ", 1)
+    check(["sh", "-euc", fragment], {**pod.env, **env})
+
+
+def _auth_store(stack: Stack) -> Any:
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(stack.pods["mlflow"].env["MLFLOW_AUTH_DATABASE_URI"])
+    return store
+
+
+def test_the_trainer_login_trains_registers_and_promotes(stack: Stack) -> None:
+    """The run pod (dagster.yaml's container_config) logs in as the trainer, not the admin, and its job did the
+    whole training write path with it: created the experiment, logged a run and a LightGBM model, registered
+    the version (tags), moved challenger and champion under the registry lock (creating and deleting the
+    lock's registered model). The trainer's grants: MANAGE on the model and its lock by name (given by the
+    start-up before either existed), MANAGE on the experiment it created."""
+    env = stack.job_env
+    trainer = _login(stack, env)
+    assert trainer == ("trainer", stack.cluster.secret("hybridops-mlflow-auth", "trainer-password"))
+    assert trainer[1] not in (
+        stack.admin[1],
+        stack.cluster.secret("hybridops-mlflow-auth", "reader-password"),
+    )
+    assert (env["HYBRIDOPS_MLFLOW__EXPERIMENT"], env["HYBRIDOPS_MLFLOW__MODEL_NAME"]) == (MODEL, MODEL)
+    version = str(stack.job["version"])
+    model = _as(stack, stack.admin, "GET", "/api/2.0/mlflow/registered-models/get", {"name": MODEL}).json()
+    assert model["registered_model"]["aliases"] == [{"alias": "champion", "version": version}]
+    run = _as(stack, stack.admin, "GET", "/api/2.0/mlflow/runs/get", {"run_id": stack.job["run_id"]}).json()
+    assert run["run"]["info"]["experiment_id"] == stack.job["experiment"]
+    assert run["run"]["info"]["user_id"] == "trainer"  # MLflow records who logged it
+    lock = _as(
+        stack,
+        stack.admin,
+        "GET",
+        "/api/2.0/mlflow/registered-models/get",
+        {"name": f"{MODEL}.hybridops-lock"},
+    )
+    assert lock.status_code == 404  # released: the trainer deleted it
+
+    grants = {(g.name, g.permission) for g in _auth_store(stack).list_registered_model_permissions("trainer")}
+    assert grants >= {(MODEL, "MANAGE")}
+    experiments = {
+        (g.experiment_id, g.permission) for g in _auth_store(stack).list_experiment_permissions("trainer")
+    }
+    assert (stack.job["experiment"], "MANAGE") in experiments
+
+    # More of what training does, live: a run with a metric and a tag, a version tag, an alias set and removed.
+    created = _as(
+        stack, trainer, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": stack.job["experiment"]}
+    )
+    assert created.status_code == 200, created.text
+    run_id = created.json()["run"]["info"]["run_id"]
+    calls = {
+        "metric": (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            {"run_id": run_id, "key": "auc", "value": 0.7, "timestamp": 0},
+        ),
+        "run tag": ("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": run_id, "key": "k", "value": "v"}),
+        "version tag": (
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            {"name": MODEL, "version": version, "key": "rehearsal", "value": "yes"},
+        ),
+        "alias": (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": MODEL, "alias": "rehearsal", "version": version},
+        ),
+        "delete alias": (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": MODEL, "alias": "rehearsal"},
+        ),
+        "end run": ("POST", "/api/2.0/mlflow/runs/update", {"run_id": run_id, "status": "FINISHED"}),
+    }
+    answers = {name: _as(stack, trainer, *call).status_code for name, call in calls.items()}
+    assert set(answers.values()) == {200}, answers
+
+
+def test_the_trainer_is_refused_outside_its_grants(stack: Stack) -> None:
+    """The trainer is no admin: it cannot manage users, and a registered model or experiment someone else made
+    is read-only to it (default_permission READ): writing, deleting or granting on them is 403."""
+    trainer = _login(stack, stack.job_env)
+    other = "someone_elses_model"
+    made = _as(stack, stack.admin, "POST", "/api/2.0/mlflow/registered-models/create", {"name": other})
+    assert made.status_code == 200, made.text
+    experiment = _as(
+        stack, stack.admin, "POST", "/api/2.0/mlflow/experiments/create", {"name": "someone_elses"}
+    )
+    assert experiment.status_code == 200, experiment.text
+    experiment_id = experiment.json()["experiment_id"]
+    assert (
+        _as(stack, trainer, "GET", "/api/2.0/mlflow/registered-models/get", {"name": other}).status_code
+        == 200
+    )
+    refused = {
+        "create user": ("POST", "/api/2.0/mlflow/users/create", {"username": "x", "password": "y" * 16}),
+        "re-password inference": (
+            "PATCH",
+            "/api/2.0/mlflow/users/update-password",
+            {"username": "inference", "password": "z" * 16},
+        ),
+        "make itself admin": (
+            "PATCH",
+            "/api/2.0/mlflow/users/update-admin",
+            {"username": "trainer", "is_admin": True},
+        ),
+        "version": ("POST", "/api/2.0/mlflow/model-versions/create", {"name": other, "source": "x"}),
+        "model tag": (
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            {"name": other, "key": "k", "value": "v"},
+        ),
+        "rename": ("POST", "/api/2.0/mlflow/registered-models/rename", {"name": other, "new_name": "mine"}),
+        "delete model": ("DELETE", "/api/2.0/mlflow/registered-models/delete", {"name": other}),
+        "grant itself": (
+            "POST",
+            "/api/2.0/mlflow/registered-models/permissions/create",
+            {"name": other, "username": "trainer", "permission": "MANAGE"},
+        ),
+        "run in it": ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": experiment_id}),
+        "delete experiment": ("POST", "/api/2.0/mlflow/experiments/delete", {"experiment_id": experiment_id}),
+    }
+    answers = {name: _as(stack, trainer, *call).status_code for name, call in refused.items()}
+    assert set(answers.values()) == {403}, answers
+    still = _as(stack, stack.admin, "GET", "/api/2.0/mlflow/registered-models/get", {"name": other}).json()
+    assert "tags" not in still["registered_model"] and "latest_versions" not in still["registered_model"]
+
+
+def test_what_the_admin_made_before_is_the_trainers_after_the_mlflow_pod_restarts(stack: Stack) -> None:
+    """An upgrade from a release whose trainer was the admin: the experiment and the registered model exist,
+    made by the admin, and the trainer may not write them; once the MLflow pod's start-up has run (a
+    restart, here the rendered step again, naming them), it trains into both."""
+    trainer = _login(stack, stack.job_env)
+    name = "made_by_the_admin_before"
+    experiment = _as(stack, stack.admin, "POST", "/api/2.0/mlflow/experiments/create", {"name": name})
+    assert experiment.status_code == 200, experiment.text
+    experiment_id = experiment.json()["experiment_id"]
+    assert _as(stack, stack.admin, "POST", "/api/2.0/mlflow/registered-models/create", {"name": name}).ok
+    run = ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": experiment_id})
+    version = (
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        {"name": name, "source": f"runs:/{'0' * 32}/model"},
+    )
+    assert _as(stack, trainer, *run).status_code == 403
+    assert _as(stack, trainer, *version).status_code == 403
+
+    _rerun_start_up(stack, MLFLOW_TRAINER_EXPERIMENT=name, MLFLOW_TRAINER_MODELS=json.dumps([name]))
+    created = _as(stack, trainer, *run)
+    assert created.status_code == 200, created.text
+    run_id = created.json()["run"]["info"]["run_id"]
+    logged = _as(
+        stack,
+        trainer,
+        "POST",
+        "/api/2.0/mlflow/runs/log-metric",
+        {"run_id": run_id, "key": "auc", "value": 0.6, "timestamp": 0},
+    )
+    assert logged.status_code == 200, logged.text
+    registered = _as(
+        stack,
+        trainer,
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id},
+    )
+    assert registered.status_code == 200, registered.text
+    alias = {"name": name, "alias": "champion", "version": registered.json()["model_version"]["version"]}
+    assert _as(stack, trainer, "POST", "/api/2.0/mlflow/registered-models/alias", alias).status_code == 200
+    # The run pods' own names are still granted once the start-up runs with the rendered env again.
+    _rerun_start_up(stack)
+    grants = {g.name for g in _auth_store(stack).list_registered_model_permissions("trainer")}
+    assert {MODEL, f"{MODEL}.hybridops-lock", name} <= grants
+
+
+def test_a_model_not_registered_yet_is_not_found_not_forbidden(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its first registration a model must read as "not found" to the trainer (it then creates it) and
+    to the exporter (no champion yet is no error). MLflow answers get-registered-model with
+    RESOURCE_DOES_NOT_EXIST to both, with or without a grant on the name (the lock's is granted and absent
+    between alias moves); only get-by-alias answers 403 to every non-admin, as its check finds no model to
+    judge (the exporter does not use it). A wrong password stays an error (401), never "no model"."""
+    trainer = _login(stack, stack.job_env)
+    monitor = _login(stack, stack.pods["exporter"].env)
+    for name in (f"{MODEL}.hybridops-lock", "never_registered"):
+        for login in (trainer, monitor):
+            answer = _as(stack, login, "GET", "/api/2.0/mlflow/registered-models/get", {"name": name})
+            assert answer.status_code == 404, (name, login[0], answer.text)
+            assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+            search = _as(
+                stack, login, "GET", "/api/2.0/mlflow/model-versions/search", {"filter": f"name = '{name}'"}
+            )
+            assert search.status_code == 200 and search.json().get("model_versions", []) == []
+            by_alias = _as(
+                stack,
+                login,
+                "GET",
+                "/api/2.0/mlflow/registered-models/alias",
+                {"name": name, "alias": "champion"},
+            )
+            assert by_alias.status_code == 403, by_alias.text  # MLflow's answer to non-admins; pinned here
+
+    # The exporter's own reader with the exporter pod's environment: the model it is told to watch not
+    # registered yet is "no champion" (families, no sample), a wrong password an error.
+    from hybridops.errors import HybridopsError
+    from hybridops.observability import exporter
+    from hybridops.settings import Settings
+
+    for key, value in stack.pods["exporter"].env.items():
+        if key.startswith(("MLFLOW_", "HYBRIDOPS_MLFLOW__")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.url("mlflow"))
+    monkeypatch.setenv("HYBRIDOPS_MLFLOW__TRACKING_URI", stack.url("mlflow"))
+    monkeypatch.setenv("HYBRIDOPS_MLFLOW__MODEL_NAME", "never_registered")
+    families = {f.name: f for f in exporter._mlflow_metrics(Settings())}
+    assert families["hybridops_model_champion"].samples == []
+    assert families["hybridops_model_champion_version"].samples == []
+    monkeypatch.setenv("HYBRIDOPS_MLFLOW__MODEL_NAME", MODEL)
+    families = {f.name: f for f in exporter._mlflow_metrics(Settings())}
+    ((sample,),) = [families["hybridops_model_champion_version"].samples]
+    assert sample.value == float(stack.job["version"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-" + monitor[1])
+    with pytest.raises(HybridopsError, match=r"error code 401"):
+        exporter._mlflow_metrics(Settings())
+
+
+def test_the_monitor_login_reads_and_writes_nothing(stack: Stack) -> None:
+    """The exporter logs in as ``monitor``: not admin, it reads the registry and the runs; every write is 403
+    and nothing moved. ``/metrics`` is 403 too: MLflow's basic-auth app refuses a non-admin every route it has
+    no permission check for (MLFLOW_BASIC_AUTH_FAIL_CLOSED, on by default), /metrics among them, which is
+    why Prometheus still scrapes as the admin. Any login may create a new experiment or registered model
+    (MLflow has no create permission while workspaces are off): pinned here as docs/deploy.md states it."""
+    env = stack.pods["exporter"].env
+    monitor = _login(stack, env)
+    assert monitor == ("monitor", stack.cluster.secret("hybridops-mlflow-auth", "monitor-password"))
+    assert monitor[1] not in (stack.admin[1], _login(stack, stack.job_env)[1])
+    version = str(stack.job["version"])
+    reads = {
+        "model": ("GET", "/api/2.0/mlflow/registered-models/get", {"name": MODEL}),
+        "champion": ("GET", "/api/2.0/mlflow/registered-models/alias", {"name": MODEL, "alias": "champion"}),
+        "versions": ("GET", "/api/2.0/mlflow/model-versions/search", {"filter": f"name = '{MODEL}'"}),
+        "run": ("GET", "/api/2.0/mlflow/runs/get", {"run_id": stack.job["run_id"]}),
+        "experiment": ("GET", "/api/2.0/mlflow/experiments/get", {"experiment_id": stack.job["experiment"]}),
+    }
+    answers = {name: _as(stack, monitor, *call).status_code for name, call in reads.items()}
+    assert set(answers.values()) == {200}, answers
+    writes = {
+        "register": ("POST", "/api/2.0/mlflow/model-versions/create", {"name": MODEL, "source": "x"}),
+        "alias": (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": MODEL, "alias": "champion", "version": "1"},
+        ),
+        "delete alias": (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": MODEL, "alias": "champion"},
+        ),
+        "tag": (
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            {"name": MODEL, "version": version, "key": "k", "value": "v"},
+        ),
+        "delete version": (
+            "DELETE",
+            "/api/2.0/mlflow/model-versions/delete",
+            {"name": MODEL, "version": version},
+        ),
+        "run": ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": stack.job["experiment"]}),
+        "run tag": (
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            {"run_id": stack.job["run_id"], "key": "k", "value": "v"},
+        ),
+        "users": ("POST", "/api/2.0/mlflow/users/create", {"username": "x", "password": "y" * 16}),
+        "metrics": ("GET", "/metrics", None),
+    }
+    answers = {name: _as(stack, monitor, *call).status_code for name, call in writes.items()}
+    assert set(answers.values()) == {403}, answers
+    assert _as(stack, stack.admin, "GET", "/metrics").status_code == 200
+    created = {
+        "experiment": _as(
+            stack, monitor, "POST", "/api/2.0/mlflow/experiments/create", {"name": "any_login_may"}
+        ),
+        "model": _as(
+            stack, monitor, "POST", "/api/2.0/mlflow/registered-models/create", {"name": "any_login_may"}
+        ),
+    }
+    assert {name: answer.status_code for name, answer in created.items()} == {"experiment": 200, "model": 200}
+    champion = _as(
+        stack,
+        stack.admin,
+        "GET",
+        "/api/2.0/mlflow/registered-models/alias",
+        {"name": MODEL, "alias": "champion"},
+    )
+    assert champion.json()["model_version"]["version"] == version and "k" not in {
+        tag["key"] for tag in champion.json()["model_version"].get("tags", [])
+    }
+
+
+def test_a_rotated_trainer_password_takes_effect_when_the_mlflow_pod_restarts(stack: Stack) -> None:
+    """A new value under the Secret's trainer-password and the MLflow pod's start-up again: the new password
+    logs in, the auth database no longer accepts the old one (a worker may accept it from its login cache
+    for mlflow.auth.cacheTtlSeconds); the grants are unchanged. Put back afterwards."""
+    old = _login(stack, stack.job_env)
+    new = "rotated" + old[1][::-1][:25]
+    store = _auth_store(stack)
+    before = {(g.name, g.permission) for g in store.list_registered_model_permissions("trainer")}
+    try:
+        _rerun_start_up(stack, MLFLOW_TRAINER_PASSWORD=new)
+        assert store.authenticate_user("trainer", new) and not store.authenticate_user("trainer", old[1])
+        answer = _as(stack, ("trainer", new), "GET", "/api/2.0/mlflow/registered-models/get", {"name": MODEL})
+        assert answer.status_code == 200, answer.text
+        assert {(g.name, g.permission) for g in store.list_registered_model_permissions("trainer")} == before
+        assert not store.get_user("trainer").is_admin
+    finally:
+        _rerun_start_up(stack)
+    assert store.authenticate_user("trainer", old[1])

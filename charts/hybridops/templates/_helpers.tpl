@@ -297,7 +297,7 @@ topologySpreadConstraints:
 {{/* Environment of the processes that run hybridops code (user code, run pods, inference):
      passwords by secretKeyRef, URLs assembled by Kubernetes' $(VAR) expansion. */}}
 {{- define "hybridops.platformEnv" -}}
-{{- $login := .mlflowLogin | default "admin" }}
+{{- $login := .mlflowLogin | default "trainer" }}
 {{- with .ctx -}}
 - name: HYBRIDOPS_HOME
   value: /data
@@ -345,25 +345,44 @@ topologySpreadConstraints:
   value: {{ printf "postgresql+psycopg://%s:$(PG_PASSWORD)@%s:%s/%s" (include "hybridops.pg.user" (dict "ctx" . "role" "feast")) (include "hybridops.postgresql.host" .) (include "hybridops.postgresql.port" .) .Values.feast.database | quote }}
 {{- end -}}
 
-{{/* An MLflow client of the tracking server (the admin login, its password by secretKeyRef). */}}
+{{/* An MLflow client of the tracking server with one login, its password by secretKeyRef:
+     (dict "ctx" $ "login" "trainer"|"reader"|"monitor"). Never the admin: the admin is the MLflow pod's own. */}}
 {{- define "hybridops.mlflow.clientEnv" -}}
-{{- $reader := eq .login "reader" }}
+{{- $login := .login }}
 {{- with .ctx -}}
+{{- $a := .Values.mlflow.auth }}
+{{- $users := dict "trainer" $a.trainerUsername "reader" $a.readerUsername "monitor" $a.monitorUsername }}
+{{- if not (hasKey $users $login) }}{{ fail (printf "hybridops.mlflow.clientEnv: unknown login %q" $login) }}{{- end -}}
 - name: MLFLOW_TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
 - name: HYBRIDOPS_MLFLOW__TRACKING_URI
   value: {{ include "hybridops.mlflow.url" . | quote }}
+{{- /* The names the trainer's grants cover (deployment-mlflow.yaml): the pods use these, not their own. */}}
+- name: HYBRIDOPS_MLFLOW__EXPERIMENT
+  value: {{ .Values.mlflow.experiment | quote }}
+- name: HYBRIDOPS_MLFLOW__MODEL_NAME
+  value: {{ .Values.mlflow.modelName | quote }}
 - name: MLFLOW_TRACKING_USERNAME
-  value: {{ ternary .Values.mlflow.auth.readerUsername .Values.mlflow.auth.adminUsername $reader | quote }}
+  value: {{ index $users $login | quote }}
 - name: MLFLOW_TRACKING_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "hybridops.mlflow.authSecretName" . }}
-      key: {{ ternary (include "hybridops.mlflow.readerKey" .) (include "hybridops.mlflow.authSecretKey" .) $reader }}
+      key: {{ include "hybridops.mlflow.loginKey" (dict "ctx" . "login" $login) }}
 {{- end }}
 {{- end -}}
 
-{{/* The key of the read-only MLflow login's password (the inference service's and the exporter's). */}}
+{{/* Key of the mlflow-auth Secret (or existingSecret) holding a login's password:
+     (dict "ctx" $ "login" "reader"|"trainer"|"monitor"). */}}
+{{- define "hybridops.mlflow.loginKey" -}}
+{{- $a := .ctx.Values.mlflow.auth -}}
+{{- if eq .login "reader" }}{{ include "hybridops.mlflow.readerKey" .ctx }}
+{{- else if eq .login "trainer" }}{{ if $a.existingSecret }}{{ $a.existingSecretTrainerKey }}{{ else }}trainer-password{{ end }}
+{{- else if eq .login "monitor" }}{{ if $a.existingSecret }}{{ $a.existingSecretMonitorKey }}{{ else }}monitor-password{{ end }}
+{{- else }}{{ fail (printf "hybridops.mlflow.loginKey: unknown login %q" .login) }}{{ end -}}
+{{- end -}}
+
+{{/* Key of the read-only login of the inference service. */}}
 {{- define "hybridops.mlflow.readerKey" -}}
 {{- if .Values.mlflow.auth.existingSecret }}{{ .Values.mlflow.auth.existingSecretReaderKey }}{{ else }}reader-password{{ end -}}
 {{- end -}}

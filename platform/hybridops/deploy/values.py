@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from hybridops.settings import (
     GateSettings,
+    MlflowSettings,
     MonitoringSettings,
     Profile,
     QualitySettings,
@@ -396,7 +397,11 @@ class MlflowArtifacts(_Values):
 
 class MlflowAuth(_Values):
     admin_username: str = Field(
-        "admin", description="The admin: the trainer (run pods, user code) and scrapes."
+        "admin",
+        description=(
+            "The admin: the MLflow pod's start-up (it creates the other logins and their grants), "
+            "Prometheus' scrape of /metrics (MLflow answers it 403 to every other login) and an operator."
+        ),
     )
     reader_username: str = Field(
         "inference",
@@ -406,15 +411,41 @@ class MlflowAuth(_Values):
             "service; the MLflow pod creates it and sets its password at every start."
         ),
     )
+    trainer_username: str = Field(
+        "trainer",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description=(
+            "The login of the run pods and user code (training, registration, promotion): not an admin; "
+            "MANAGE on the experiment mlflow.experiment, the registered model mlflow.modelName and that "
+            "model's alias lock, READ elsewhere. The MLflow pod creates it, sets its password and grants "
+            "these at every start."
+        ),
+    )
+    monitor_username: str = Field(
+        "monitor",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description=(
+            "The read-only login (default_permission READ) of the exporter. The MLflow pod creates it and "
+            "sets its password at every start. (Prometheus scrapes /metrics as the admin: MLflow answers it "
+            "403 to every other login.)"
+        ),
+    )
     existing_secret: str | None = Field(
         None,
         description=(
-            "Secret with the admin password and the basic-auth app's Flask secret key; default a generated one."
+            "Secret with the logins' passwords (admin, reader, trainer, monitor) and the basic-auth app's Flask "
+            "secret key; default a generated one."
         ),
     )
     existing_secret_password_key: str = "password"
     existing_secret_reader_key: str = Field(
         "reader-password", description="Key of existingSecret holding the read-only login's password."
+    )
+    existing_secret_trainer_key: str = Field(
+        "trainer-password", description="Key of existingSecret holding the trainer login's password."
+    )
+    existing_secret_monitor_key: str = Field(
+        "monitor-password", description="Key of existingSecret holding the exporter login's password."
     )
     existing_secret_flask_key_key: str = Field(
         "flask-secret-key",
@@ -444,6 +475,22 @@ class MlflowValues(_Values):
     service: Service = Field(default_factory=lambda: Service(port=5000))
     database: str = "mlflow"
     auth_database: str = "mlflow_auth"
+    experiment: str = Field(
+        MlflowSettings.model_fields["experiment"].default,
+        min_length=1,
+        description=(
+            "The experiment training logs to (settings.mlflow.experiment of every hybridops pod); the "
+            "trainer login gets MANAGE on it."
+        ),
+    )
+    model_name: str = Field(
+        MlflowSettings.model_fields["model_name"].default,
+        min_length=1,
+        description=(
+            "The registered model (settings.mlflow.model_name of every hybridops pod); the trainer login "
+            "gets MANAGE on it and on its alias lock."
+        ),
+    )
     artifacts: MlflowArtifacts = Field(default_factory=MlflowArtifacts)
     auth: MlflowAuth = Field(default_factory=MlflowAuth)
     allowed_hosts: list[str] = Field(
