@@ -122,7 +122,7 @@ class SpcSettings(_Section):
             "Control limits (rule1, ERROR) at centre +/- sigma * the chart's sigma; the 1 and 2 sigma zones "
             "of rules 2-3 do not move. 3.5 rather than 3: six judged metrics a day make 2,190 points a year, "
             "and daily delays and cancellations have heavier tails than a normal; measured in docs/spc.md "
-            "(3.0: 27 ERROR alarms over 2013, 3.5: 24, both catch the February blizzard)."
+            "(3.0: 24 ERROR alarms over 2013, 3.5: 20, both catch the February blizzard)."
         ),
     )
     ewma_lambda: float = Field(0.2, gt=0, le=1, description="Smoothing weight of the EWMA chart.")
@@ -201,6 +201,22 @@ class SpcSettings(_Section):
         description=(
             "Days between two runs of one group that still make them one alarm (a weather episode: ice one "
             "day, snow two days later)."
+        ),
+    )
+    holiday_calendar: Literal["us_travel", "none"] = Field(
+        "us_travel",
+        description=(
+            "Days on which calendar_metrics are charted but not judged by the rules. us_travel: the "
+            "big US travel holidays and their long weekends (hybridops.spc.calendar), when airlines fly a "
+            "reduced schedule published months ahead (in 2013 four ERROR alarms of the flight count, "
+            "docs/spc.md); none: every day is judged."
+        ),
+    )
+    calendar_metrics: list[str] = Field(
+        default_factory=lambda: ["flight_count"],
+        description=(
+            "Metrics the holiday calendar applies to: counts a holiday lowers by design. Rates and delays "
+            "are judged every day (a holiday storm is still caught)."
         ),
     )
 

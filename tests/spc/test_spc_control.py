@@ -258,3 +258,30 @@ def test_chart_only_metrics_are_charted_but_never_violate() -> None:
     assert len(weather) == 28 and weather["ucl"].notna().all()  # still charted against its limits
     judged = evaluate(hist, "2013-02", SpcSettings(chart_only_metrics=[]), "r")
     assert set(judged.violations["metric"]) == {"flight_count", "weather_temp_mean"}
+
+
+def test_travel_holidays_are_charted_but_not_judged_for_the_flight_count() -> None:
+    # A steady weekly count, then Independence Day 2013 (a Thursday) and its Friday at 70 %, and a
+    # delay spike the same Thursday: the count's dip is the schedule's, the delays are a fault.
+    days = pd.date_range("2013-06-01", "2013-07-31", freq="D")
+    count = [700.0 if d.dayofweek == 5 else 900.0 + (d.day % 3) for d in days]
+    delay = [10.0 + (d.day % 4) for d in days]
+    for i, d in enumerate(days):
+        if d.date() in (date(2013, 7, 4), date(2013, 7, 5)):
+            count[i] *= 0.7
+        if d.date() == date(2013, 7, 4):
+            delay[i] = 60.0
+    hist = pd.concat(
+        [history("flight_count", "2013-06-01", count), history("dep_delay_mean", "2013-06-01", delay)]
+    )
+    result = evaluate(hist, "2013-07", SpcSettings(), "r")
+    assert "flight_count" not in set(result.violations["metric"])
+    assert set(result.violations["metric"]) == {"dep_delay_mean"}  # judged on the holiday
+    assert any("2013-07-04, 2013-07-05 charted, not judged" in n for n in result.notes)
+    points = result.points[result.points["metric"] == "flight_count"]
+    assert len(points) == 31 and points["lcl"].notna().all()  # the holidays are still charted
+    every_day = evaluate(hist, "2013-07", SpcSettings(holiday_calendar="none"), "r")
+    flagged = every_day.violations[every_day.violations["metric"] == "flight_count"]
+    assert date(2013, 7, 4) in {d.date() for d in flagged["day"]}
+    assert {d.date() for d in flagged["day"]} <= {date(2013, 7, 4), date(2013, 7, 5)}
+    assert (flagged["side"] == "below").all()

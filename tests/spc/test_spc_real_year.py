@@ -49,7 +49,7 @@ def test_the_february_blizzard_raises_one_error_alarm_with_its_evidence(year: di
 
 def test_the_clean_year_stays_within_the_error_alarm_budget(year: dict[str, SpcResult]) -> None:
     per_month = {m: r.error_count for m, r in year.items()}
-    assert sum(per_month.values()) <= 24, per_month
+    assert sum(per_month.values()) <= 20, per_month  # measured 20 (docs/spc.md); the issue's budget is 24
     assert max(per_month.values()) <= 4, per_month  # no month floods the operator
     # one row per run: in a month a rule never has two runs of one metric and side whose days overlap (a
     # pattern completed early in a month may start in the days before it, which the month before charted
@@ -85,3 +85,19 @@ def test_the_flight_count_is_charted_against_its_weekday(year: dict[str, SpcResu
     flagged = {d for r in low.itertuples() for d in pd.date_range(r.start_day, r.end_day)}
     saturdays = [d for d in flagged if d.dayofweek == 5]
     assert len(saturdays) <= 2, sorted(saturdays)  # Saturdays are not out of control for being Saturdays
+
+
+def test_the_travel_holidays_raise_no_flight_count_alarm(year: dict[str, SpcResult]) -> None:
+    def count_errors(results: dict[str, SpcResult]) -> set[str]:
+        runs = pd.concat([r.violations for r in results.values()], ignore_index=True)
+        low = runs[(runs["metric"] == "flight_count") & (runs["severity"] == "ERROR")]
+        return {str(d.date()) for d in low["day"]}
+
+    assert count_errors(year) == set()
+    # the control: judged every day, the same year flags the holidays' counts
+    flights = pd.read_csv(_data_dir() / "flights.csv.zip", usecols=list(FLIGHT_COLUMNS))
+    weather = pd.read_csv(_data_dir() / "weather.csv", usecols=list(WEATHER_COLUMNS))
+    history = pd.concat([daily_metrics(flights, weather, m) for m in MONTHS], ignore_index=True)
+    judged = SpcSettings(holiday_calendar="none")
+    flagged = count_errors({m: evaluate(history, m, judged, "real") for m in MONTHS})
+    assert {"2013-05-26", "2013-07-04", "2013-11-28"} <= flagged

@@ -25,6 +25,11 @@ For every metric with points in the month:
   are one alarm listing the metrics and the evidence of each run; ``violations.alarm_id`` links them.
 * Constant baseline (sigma 0, e.g. a null rate that was always 0): only rule1 applies, against the exact
   centre, so any value different from the baseline value is a violation.
+* Holidays (``settings.holiday_calendar``): the points of ``settings.calendar_metrics`` on the travel
+  holidays (``hybridops.spc.calendar``) are charted but not judged by the rules (a note names them),
+  since airlines fly less on them by design. They stay in the baseline: a weekday's centre from four or
+  five days is what the schedule gave that month, and leaving its holiday out measured worse on 2013 (the
+  August Saturdays without August 31 put September's every Saturday below the limit).
 
 History rows with a NaN value are ignored; a duplicated ``(metric, day)`` keeps its last row.
 """
@@ -39,6 +44,7 @@ import pandas as pd
 
 from hybridops.settings import SpcSettings
 from hybridops.spc.alarms import ALARM_COLUMNS, Run, group_alarms, runs_of
+from hybridops.spc.calendar import holiday_days
 from hybridops.spc.charts import (
     FloatArray,
     Limits,
@@ -212,6 +218,10 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
         base_end = base_start + pd.Timedelta(days=settings.baseline_days)
     hist = _normalise(history)
     counts = hist[hist["metric"] == "flight_count"].set_index("day")["value"]
+    holidays = pd.DatetimeIndex([])
+    if settings.holiday_calendar == "us_travel" and len(hist):
+        listed = holiday_days(hist["day"].min().date(), end.date())
+        holidays = pd.DatetimeIndex(sorted(pd.Timestamp(d) for d in listed))
 
     point_frames: list[pd.DataFrame] = []
     run_rows: list[dict[str, object]] = []
@@ -229,8 +239,16 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
             continue
         days = pd.DatetimeIndex(upto["day"])
         values = upto["value"].to_numpy(dtype=float)
+        off = days.isin(holidays) if metric in settings.calendar_metrics else np.zeros(len(days), bool)
 
         window = series[(series["day"] >= base_start) & (series["day"] < base_end)]
+        if off.any():
+            excused = days[off & in_month]
+            if len(excused):
+                notes.append(
+                    f"{metric}: {', '.join(str(d.date()) for d in excused)} charted, not judged (holiday "
+                    "calendar: spc.holiday_calendar)"
+                )
         if len(window) >= settings.min_baseline_points:
             kind, base = BASELINE_FULL, window
         else:
@@ -259,7 +277,8 @@ def evaluate(history: pd.DataFrame, month_key: str, settings: SpcSettings, run_i
             chart = _fit(definition, days, values, base, denominators, settings)
             limits[metric], charts[metric] = chart.summary, chart.kind
             center_v, ucl_v, lcl_v = chart.center, chart.ucl, chart.lcl
-            found, z = _rules(chart, values, settings)
+            # Holidays are no evidence either way: missing to the rules (the EWMA carries over them).
+            found, z = _rules(chart, np.where(off, math.nan, values), settings)
             if z is not None:
                 # The EWMA of the standardised values, drawn back in the metric's unit around each centre.
                 zz, zu, zl = ewma_chart(z, 0.0, 1.0, settings.ewma_lambda, settings.ewma_width)
