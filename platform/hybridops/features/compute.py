@@ -35,8 +35,9 @@ the online store (which keeps only the latest row per key) then serves what the 
   The row at ``g`` is written under the key of the quarter hour ``g + H``: exactly the flights whose
   as-of time lies in ``[g, g + 15 min)`` read it (ttl 15 minutes).
 * ``tail_last_flight`` (entity ``tailnum``): the plane's departures from New York, each stamped when its
-  delay became known (``known_at``): its departure delay and whether it was delayed; ttl 1 day, so a
-  flight sees the plane's last departure known before its as-of time.
+  delay became known (``known_at``): its departure delay, whether it was delayed and the instant itself
+  (``tail_last_departed_at``, Unix seconds); ttl 1 day, so a flight sees the plane's last departure known
+  before its as-of time.
 * ``plane_profile``: static reference data from ``planes`` stamped with the fixed ``STATIC_EVENT_TIMESTAMP``
   (2013-01-01 00:00 UTC, before every flight of the data set), written once as partition ``static``;
   ``plane_age_years = 2013 - year``.
@@ -355,7 +356,8 @@ _TAIL_SQL = f"""
     select entity as tailnum,
            known_at as event_timestamp,
            avg(dep_delay) as tail_last_dep_delay,
-           avg(cast(delayed_15 as double)) as tail_last_delayed
+           avg(cast(delayed_15 as double)) as tail_last_delayed,
+           epoch_ms(known_at) / 1000.0 as tail_last_departed_at
     from known
     where not cancelled and dep_delay is not null and known_at >= ? and known_at < ?
     group by entity, known_at

@@ -18,6 +18,15 @@ Feast's own online read and feature server compute the same values.
   (NaN) when the code is empty, not alphanumeric or longer than ``MAX_CODE_LENGTH`` (LightGBM requires
   categories below 2**31). The model declares them as LightGBM categoricals
   (``CATEGORICAL_REQUEST_FEATURES``).
+* ``tail_minutes_since_departure``: minutes from the plane's last NYC departure known at the as-of time
+  (``tail_last_flight.tail_last_departed_at``, a stored value that is not a model input itself) to this
+  flight's scheduled departure. A plane that left a short while before the as-of time must fly out and
+  back before it departs again: the shorter the gap, the tighter its turn and the more a late inbound
+  delays it. Measured on the pipeline's splits (docs/mlops.md) it is the strongest single addition since
+  the intraday state. A difference of two instants, so it needs the request's departure: it is computed
+  here, at request time, from the store's value; the raw instant only grows with the calendar and would
+  teach the model the date (and drift every month). NaN when the plane has no departure within the
+  view's ttl.
 
 All values are float64 (NaN = missing), the matrix type of every consumer.
 """
@@ -41,10 +50,15 @@ TIME_FEATURES = ["sched_hour", "sched_minute", "day_of_week"]
 # request column -> feature of its code
 CODE_FEATURES = {"carrier": "carrier_code", "origin": "origin_code", "dest": "dest_code"}
 CATEGORICAL_REQUEST_FEATURES = list(CODE_FEATURES.values())
-REQUEST_FEATURES = [*TIME_FEATURES, *CATEGORICAL_REQUEST_FEATURES]
-# The request columns the features are computed from; the departure is the UTC instant (naive = UTC) or
-# Unix seconds.
-REQUEST_COLUMNS = [*CODE_FEATURES, "sched_dep_utc"]
+TURN_FEATURE = "tail_minutes_since_departure"
+REQUEST_FEATURES = [*TIME_FEATURES, *CATEGORICAL_REQUEST_FEATURES, TURN_FEATURE]
+# Stored values the request features are computed from that are no model input themselves: the instant of
+# the plane's last departure (Unix seconds) in the view ``tail_last_flight``.
+DEPARTED_AT = "tail_last_departed_at"
+STORE_INPUTS = [DEPARTED_AT]
+# The columns the features are computed from; the departure is the UTC instant (naive = UTC) or Unix
+# seconds.
+REQUEST_COLUMNS = [*CODE_FEATURES, "sched_dep_utc", DEPARTED_AT]
 MAX_CODE_LENGTH = 5  # 36**5 - 1 < 2**31 - 1: every code is a valid LightGBM category
 _CODE = re.compile(r"[0-9A-Z]+")
 _SMALL = 64  # up to this many values (a request), a loop is cheaper than pandas' factorize
@@ -52,7 +66,13 @@ _SMALL = 64  # up to this many values (a request), a loop is cheaper than pandas
 
 def model_features() -> list[str]:
     """The model's input columns, in the order every consumer assembles them: the Feast views' features
-    (``feature_names()``) then the request features."""
+    (``feature_names()``) but the ``STORE_INPUTS``, then the request features."""
+    return [*(name for name in feature_names() if name not in STORE_INPUTS), *REQUEST_FEATURES]
+
+
+def served_columns() -> list[str]:
+    """The columns the prediction service assembles (and logs): every stored value (``feature_names()``)
+    then the request features. A model picks its own columns (``model_features()``) by name."""
     return [*feature_names(), *REQUEST_FEATURES]
 
 
@@ -115,13 +135,17 @@ def _hour_offset(hour: int) -> float:
     return offset.total_seconds() if offset is not None else 0.0
 
 
-def request_matrix(carrier: Any, origin: Any, dest: Any, sched_dep_utc: Any) -> np.ndarray:
-    """The ``REQUEST_FEATURES`` of each flight as an n x 6 float64 matrix (NaN = missing).
+def request_matrix(
+    carrier: Any, origin: Any, dest: Any, sched_dep_utc: Any, tail_last_departed_at: Any
+) -> np.ndarray:
+    """The ``REQUEST_FEATURES`` of each flight as an n x 7 float64 matrix (NaN = missing).
 
     Args:
         carrier, origin, dest: Array-likes of codes (None/NA allowed).
         sched_dep_utc: Array-like of scheduled departures: Unix seconds (numbers), naive UTC or
             tz-aware datetimes.
+        tail_last_departed_at: Array-like of the plane's last departure known at the as-of time, as the
+            store keeps it: Unix seconds (NaN/None when unknown); see ``TURN_FEATURE``.
     """
     seconds = unix_seconds(sched_dep_utc)
     n = len(seconds)
@@ -136,12 +160,27 @@ def request_matrix(carrier: Any, origin: Any, dest: Any, sched_dep_utc: Any) -> 
         if len(column) != n:
             raise ValueError(f"{REQUEST_FEATURES[j]}: {len(column)} values for {n} departures")
         out[:, j] = column
+    # Unix seconds as stored (Float64); an object column (None for a missing value) is read as numbers,
+    # never as datetimes (pandas would take the numbers for nanoseconds).
+    if isinstance(tail_last_departed_at, np.ndarray) and tail_last_departed_at.dtype.kind == "f":
+        departed = tail_last_departed_at  # the service's store matrix column: no conversion per request
+    else:
+        departed = pd.to_numeric(pd.Series(tail_last_departed_at), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    if len(departed) != n:
+        raise ValueError(f"{TURN_FEATURE}: {len(departed)} departures of planes for {n} flights")
+    out[:, len(TIME_FEATURES) + len(CODE_FEATURES)] = (seconds - departed) / 60.0
     return out
 
 
-def request_features(carrier: Any, origin: Any, dest: Any, sched_dep_utc: Any) -> pd.DataFrame:
+def request_features(
+    carrier: Any, origin: Any, dest: Any, sched_dep_utc: Any, tail_last_departed_at: Any
+) -> pd.DataFrame:
     """:func:`request_matrix` as a frame with the ``REQUEST_FEATURES`` columns and a fresh ``RangeIndex``."""
-    return pd.DataFrame(request_matrix(carrier, origin, dest, sched_dep_utc), columns=REQUEST_FEATURES)
+    return pd.DataFrame(
+        request_matrix(carrier, origin, dest, sched_dep_utc, tail_last_departed_at), columns=REQUEST_FEATURES
+    )
 
 
 def with_request_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -149,6 +188,8 @@ def with_request_features(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [name for name in REQUEST_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(f"cannot compute the request features: the frame lacks {missing}")
-    computed = request_features(frame["carrier"], frame["origin"], frame["dest"], frame["sched_dep_utc"])
+    computed = request_features(
+        frame["carrier"], frame["origin"], frame["dest"], frame["sched_dep_utc"], frame[DEPARTED_AT]
+    )
     computed.index = frame.index
     return frame.drop(columns=REQUEST_FEATURES, errors="ignore").join(computed)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hybridops.features.compute import departure_keys
-from hybridops.features.request import REQUEST_FEATURES, REQUEST_VIEW, request_features
+from hybridops.features.request import DEPARTED_AT, REQUEST_FEATURES, REQUEST_VIEW, request_features
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir, log_files
 from hybridops.settings import Settings
@@ -113,11 +113,13 @@ def _compared(view: str, feature: str, online: np.ndarray, offline: np.ndarray) 
 def _request_rows(log: pd.DataFrame) -> list[dict[str, object]]:
     """The request features as served against the same function applied to the logged request. A log
     written before the service served them has none of their columns: nothing is compared."""
-    needed = ["carrier", "origin", "dest", "sched_dep_utc", *REQUEST_FEATURES]
+    needed = ["carrier", "origin", "dest", "sched_dep_utc", DEPARTED_AT, *REQUEST_FEATURES]
     if log.empty or any(column not in log.columns for column in needed):
         empty = np.empty(0)
         return [_compared(REQUEST_VIEW, feature, empty, empty) for feature in REQUEST_FEATURES]
-    again = request_features(log["carrier"], log["origin"], log["dest"], log["sched_dep_utc"])
+    again = request_features(
+        log["carrier"], log["origin"], log["dest"], log["sched_dep_utc"], log[DEPARTED_AT]
+    )
     return [
         _compared(
             REQUEST_VIEW,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hybridops.features.request import model_features, request_matrix
+from hybridops.features.request import DEPARTED_AT, request_matrix, served_columns
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.feature_log import FeatureLog
 from hybridops.serving.features import FeatureBatch, OnlineFeatureReader, StoreUnavailableError
@@ -41,7 +41,8 @@ class Service:
         # The served matrix: the online store's features (feature_names(), what the reader fills) then
         # the request features computed from the request itself; the model picks its own columns by name.
         self.store_names = feature_names()
-        self.names = model_features()
+        self.names = served_columns()
+        self._departed = self.store_names.index(DEPARTED_AT)
         self.view_names = list(load_definitions_module().VIEW_FEATURES)
         self.holder = ModelHolder(settings, self.names, self.metrics)
         self.feature_log = FeatureLog(settings, self.names, self.view_names, self.metrics)
@@ -117,7 +118,11 @@ class Service:
         from the request's codes and departures ``sched`` (Unix seconds). The request features need no
         store: they are there when the store is down."""
         request = request_matrix(
-            [f.carrier for f in flights], [f.origin for f in flights], [f.dest for f in flights], sched
+            [f.carrier for f in flights],
+            [f.origin for f in flights],
+            [f.dest for f in flights],
+            sched,
+            np.ascontiguousarray(store_matrix[:, self._departed]),
         )
         return np.hstack((store_matrix, request))
 
