@@ -61,7 +61,9 @@ def test_model_learns_the_planted_signal(synthetic_split: dict[str, Any]) -> Non
     # The planted signal: the precipitation leads, unless the plane's turn does (a plane whose previous
     # flight left late in the same rain has a shorter gap to this one: the same rain seen through it).
     ranked = sorted(importance, key=importance.__getitem__, reverse=True)
-    assert "precip" in ranked[:2] and set(ranked[:2]) <= {"precip", "tail_minutes_since_departure"}, ranked[:4]
+    assert "precip" in ranked[:2] and set(ranked[:2]) <= {"precip", "tail_minutes_since_departure"}, ranked[
+        :4
+    ]
 
 
 def test_evaluate_on_a_hand_made_frame() -> None:
