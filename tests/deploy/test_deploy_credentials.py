@@ -103,9 +103,9 @@ def test_every_password_a_container_gets_is_a_secret_reference(case: str, profil
 
 # --- one MLflow login per component ------------------------------------------------------------------------------
 # Which key of the MLflow auth Secret each container reads, by login: the admin's only the MLflow server's own
-# (its start-up creates the others and their grants) and Prometheus' (MLflow's /metrics answers 403 to any
-# other login: test_deploy_runtime.py::test_the_monitor_login_reads_and_writes_nothing); every client its
-# component's login and nothing more.
+# (its start-up creates the others and their grants); never Prometheus, which scrapes the MLflow pod's metrics
+# sidecar without a login (test_deploy_mlflow_metrics.py), nor that sidecar; every client its component's
+# login and nothing more.
 MLFLOW_KEYS = {"admin": "password", "reader": "reader-password", "trainer": "trainer-password"}
 MLFLOW_KEYS |= {"monitor": "monitor-password", "flask": "flask-secret-key"}
 MLFLOW_LOGINS = {
@@ -114,7 +114,6 @@ MLFLOW_LOGINS = {
     "run pod (dagster.yaml run_launcher)": {"trainer"},
     "Deployment/hybridops-inference/inference": {"reader"},
     "Deployment/hybridops-exporter/exporter": {"monitor"},
-    "Deployment/hybridops-prometheus (volume mlflow-auth)": {"admin"},
 }
 MLFLOW_USERS = {"reader": "inference", "trainer": "trainer", "monitor": "monitor"}
 
@@ -148,6 +147,13 @@ def _mlflow_secret_keys(objs: tuple[dict[str, Any], ...], secret: str) -> dict[s
     return found
 
 
+def _mlflow_server(objs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """The MLflow server container (the pod's other one is the login-free metrics sidecar)."""
+    spec = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]
+    (server,) = [c for c in spec["containers"] if c["name"] == "mlflow"]
+    return server
+
+
 @pytest.mark.parametrize("files", [(), (EXISTING_SECRETS,)], ids=["generated", "existing"])
 def test_each_container_gets_only_its_own_mlflow_login(files: tuple[Path, ...]) -> None:
     objs = objects("hybrid", files)
@@ -159,7 +165,7 @@ def test_each_container_gets_only_its_own_mlflow_login(files: tuple[Path, ...]) 
     if not files:  # the generated Secret holds one password per login and the Flask key, nothing else
         assert set(find(objs, "Secret", secret)["data"]) == set(MLFLOW_KEYS.values())
     # Each client's username is the one its password belongs to; the MLflow pod creates it with that password.
-    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    server = _mlflow_server(objs)
     server_env = {e["name"]: e for e in server["env"]}
     for login, user in MLFLOW_USERS.items():
         assert server_env[f"MLFLOW_{login.upper()}_USERNAME"]["value"] == user
@@ -181,7 +187,7 @@ def test_each_container_gets_only_its_own_mlflow_login(files: tuple[Path, ...]) 
     assert logins == {"trainer", "reader", "monitor"}
     prometheus = yaml.safe_load(find(objs, "ConfigMap", "hybridops-prometheus")["data"]["prometheus.yml"])
     (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "hybridops-mlflow"]
-    assert job["basic_auth"]["username"] == "admin"
+    assert "basic_auth" not in job  # the metrics sidecar: no login to hand Prometheus
 
 
 def test_the_mlflow_logins_and_keys_are_values() -> None:
@@ -205,7 +211,7 @@ def test_the_mlflow_logins_and_keys_are_values() -> None:
     assert found["run pod (dagster.yaml run_launcher)"] == {"t"}
     assert found["Deployment/hybridops-inference/inference"] == {"r"}
     assert found["Deployment/hybridops-exporter/exporter"] == {"m"}
-    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    server = _mlflow_server(objs)
     env = {e["name"]: e.get("value") for e in server["env"]}
     assert (
         env["MLFLOW_READER_USERNAME"],
@@ -228,7 +234,7 @@ def test_the_trainer_grants_name_the_pods_experiment_and_model_and_the_alias_loc
             )
         )
     )
-    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+    server = _mlflow_server(objs)
     env = {e["name"]: e.get("value") for e in server["env"]}
     assert env["MLFLOW_TRAINER_EXPERIMENT"] == "delays"
     assert json.loads(env["MLFLOW_TRAINER_MODELS"]) == ["delay_model", lock_name("delay_model")]

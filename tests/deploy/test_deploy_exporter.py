@@ -322,7 +322,12 @@ def _exporter_pod_finds_every_store(
         settings.mlflow_tracking_uri
         == f"http://{mlflow['metadata']['name']}:{mlflow['spec']['ports'][0]['port']}"
     )
-    server = _env(find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"][0])
+    (mlflow,) = [
+        c
+        for c in find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "mlflow"
+    ]
+    server = _env(mlflow)
     # The login the MLflow pod creates for the monitoring, with the password it sets.
     assert env["MLFLOW_TRACKING_USERNAME"] == server["MLFLOW_MONITOR_USERNAME"]["value"]
     assert (
@@ -561,11 +566,14 @@ def test_network_policies_let_the_exporter_read_and_prometheus_scrape() -> None:
         ("exporter", "metrics"),
         ("inference", "http"),
         ("alertmanager", "http"),
-        ("mlflow", "http"),  # /metrics behind MLflow's basic auth: same port, the login is in the request
+        ("mlflow", "metrics"),  # the MLflow pod's login-free metrics sidecar, not MLflow's own port
     ]:
         assert egress_allowed(objs, "prometheus", target, port), target
         assert ingress_allowed(objs, prometheus, target, port), target
         assert not ingress_allowed(objs, grafana, target, port), target  # the allows are not allow-all
+    # Prometheus no longer talks to MLflow itself, and the release's other MLflow clients not to the sidecar.
+    assert not ingress_allowed(objs, prometheus, "mlflow", "http")
+    assert not ingress_allowed(objs, exporter, "mlflow", "metrics")
     ingress = {"kubernetes.io/metadata.name": "ingress"}
     assert ingress_allowed(objs, {}, "inference", "http", ingress)
     assert not ingress_allowed(objs, {}, "exporter", "metrics", ingress)
@@ -576,7 +584,7 @@ def test_network_policies_in_external_mode_let_the_stacks_prometheus_scrape_the_
     objs = tuple(chart.manifests(chart.render("hybrid", [EXTERNAL], overrides=NARROW_INGRESS)))
     monitoring = {"kubernetes.io/metadata.name": "monitoring"}
     elsewhere = {"kubernetes.io/metadata.name": "default"}
-    for target, port in [("exporter", "metrics"), ("mlflow", "http")]:
+    for target, port in [("exporter", "metrics"), ("mlflow", "metrics")]:
         assert ingress_allowed(objs, {"app": "prometheus"}, target, port, monitoring), target
         assert not ingress_allowed(objs, {"app": "prometheus"}, target, port, elsewhere), target
 

@@ -1,47 +1,51 @@
-"""MLflow's ``/metrics`` sits behind its basic-auth app (``--app-name basic-auth``), so every scrape of it logs
-in as the MLflow admin: the bundled Prometheus' job with ``basic_auth`` (username from values, the password
-file from the admin Secret mounted into its pod) and, in external mode, the ServiceMonitor's ``basicAuth``
-(both halves by secretKeyRef). A real Prometheus runs the rendered job against a stand-in ``/metrics`` that
-answers 401 without the login."""
+"""MLflow's Prometheus metrics come from a sidecar of the MLflow pod, never through MLflow's basic-auth app.
+
+MLflow's own ``/metrics`` answers 403 to every login but the admin's (the basic-auth app fails closed on
+routes without a permission check), so scraping it would hand Prometheus the admin password. The pod's
+``metrics`` container (``python -m hybridops.observability.multiprocess_metrics``) serves the metric files
+MLflow's workers write to a shared emptyDir (``--expose-prometheus``), on its own port, without a login; only
+Prometheus may reach that port. The rendered objects are checked field by field; then the real MLflow runs
+with its rendered start script (PostgreSQL as the chart's) next to the sidecar's rendered command on the
+same volume, and a real Prometheus runs the rendered job against it.
+"""
 
 from __future__ import annotations
 
 import base64
-import copy
-import socket
+import contextlib
+import re
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
 from deploy_support import EXISTING_SECRETS, find, objects
-from tools import require_tool
+from tools import missing, require_tool
 
 from hybridops.deploy import chart
 from hybridops.processes import stop as stop_process
+from hybridops.rehearsal.kubelet import Pod, closed_port
+from hybridops.rehearsal.postgres import MissingProgram, chart_postgresql
+from hybridops.rehearsal.topology import Cluster
+from hybridops.rehearsal.workloads import mlflow_pods, start_mlflow, start_mlflow_metrics
 
 EXTERNAL = chart.CI_DIR / "external-monitoring-values.yaml"
 DATAOPS_EXTERNAL = chart.CI_DIR / "external-monitoring-dataops-values.yaml"
 JOB = "hybridops-mlflow"
+METRICS_DIR = "/run/mlflow-metrics"
+STARTUP_SECONDS = 300.0  # MLflow's start on a loaded 2-core machine; healthy, it takes far less
 
 # (id, profile, values files, overrides)
 RENDERS: list[tuple[str, str, tuple[Path, ...], dict[str, Any]]] = [
     ("hybrid", "hybrid", (), {}),
     ("mlops", "mlops", (), {}),
     ("existing-secret", "hybrid", (EXISTING_SECRETS,), {}),
-    (
-        "custom-admin",
-        "hybrid",
-        (),
-        {"mlflow": {"auth": {"adminUsername": "mlflow-root", "existingSecret": "mlflow-login"}}},
-    ),
+    ("custom-port", "hybrid", (), {"mlflow": {"metrics": {"port": 9187}}}),
 ]
 
 
@@ -51,11 +55,12 @@ def _objects(profile: str, files: tuple[Path, ...], overrides: dict[str, Any]) -
     return tuple(chart.manifests(chart.render(profile, list(files), overrides=overrides)))
 
 
-def _mlflow_login(objs: tuple[dict[str, Any], ...]) -> tuple[str, dict[str, str]]:
-    """The admin login of the MLflow server itself: its username and its password's secretKeyRef."""
-    (server,) = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item for item in server["env"]}
-    return env["MLFLOW_TRACKING_USERNAME"]["value"], env["MLFLOW_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]
+def _pod(objs: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(pod spec, the MLflow server container, the metrics sidecar) of the MLflow Deployment."""
+    spec = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in spec["containers"]}
+    assert set(by_name) == {"mlflow", "metrics"}
+    return spec, by_name["mlflow"], by_name["metrics"]
 
 
 def _prometheus_config(objs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -67,204 +72,276 @@ def _job(objs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     return job
 
 
-def _prometheus_pod(objs: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    spec = find(objs, "Deployment", "hybridops-prometheus")["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    return spec, container
+def _ingress_to(objs: tuple[dict[str, Any], ...], component: str, port: str) -> list[dict[str, Any]]:
+    """The ingress rules of every NetworkPolicy selecting ``component`` that open ``port``."""
+    rules = []
+    for policy in (o for o in objs if o["kind"] == "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"]
+        (expression,) = selector.get("matchExpressions", [{"values": []}])
+        if component not in expression["values"]:
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            if any(p["port"] == port for p in rule.get("ports", [])):
+                rules.append(rule)
+    return rules
 
 
-# --- the bundled Prometheus -------------------------------------------------------------------------------
+# --- the rendered pod ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("case", "profile", "files", "overrides"), RENDERS, ids=[r[0] for r in RENDERS])
-def test_the_bundled_scrape_of_mlflow_logs_in_as_the_admin(
+def test_the_sidecar_serves_mlflows_metric_files_read_only_without_a_secret(
     case: str, profile: str, files: tuple[Path, ...], overrides: dict[str, Any]
 ) -> None:
     objs = _objects(profile, files, overrides)
-    username, password_ref = _mlflow_login(objs)
-    job = _job(objs)
-    assert job["static_configs"] == [{"targets": ["hybridops-mlflow:5000"]}]
-    assert job.get("metrics_path", "/metrics") == "/metrics"
-    assert set(job["basic_auth"]) == {"username", "password_file"}  # never a literal password
-    assert job["basic_auth"]["username"] == username
-    password_file = PurePosixPath(job["basic_auth"]["password_file"])
-    assert password_file == PurePosixPath("/etc/prometheus/secrets/mlflow/password")
-
-    # The file is the MLflow server's own admin password: its Secret mounted read-only in the pod.
-    spec, container = _prometheus_pod(objs)
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(password_file.parent)]
-    assert mount["readOnly"] is True and "subPath" not in mount  # a rotated password reaches the file
-    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-    assert volume["secret"] == {
-        "secretName": password_ref["name"],
-        "defaultMode": 0o440,
-        "items": [{"key": password_ref["key"], "path": password_file.name}],
+    port = 9187 if case == "custom-port" else 9100
+    spec, server, sidecar = _pod(objs)
+    # MLflow's workers write into the shared volume; the sidecar reads the same directory.
+    (script,) = server["args"]
+    assert f"--expose-prometheus {METRICS_DIR} " in script
+    server_mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+    sidecar_mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
+    assert server_mounts[METRICS_DIR] == {"name": "metrics", "mountPath": METRICS_DIR}
+    assert sidecar_mounts[METRICS_DIR] == {"name": "metrics", "mountPath": METRICS_DIR, "readOnly": True}
+    assert set(sidecar_mounts) == {METRICS_DIR, "/tmp"}  # not the auth volume, not the artifacts
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["metrics"] == {"name": "metrics", "emptyDir": {"sizeLimit": "64Mi"}}
+    # The MLflow image (it carries hybridops), the same locked-down context, no env and no Secret at all.
+    assert sidecar["image"] == server["image"] and sidecar["imagePullPolicy"] == server["imagePullPolicy"]
+    assert sidecar["securityContext"] == server["securityContext"]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "env" not in sidecar and "envFrom" not in sidecar and "args" not in sidecar
+    assert sidecar["command"] == [
+        "python", "-m", "hybridops.observability.multiprocess_metrics",
+        "--dir", METRICS_DIR, "--host", "0.0.0.0", "--port", str(port),
+    ]  # fmt: skip
+    assert sidecar["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert sidecar["resources"] == {
+        "requests": {"cpu": "10m", "memory": "64Mi"},
+        "limits": {"cpu": "200m", "memory": "128Mi"},
     }
-    if case == "custom-admin":
-        assert username == "mlflow-root" and password_ref == {"name": "mlflow-login", "key": "password"}
-    elif case == "existing-secret":
-        assert password_ref == {"name": "hybridops-mlflow-admin", "key": "password"}
-    else:
-        assert password_ref == {"name": "hybridops-mlflow-auth", "key": "password"}
-        assert find(objs, "Secret", "hybridops-mlflow-auth")["data"]["password"]
-    # Readable by the pod's group only (fsGroup): the container runs as that UID/GID, not as root.
-    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert sidecar["livenessProbe"]["tcpSocket"] == {"port": "metrics"}
+    assert sidecar["startupProbe"]["tcpSocket"] == {"port": "metrics"}
+    # The Service's metrics port, and the annotation scrapers that read it follow, are the sidecar's.
+    ports = find(objs, "Service", "hybridops-mlflow")["spec"]["ports"]
+    assert {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"} in ports
+    annotations = find(objs, "Deployment", "hybridops-mlflow")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
 
 
-def test_the_password_stays_out_of_the_prometheus_config() -> None:
-    objs = objects("hybrid")
-    password = base64.b64decode(find(objs, "Secret", "hybridops-mlflow-auth")["data"]["password"]).decode()
-    assert password not in yaml.safe_dump(find(objs, "ConfigMap", "hybridops-prometheus"))
-    assert password not in yaml.safe_dump(find(objs, "Deployment", "hybridops-prometheus"))
-
-
-def test_dataops_has_no_mlflow_scrape_and_mounts_no_mlflow_secret() -> None:
-    objs = objects("dataops")
-    assert JOB not in {j["job_name"] for j in _prometheus_config(objs)["scrape_configs"]}
-    spec, container = _prometheus_pod(objs)
-    assert not [v for v in spec["volumes"] if "secret" in v]
-    assert not [m for m in container["volumeMounts"] if m["mountPath"].startswith("/etc/prometheus/secrets")]
-
-
-# --- a real Prometheus against a stand-in /metrics behind basic auth ---------------------------------------
-class _BasicAuthMetrics(BaseHTTPRequestHandler):
-    """``/metrics`` answering 401 without the login (MLflow's basic-auth app in front of its exporter)."""
-
-    expected = ""
-    seen: list[tuple[str, int]] = []
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        ok = self.path == "/metrics" and authorization == self.expected
-        self.seen.append((authorization, 200 if ok else 401))
-        body = (
-            b"# TYPE mlflow_stand_in_requests_total counter\nmlflow_stand_in_requests_total 1\n"
-            if ok
-            else b""
-        )
-        self.send_response(200 if ok else 401)
-        if not ok:
-            self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def _serve(username: str, password: str) -> Iterator[tuple[str, list[tuple[str, int]]]]:
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    handler = type("Handler", (_BasicAuthMetrics,), {"expected": f"Basic {token}", "seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", handler.seen
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _up(url: str) -> dict[str, float]:
-    body = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5).json()
-    return {r["metric"]["job"]: float(r["value"][1]) for r in body["data"]["result"]}
-
-
-def test_prometheus_with_the_rendered_job_scrapes_mlflow_behind_basic_auth(tmp_path: Path) -> None:
-    """The rendered job, its target and password file moved to the test's (the file holds what the Secret
-    holds), next to the same job without ``basic_auth``: the first is up, the second gets 401 (what the
-    chart's scrape got before) and is down."""
-    objs = objects("hybrid", (EXISTING_SECRETS,))
+@pytest.mark.parametrize(("case", "profile", "files", "overrides"), RENDERS, ids=[r[0] for r in RENDERS])
+def test_the_bundled_scrape_of_mlflow_needs_no_login(
+    case: str, profile: str, files: tuple[Path, ...], overrides: dict[str, Any]
+) -> None:
+    objs = _objects(profile, files, overrides)
+    port = 9187 if case == "custom-port" else 9100
     job = _job(objs)
-    password = "s3cret-generated-by-the-chart"
-    (tmp_path / "password").write_text(password)
-    with _serve(job["basic_auth"]["username"], password) as (target, seen):
-        with_login = copy.deepcopy(job)
-        with_login["static_configs"] = [{"targets": [target]}]
-        with_login["basic_auth"]["password_file"] = str(tmp_path / "password")
-        without = {k: v for k, v in copy.deepcopy(with_login).items() if k != "basic_auth"}
-        without["job_name"] = "without-login"
-        config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [with_login, without]}
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = _free_port()
-        with (tmp_path / "prometheus.log").open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    require_tool("prometheus"),
-                    f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
+    assert job == {"job_name": JOB, "static_configs": [{"targets": [f"hybridops-mlflow:{port}"]}]}
+    # No MLflow Secret reaches the Prometheus pod any more.
+    spec = find(objs, "Deployment", "hybridops-prometheus")["spec"]["template"]["spec"]
+    assert not [v for v in spec["volumes"] if "secret" in v]
+    (container,) = spec["containers"]
+    assert not [m for m in container["volumeMounts"] if m["mountPath"].startswith("/etc/prometheus/secrets")]
+    assert "env" not in container and "envFrom" not in container
+
+
+def test_no_mlflow_password_reaches_prometheus() -> None:
+    objs = objects("hybrid")
+    secret = find(objs, "Secret", "hybridops-mlflow-auth")["data"]
+    passwords = {key: base64.b64decode(value).decode() for key, value in secret.items()}
+    for name in ("ConfigMap", "Deployment"):
+        text = yaml.safe_dump(find(objs, name, "hybridops-prometheus"))
+        assert "hybridops-mlflow-auth" not in text
+        assert not [key for key, password in passwords.items() if password in text]
+
+
+def test_only_prometheus_reaches_the_metrics_port_and_it_does_not_reach_mlflows_own() -> None:
+    objs = objects("hybrid")
+    (rule,) = _ingress_to(objs, "mlflow", "metrics")
+    assert rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": "hybridops"},
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": ["prometheus"]}
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                url = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + 60
-                up: dict[str, float] = {}
-                while time.monotonic() < deadline:
-                    try:
-                        up = _up(url)
-                    except requests.RequestException:
-                        up = {}
-                    if set(up) == {JOB, "without-login"}:
-                        break
-                    time.sleep(0.5)
-            finally:
-                stop_process(process)
-    assert up == {JOB: 1.0, "without-login": 0.0}, (tmp_path / "prometheus.log").read_text()[-2000:]
-    statuses = {status for _, status in seen}
-    assert statuses == {200, 401}
-    assert {auth for auth, status in seen if status == 401} == {""}  # only the job without the login failed
+            }
+        }
+    ]
+    # MLflow's own port: its clients, no longer Prometheus (the default ingressFrom [] opens it to anyone
+    # anyway, so narrowed here to see the release's peers).
+    narrow = {"networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]}}
+    narrowed = tuple(chart.manifests(chart.render("hybrid", [], overrides=narrow)))
+    (http,) = _ingress_to(narrowed, "mlflow", "http")
+    (release_peers,) = [p for p in http["from"] if "podSelector" in p]
+    (components,) = release_peers["podSelector"]["matchExpressions"]
+    assert "prometheus" not in components["values"] and "inference" in components["values"]
 
 
-# --- external mode: the ServiceMonitor ------------------------------------------------------------------------
+def test_an_external_prometheus_reaches_the_metrics_port_from_its_namespace_only() -> None:
+    objs = objects("hybrid", (EXTERNAL,))
+    (rule,) = _ingress_to(objs, "mlflow", "metrics")
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    # Monitoring off: nothing opens the port (the default deny holds).
+    off = tuple(chart.manifests(chart.render("hybrid", [], overrides={"monitoring": {"enabled": False}})))
+    assert _ingress_to(off, "mlflow", "metrics") == []
+
+
 @pytest.mark.parametrize("files", [(EXTERNAL,), (EXTERNAL, EXISTING_SECRETS)], ids=["generated", "existing"])
-def test_the_mlflow_servicemonitor_logs_in_as_the_admin(files: tuple[Path, ...]) -> None:
+def test_the_mlflow_servicemonitor_scrapes_the_sidecar_without_credentials(files: tuple[Path, ...]) -> None:
     objs = objects("hybrid", files)
-    username, password_ref = _mlflow_login(objs)
     monitor = find(objs, "ServiceMonitor", "hybridops-mlflow")
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
-    auth = endpoint["basicAuth"]
-    assert auth["password"] == password_ref  # the server's own admin password, by reference
-    # The username from a Secret too (basicAuth takes no literal), rendered in the monitor's namespace.
-    secret = find(objs, "Secret", auth["username"]["name"])
-    assert secret["metadata"]["namespace"] == monitor["metadata"]["namespace"] == "hybridops"
-    assert secret["type"] == "Opaque" and secret["stringData"] == {auth["username"]["key"]: username}
-    assert "data" not in secret
-    # The password Secret lives in the monitor's namespace: generated by the chart, or pre-created there.
-    if EXISTING_SECRETS in files:
-        assert password_ref == {"name": "hybridops-mlflow-admin", "key": "password"}
-    else:
-        generated = find(objs, "Secret", password_ref["name"])
-        assert generated["metadata"]["namespace"] == monitor["metadata"]["namespace"]
-        assert password_ref["key"] in generated["data"]
-    # Only MLflow's endpoint logs in.
-    for name in ("hybridops-inference", "hybridops-exporter"):
-        (other,) = find(objs, "ServiceMonitor", name)["spec"]["endpoints"]
-        assert "basicAuth" not in other, name
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    # No Secret for a scrape login is rendered any more.
+    assert not [o for o in objs if o["kind"] == "Secret" and "scrape" in o["metadata"]["name"]]
 
 
-def test_the_username_secret_exists_only_with_the_mlflow_servicemonitor() -> None:
-    def scrape_secrets(objs: tuple[dict[str, Any], ...]) -> list[str]:
-        return [
-            o["metadata"]["name"]
-            for o in objs
-            if o["kind"] == "Secret" and "mlflow-scrape" in o["metadata"]["name"]
-        ]
+def test_the_monitors_may_live_in_another_namespace() -> None:
+    """The MLflow ServiceMonitor refers to no Secret, so it no longer has to sit in the release namespace."""
+    overrides = {"monitoring": {"external": {"namespace": "monitoring"}}}
+    objs = tuple(chart.manifests(chart.render("hybrid", [EXTERNAL], overrides=overrides)))
+    assert find(objs, "ServiceMonitor", "hybridops-mlflow")["metadata"]["namespace"] == "monitoring"
 
-    assert scrape_secrets(objects("hybrid", (EXTERNAL,))) == ["hybridops-mlflow-scrape"]
-    assert scrape_secrets(objects("hybrid")) == []  # bundled: the username is in prometheus.yml
-    assert scrape_secrets(objects("hybrid", (DATAOPS_EXTERNAL,))) == []  # no MLflow
-    no_monitors = chart.render(
-        "hybrid", [EXTERNAL], overrides={"monitoring": {"external": {"serviceMonitors": False}}}
+
+def test_dataops_has_no_mlflow_scrape() -> None:
+    assert JOB not in {j["job_name"] for j in _prometheus_config(objects("dataops"))["scrape_configs"]}
+    assert not [
+        o for o in objects("dataops", (DATAOPS_EXTERNAL,)) if o["metadata"]["name"] == "hybridops-mlflow"
+    ]
+
+
+# --- live: the real MLflow with its rendered start script, the sidecar's rendered command --------------------
+@dataclass
+class Live:
+    cluster: Cluster
+    server: Pod
+    sidecar: Pod
+
+    def mlflow(self, path: str, auth: tuple[str, str] | None) -> requests.Response:
+        headers = {"Host": "hybridops-mlflow:5000"}
+        return requests.get(self.server.url() + path, headers=headers, auth=auth, timeout=30)
+
+    def scrape(self) -> requests.Response:
+        return requests.get(self.sidecar.url("metrics") + "/metrics", timeout=30)  # no credentials
+
+    def login(self, who: str) -> tuple[str, str]:
+        env = self.server.env
+        if who == "admin":
+            return env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_ADMIN_PASSWORD"]
+        return env[f"MLFLOW_{who.upper()}_USERNAME"], env[f"MLFLOW_{who.upper()}_PASSWORD"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    for tool in ("psql", "pg_isready", "initdb", "postgres"):
+        require_tool(tool)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    cluster = Cluster(objects("hybrid"), tmp_path_factory.mktemp("mlflow-metrics"))
+    with contextlib.ExitStack() as cleanup:
+        try:
+            cleanup.enter_context(chart_postgresql(cluster))
+        except MissingProgram as exc:
+            missing(str(exc), "apt-get install postgresql (Debian package)")
+        cleanup.callback(cluster.stop)
+        init, server, sidecar = mlflow_pods(cluster)
+        cluster.finish(init, cluster.start(init, cluster.command(init)), deadline)
+        # The sidecar first, as the kubelet may start it: the emptyDir exists before MLflow writes to it.
+        start_mlflow_metrics(cluster, sidecar)
+        start_mlflow(cluster, server)
+        cluster.wait_started(sidecar, deadline)
+        cluster.wait(server, lambda: server.probe("startupProbe") == 200, deadline)
+        yield Live(cluster, server, sidecar)
+
+
+SEARCH = "/api/2.0/mlflow/experiments/search?max_results=5"
+REQUESTS = re.compile(r"^mlflow_http_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M)
+
+
+def _answered_200(text: str) -> float:
+    """MLflow's request counter (labels method and status; /health and /version excluded by MLflow) of the
+    GETs answered 200."""
+    return sum(
+        float(m["value"]) for m in REQUESTS.finditer(text) if m["labels"] == 'method="GET",status="200"'
     )
-    assert scrape_secrets(tuple(chart.manifests(no_monitors))) == []
+
+
+def test_the_sidecar_serves_mlflows_request_counter_without_a_login(live: Live) -> None:
+    # The volume is one directory for both containers, as an emptyDir is.
+    assert live.server.mounts[METRICS_DIR] == live.sidecar.mounts[METRICS_DIR]
+    assert live.mlflow(SEARCH, live.login("reader")).status_code == 200
+    first = live.scrape()
+    assert first.status_code == 200, first.text[:500]
+    before = _answered_200(first.text)
+    assert before >= 1, first.text[:3000]
+    for _ in range(3):
+        assert live.mlflow(SEARCH, live.login("monitor")).status_code == 200
+    after = _answered_200(live.scrape().text)
+    assert after == before + 3  # the same counter MLflow's workers increment, read at each scrape
+    assert any(p.name.startswith("counter_") for p in Path(live.server.mounts[METRICS_DIR]).iterdir())
+
+
+def test_mlflows_own_metrics_still_refuse_every_login_but_the_admins(live: Live) -> None:
+    """Why the sidecar exists: the basic-auth app fails closed on /metrics for a non-admin."""
+    assert live.mlflow("/metrics", None).status_code == 401
+    for who in ("reader", "trainer", "monitor"):
+        assert live.mlflow("/metrics", live.login(who)).status_code == 403, who
+    own = live.mlflow("/metrics", live.login("admin"))
+    assert own.status_code == 200 and "mlflow_http_request_total" in own.text
+
+
+def test_the_sidecar_answers_its_rendered_probes(live: Live) -> None:
+    assert live.sidecar.probe("readinessProbe") == 200
+    assert live.sidecar.probe("livenessProbe") == 0 and live.sidecar.probe("startupProbe") == 0
+
+
+def test_the_sidecar_writes_nothing_into_mlflows_metric_files(live: Live) -> None:
+    folder = Path(live.sidecar.mounts[METRICS_DIR])
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    for _ in range(3):
+        assert live.scrape().status_code == 200
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    assert not any(live.sidecar.workdir.iterdir())  # nothing written outside its mounts
+
+
+def _up(url: str, query: str) -> list[dict[str, Any]]:
+    body = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=5).json()
+    return list(body["data"]["result"])
+
+
+def test_prometheus_with_the_rendered_job_scrapes_the_sidecar(live: Live, tmp_path: Path) -> None:
+    """The rendered job (no basic_auth), its target moved to where the Service's metrics port reaches here."""
+    job = _job(live.cluster.objs)
+    ((target,),) = [c["targets"] for c in job["static_configs"]]
+    job["static_configs"] = [{"targets": [live.cluster.services[target]]}]
+    config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [job]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = closed_port()
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                require_tool("prometheus"),
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            up: list[dict[str, Any]] = []
+            requests_seen: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                with contextlib.suppress(requests.RequestException, KeyError):
+                    up = _up(url, f'up{{job="{JOB}"}}')
+                    requests_seen = _up(url, f'mlflow_http_request_total{{job="{JOB}"}}')
+                if up and requests_seen:
+                    break
+                time.sleep(0.5)
+        finally:
+            stop_process(process)
+    log_tail = (tmp_path / "prometheus.log").read_text()[-2000:]
+    assert [float(r["value"][1]) for r in up] == [1.0], log_tail
+    assert requests_seen, log_tail

@@ -222,7 +222,7 @@ def test_rotating_a_role_password(server: Server) -> None:
     before.close()
     # A restarted MLflow pod: its env rendered again with the rotated Secret value.
     objs = server.cluster.objs
-    _spec, container = workload(objs, "Deployment", "hybridops-mlflow")
+    _spec, container = workload(objs, "Deployment", "hybridops-mlflow", container="mlflow")
     env = {e["name"]: e for e in container["env"]}
     assert env["PG_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "mlflow-password"
     uri = env["MLFLOW_BACKEND_STORE_URI"]["value"].replace("$(PG_PASSWORD)", new)

@@ -74,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
         except MissingProgram as exc:
             missing(str(exc), "apt-get install postgresql (Debian package)")
         cleanup.callback(cluster.stop)
-        init, pod = mlflow_pods(cluster)
+        init, pod, _ = mlflow_pods(cluster)
         cluster.finish(init, cluster.start(init, cluster.command(init)), deadline)
         start_mlflow(cluster, pod)
         cluster.wait(pod, lambda: pod.probe("startupProbe") == 200, deadline)

@@ -35,7 +35,7 @@ from deploy_support import find, objects
 from tools import missing, require_tool
 
 from hybridops.deploy import chart
-from hybridops.rehearsal.kubelet import NAMESPACE, POD_IP, Pod, group_members, secret_data
+from hybridops.rehearsal.kubelet import NAMESPACE, POD_IP, Pod, group_members
 from hybridops.rehearsal.postgres import MissingProgram, chart_postgresql
 from hybridops.rehearsal.stack import REHEARSAL_FEAST_AUTH
 from hybridops.rehearsal.topology import Cluster, check, workload
@@ -45,6 +45,7 @@ from hybridops.rehearsal.workloads import (
     start_feast,
     start_inference,
     start_mlflow,
+    start_mlflow_metrics,
     start_redis,
     wait_redis,
 )
@@ -165,8 +166,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         mark("postgresql")
         pods["redis"] = redis = start_redis(cluster)
 
-        # MLflow: the migration step (init container), then the server.
-        mlflow_init, mlflow_pod = mlflow_pods(cluster)
+        # MLflow: the migration step (init container), then the server and its metrics sidecar.
+        mlflow_init, mlflow_pod, mlflow_metrics = mlflow_pods(cluster)
         upgrade = cluster.start(mlflow_init, cluster.command(mlflow_init))
         pods["mlflow"] = mlflow_pod
         wait_redis(cluster, redis, deadline)
@@ -190,6 +191,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cluster.finish(mlflow_init, upgrade, deadline)
         mark("mlflow db upgrade")
         start_mlflow(cluster, mlflow_pod)
+        start_mlflow_metrics(cluster, mlflow_metrics)
+        pods["mlflow-metrics"] = mlflow_metrics
 
         # Feast's feature server, once the definitions are in the registry.
         cluster.wait(run_pod, lambda: "FEAST-APPLIED" in cluster.log(run_pod.name), deadline)
@@ -206,7 +209,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         mark("run pod job")
         pods["inference"] = start_inference(cluster)
 
-        for name in ("feast", "inference", "exporter"):
+        for name in ("mlflow-metrics", "feast", "inference", "exporter"):
             cluster.wait_started(pods[name], deadline)
             mark(name)
         yield Stack(
@@ -272,43 +275,37 @@ def test_mlflow_probes_answer_whatever_the_host(stack: Stack) -> None:
     assert _mlflow(stack, health, host=f"{POD_IP}:5000", auth=False).status_code == 200
 
 
-def test_mlflow_metrics_answer_the_bundled_prometheus_job(stack: Stack) -> None:
+def test_mlflow_metrics_answer_the_bundled_prometheus_job_without_a_login(stack: Stack) -> None:
+    """The bundled job's target is the metrics sidecar behind the Service: MLflow's request counters with
+    no credentials, while MLflow's own /metrics still refuses the monitor login (a non-admin)."""
     objs = stack.cluster.objs
     prometheus = yaml.safe_load(find(objs, "ConfigMap", "hybridops-prometheus")["data"]["prometheus.yml"])
     (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "hybridops-mlflow"]
+    assert "basic_auth" not in job and "authorization" not in job
     ((target,),) = [c["targets"] for c in job["static_configs"]]
     path = job.get("metrics_path", "/metrics")
-    assert _mlflow(stack, path, host=target, auth=False).status_code == 401
-    # The job's login: its username, and the file the Prometheus pod mounts from the admin Secret.
-    spec, container = workload(objs, "Deployment", "hybridops-prometheus")
-    prometheus_pod = stack.cluster.pod("prometheus", spec, container)
-    password_file = prometheus_pod.relocate(job["basic_auth"]["password_file"])
-    login = (job["basic_auth"]["username"], Path(password_file).read_text())
-    answer = requests.get(stack.url("mlflow") + path, headers={"Host": target}, auth=login, timeout=30)
+    assert _mlflow(stack, SEARCH).status_code == 200  # a request for the counters to show
+    answer = requests.get(f"http://{stack.cluster.services[target]}{path}", timeout=30)
     assert answer.status_code == 200, answer.text[:500]
     assert "mlflow_http_request_total" in answer.text, answer.text[:2000]
-
-
-def test_mlflow_metrics_answer_a_servicemonitor_scrape_of_the_pod_ip(stack: Stack) -> None:
-    """External monitoring: the operator's Prometheus scrapes each endpoint of the ServiceMonitor, so the Host
-    header is the pod's IP and the port's number; the login comes from the monitor's basicAuth Secrets."""
-    external = objects(PROFILE, (chart.CI_DIR / "external-monitoring-values.yaml",))
-    monitor = find(external, "ServiceMonitor", "hybridops-mlflow")
-    (endpoint,) = monitor["spec"]["endpoints"]
-    port = stack.pods["mlflow"].ports[endpoint["port"]][0]
-    username = secret_data(find(external, "Secret", endpoint["basicAuth"]["username"]["name"]))
-    password_ref = endpoint["basicAuth"]["password"]
-    (server,) = find(external, "Deployment", "hybridops-mlflow")["spec"]["template"]["spec"]["containers"]
-    (server_password,) = [e for e in server["env"] if e["name"] == "MLFLOW_ADMIN_PASSWORD"]
-    assert password_ref == server_password["valueFrom"]["secretKeyRef"]  # the running server's Secret
-    login = (username[endpoint["basicAuth"]["username"]["key"]], stack.admin[1])
-    answer = requests.get(
-        stack.url("mlflow") + endpoint["path"], headers={"Host": f"{POD_IP}:{port}"}, auth=login, timeout=30
+    monitor = (
+        stack.pods["mlflow"].env["MLFLOW_MONITOR_USERNAME"],
+        stack.pods["mlflow"].env["MLFLOW_MONITOR_PASSWORD"],
     )
+    own = requests.get(
+        stack.url("mlflow") + "/metrics", headers={"Host": SERVICE_HOST}, auth=monitor, timeout=30
+    )
+    assert own.status_code == 403
+
+
+def test_mlflow_metrics_answer_a_servicemonitor_scrape_without_a_login(stack: Stack) -> None:
+    """External monitoring: the ServiceMonitor's endpoint is the sidecar's named port, no basicAuth."""
+    external = objects(PROFILE, (chart.CI_DIR / "external-monitoring-values.yaml",))
+    (endpoint,) = find(external, "ServiceMonitor", "hybridops-mlflow")["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and "basicAuth" not in endpoint
+    answer = requests.get(stack.url("mlflow-metrics", endpoint["port"]) + endpoint["path"], timeout=30)
     assert answer.status_code == 200, answer.text[:500]
     assert "mlflow_http_request_total" in answer.text
-    # Another address is still refused.
-    assert _mlflow(stack, endpoint["path"], host=f"10.42.0.18:{port}").status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -317,7 +314,7 @@ def test_mlflow_metrics_answer_a_servicemonitor_scrape_of_the_pod_ip(stack: Stac
 def test_mlflow_start_script_allows_the_pods_own_address(pod_ip: str, host: str, tmp_path: Path) -> None:
     """The rendered start script with ``mlflow`` replaced by a stub that prints its arguments: the pod's
     address (either family, as the Host header spells it) ends the allowed hosts."""
-    _, server = workload(objects(PROFILE), "Deployment", "hybridops-mlflow")
+    _, server = workload(objects(PROFILE), "Deployment", "hybridops-mlflow", container="mlflow")
     (script,) = server["args"]
     script = script.replace("/run/mlflow/", f"{tmp_path}/")
     (tmp_path / "mlflow").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
@@ -811,7 +808,7 @@ def test_the_monitor_login_reads_and_writes_nothing(stack: Stack) -> None:
     """The exporter logs in as ``monitor``: not admin, it reads the registry and the runs; every write is 403
     and nothing moved. ``/metrics`` is 403 too: MLflow's basic-auth app refuses a non-admin every route it has
     no permission check for (MLFLOW_BASIC_AUTH_FAIL_CLOSED, on by default), /metrics among them, which is
-    why Prometheus still scrapes as the admin. Any login may create a new experiment or registered model
+    why Prometheus scrapes the metrics sidecar instead (no login). Any login may create a new experiment or registered model
     (MLflow has no create permission while workspaces are off): pinned here as docs/deploy.md states it."""
     env = stack.pods["exporter"].env
     monitor = _login(stack, env)

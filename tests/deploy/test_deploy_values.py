@@ -129,11 +129,6 @@ def test_schema_rejects_invalid_values(overrides: dict, fragment: str) -> None:
             },
             "exporter_sources lists warehouse, but dagster.enabled=false",
         ),
-        # The MLflow ServiceMonitor's basicAuth Secrets must be in its own namespace (the release's).
-        (
-            {"monitoring": {"mode": "external", "external": {"namespace": "monitoring"}}},
-            "monitoring.external.namespace must be the release namespace while MLflow is monitored",
-        ),
     ],
 )
 def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> None:
@@ -185,8 +180,10 @@ def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> 
                 },
             },
         ),
-        # Monitors in another namespace are fine without an MLflow ServiceMonitor, or in the release's.
+        # Monitors in any namespace: none refers to a Secret (MLflow's is scraped through its login-free
+        # metrics sidecar).
         ("hybrid", {"monitoring": {"mode": "external", "external": {"namespace": "hybridops"}}}),
+        ("hybrid", {"monitoring": {"mode": "external", "external": {"namespace": "monitoring"}}}),
         (
             "hybrid",
             {
@@ -203,6 +200,7 @@ def test_invalid_combinations_fail_the_render(overrides: dict, message: str) -> 
         "monitoring-off",
         "sources-narrowed",
         "monitors-in-release",
+        "monitors-elsewhere",
         "no-servicemonitors",
         "dataops",
     ],

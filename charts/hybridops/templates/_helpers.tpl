@@ -399,22 +399,6 @@ topologySpreadConstraints:
 {{- dict "dagster" "dagster" "warehouse" "dagster" "feast" "feast" "mlflow" "mlflow" | toJson -}}
 {{- end -}}
 
-{{/* ---------------------------------------------------------------- MLflow /metrics behind basic auth */}}
-{{/* The admin password as the bundled Prometheus reads it (the mlflow-auth volume of its pod). */}}
-{{- define "hybridops.prometheus.mlflowPasswordFile" -}}
-/etc/prometheus/secrets/mlflow/password
-{{- end -}}
-
-{{/* ServiceMonitor basicAuth takes the username from a Secret too: this one holds mlflow.auth.adminUsername. */}}
-{{- define "hybridops.mlflow.scrapeSecretName" -}}
-{{- include "hybridops.componentName" (dict "ctx" . "component" "mlflow-scrape") -}}
-{{- end -}}
-
-{{- define "hybridops.mlflow.serviceMonitor" -}}
-{{- $m := .Values.monitoring -}}
-{{- if and .Values.mlflow.enabled $m.enabled (eq $m.mode "external") $m.external.serviceMonitors }}true{{ end -}}
-{{- end -}}
-
 {{/* ---------------------------------------------------------------- checksums */}}
 {{- define "hybridops.checksum" -}}
 checksum/{{ .name }}: {{ include (print .ctx.Template.BasePath "/" .template) .ctx | sha256sum }}
@@ -604,9 +588,6 @@ replicas: {{ .replicas }}
 {{- fail (printf "hybridops.config.monitoring.exporter_sources lists %s, but %s.enabled=false: leave it out (as profiles/dataops.yaml does), or the exporter reports it down" $source $component) -}}
 {{- end -}}
 {{- end -}}
-{{- end -}}
-{{- if and (include "hybridops.mlflow.serviceMonitor" .) .Values.monitoring.external.namespace (ne .Values.monitoring.external.namespace .Release.Namespace) -}}
-{{- fail "monitoring.external.namespace must be the release namespace while MLflow is monitored: the MLflow ServiceMonitor's basicAuth reads the admin password from a Secret in its own namespace" -}}
 {{- end -}}
 {{- if and .Values.dagster.enabled .Values.dagster.runLauncher.jobNamespace (ne .Values.dagster.runLauncher.jobNamespace .Release.Namespace) -}}
 {{- fail "dagster.runLauncher.jobNamespace must be the release namespace (the Role, Secrets and PVC live there)" -}}

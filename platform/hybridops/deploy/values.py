@@ -399,8 +399,8 @@ class MlflowAuth(_Values):
     admin_username: str = Field(
         "admin",
         description=(
-            "The admin: the MLflow pod's start-up (it creates the other logins and their grants), "
-            "Prometheus' scrape of /metrics (MLflow answers it 403 to every other login) and an operator."
+            "The admin: the MLflow pod's start-up (it creates the other logins and their grants) and an "
+            "operator. Never Prometheus: it scrapes the pod's login-free metrics sidecar (mlflow.metrics)."
         ),
     )
     reader_username: str = Field(
@@ -426,8 +426,7 @@ class MlflowAuth(_Values):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description=(
             "The read-only login (default_permission READ) of the exporter. The MLflow pod creates it and "
-            "sets its password at every start. (Prometheus scrapes /metrics as the admin: MLflow answers it "
-            "403 to every other login.)"
+            "sets its password at every start."
         ),
     )
     existing_secret: str | None = Field(
@@ -466,6 +465,20 @@ class MlflowAuth(_Values):
     )
 
 
+class MlflowMetrics(_Values):
+    """The MLflow pod's ``metrics`` sidecar: MLflow's Prometheus metrics without a login.
+
+    MLflow's basic-auth app answers its own /metrics 403 to every login but the admin's; the sidecar
+    (``python -m hybridops.observability.multiprocess_metrics``, the MLflow image) serves the metric files
+    MLflow's workers write to a shared emptyDir, and only Prometheus may reach its port (NetworkPolicy).
+    """
+
+    port: int = Field(
+        9100, ge=1024, le=65535, description="Port of the sidecar's /metrics (Service port too)."
+    )
+    resources: Resources = Field(default_factory=lambda: resources("10m", "64Mi", "200m", "128Mi"))
+
+
 class MlflowValues(_Values):
     enabled: bool = True
     image: Image = Field(default_factory=platform_image)
@@ -493,6 +506,7 @@ class MlflowValues(_Values):
     )
     artifacts: MlflowArtifacts = Field(default_factory=MlflowArtifacts)
     auth: MlflowAuth = Field(default_factory=MlflowAuth)
+    metrics: MlflowMetrics = Field(default_factory=MlflowMetrics)
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Extra Host headers accepted (the Service names always are)."
     )

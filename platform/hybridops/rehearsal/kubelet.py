@@ -109,6 +109,12 @@ class Pod:
         pattern = "|".join(re.escape(path) for path in sorted(self.mounts, key=len, reverse=True))
         return re.sub(rf"(?<![\w./-])({pattern})(?=[/\s\"',:;)]|$)", lambda m: str(self.mounts[m[1]]), text)
 
+    def declares(self, port: str | int) -> bool:
+        """Whether the container declares this port (by name, or by number)."""
+        if isinstance(port, str):
+            return port in self.ports
+        return any(container == port for container, _ in self.ports.values())
+
     def local_port(self, port: str | int) -> int:
         if isinstance(port, str):
             return self.ports[port][1]

@@ -39,6 +39,7 @@ from hybridops.rehearsal.workloads import (
     start_feast,
     start_inference,
     start_mlflow,
+    start_mlflow_metrics,
     start_prometheus,
     start_redis,
     wait_dagster_user_code,
@@ -49,6 +50,7 @@ from hybridops.rehearsal.workloads import (
 LONG_RUNNING = (
     "redis",
     "mlflow",
+    "mlflow-metrics",
     "dagster-user-code",
     "dagster-webserver",
     "dagster-daemon",
@@ -138,7 +140,7 @@ def running_stack(
         cleanup.callback(cluster.stop)  # every process, before PostgreSQL goes
         mark("postgresql")
         redis = start_redis(cluster)
-        upgrade_pod, mlflow = mlflow_pods(cluster)
+        upgrade_pod, mlflow, mlflow_metrics = mlflow_pods(cluster)
         upgrade = cluster.start(upgrade_pod, cluster.command(upgrade_pod))
         # Every Service a pod names is exposed before that pod is created (its env and files are resolved then).
         feast, user_code = feast_pod(cluster), dagster_user_code_pod(cluster)
@@ -152,6 +154,7 @@ def running_stack(
         mark("redis")
         cluster.finish(upgrade_pod, upgrade, deadline)
         start_mlflow(cluster, mlflow)
+        start_mlflow_metrics(cluster, mlflow_metrics)
         wait_dagster_user_code(cluster, user_code, deadline)
         mark("dagster-user-code")
         start_dagster_webserver(cluster, webserver)
@@ -163,7 +166,7 @@ def running_stack(
             [start_alertmanager(cluster)] if _renders(objs, "Deployment", "hybridops-alertmanager") else []
         )
         prometheus = start_prometheus(cluster)
-        for pod in (mlflow, webserver, inference, exporter, *alerting, prometheus):
+        for pod in (mlflow, mlflow_metrics, webserver, inference, exporter, *alerting, prometheus):
             cluster.wait_started(pod, deadline)
             mark(pod.name)
         cluster.wait(daemon, stack.daemons_healthy, deadline)

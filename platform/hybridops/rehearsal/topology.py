@@ -47,11 +47,16 @@ def find(objs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, An
     raise RehearsalError(f"the render has no {kind}/{name}")
 
 
-def workload(objs: tuple[dict[str, Any], ...], kind: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(pod spec, its only container) of a workload."""
+def workload(
+    objs: tuple[dict[str, Any], ...], kind: str, name: str, container: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod spec, its only container) of a workload, or its container named ``container``."""
     spec = find(objs, kind, name)["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    return spec, container
+    if container is not None:
+        (found,) = [c for c in spec["containers"] if c["name"] == container]
+        return spec, found
+    (only,) = spec["containers"]
+    return spec, only
 
 
 def replace_once(text: str, old: str, new: str) -> str:
@@ -106,11 +111,13 @@ class Cluster:
     def secret(self, name: str, key: str) -> str:
         return secret_data(find(self.objs, "Secret", name))[key]
 
-    def expose(self, service: str, pod: Pod) -> None:
-        """The Service's ports now reach the pod's local ports."""
+    def expose(self, service: str, pod: Pod, *sidecars: Pod) -> None:
+        """The Service's ports now reach the pod's local ports (a port a sidecar declares: the sidecar's)."""
         self.service_pod[service] = pod.name
         for port in find(self.objs, "Service", service)["spec"]["ports"]:
-            local = pod.local_port(port.get("targetPort", port["port"]))
+            target = port.get("targetPort", port["port"])
+            (owner,) = [p for p in (pod, *sidecars) if p.declares(target)] or [pod]
+            local = owner.local_port(target)
             self.services[f"{service}:{port['port']}"] = f"127.0.0.1:{local}"
 
     def to_loopback(self, text: str) -> str:
@@ -161,15 +168,24 @@ class Cluster:
         return {}
 
     def pod(
-        self, name: str, spec: dict[str, Any], container: dict[str, Any], image: str | None = None
+        self,
+        name: str,
+        spec: dict[str, Any],
+        container: dict[str, Any],
+        image: str | None = None,
+        volumes_of: str | None = None,
     ) -> Pod:
-        """The container ``container`` of pod ``name`` (pod spec ``spec``) on this machine."""
+        """The container ``container`` of pod ``name`` (pod spec ``spec``) on this machine.
+
+        ``volumes_of``: the name of the pod whose volumes this one shares (a sidecar, another container of the
+        same pod: an emptyDir is one directory for both)."""
         volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
         mounts: dict[str, Path] = {}
         for mount in container.get("volumeMounts", []):
             volume = volumes.get(mount["name"], {})
             claim = volume.get("persistentVolumeClaim", {}).get("claimName")
-            folder = self.root / "pvc" / claim if claim else self.root / "pods" / name / mount["name"]
+            owner = volumes_of or name
+            folder = self.root / "pvc" / claim if claim else self.root / "pods" / owner / mount["name"]
             folder.mkdir(parents=True, exist_ok=True)
             mounts[mount["mountPath"]] = folder / mount["subPath"] if "subPath" in mount else folder
         ports = {port["name"]: (port["containerPort"], closed_port()) for port in container.get("ports", [])}

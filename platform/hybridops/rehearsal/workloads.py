@@ -66,14 +66,28 @@ def wait_redis(cluster: Cluster, pod: Pod, deadline: float) -> None:
     )
 
 
-def mlflow_pods(cluster: Cluster) -> tuple[Pod, Pod]:
-    """(the migration init container, the server) of MLflow's pod; the server's Service is exposed."""
-    spec, server = workload(cluster.objs, "Deployment", "hybridops-mlflow")
+def mlflow_pods(cluster: Cluster) -> tuple[Pod, Pod, Pod]:
+    """(the migration init container, the server, the metrics sidecar) of MLflow's pod, the sidecar sharing
+    the server's volumes (the metric files' emptyDir); the Service is exposed, its metrics port the
+    sidecar's."""
+    spec, server = workload(cluster.objs, "Deployment", "hybridops-mlflow", container="mlflow")
+    _, sidecar = workload(cluster.objs, "Deployment", "hybridops-mlflow", container="metrics")
     (init,) = spec["initContainers"]
     upgrade = cluster.pod("mlflow-db-upgrade", spec, init)
     pod = cluster.pod("mlflow", spec, server)
-    cluster.expose("hybridops-mlflow", pod)
-    return upgrade, pod
+    metrics = cluster.pod("mlflow-metrics", spec, sidecar, volumes_of="mlflow")
+    cluster.expose("hybridops-mlflow", pod, metrics)
+    return upgrade, pod, metrics
+
+
+def start_mlflow_metrics(cluster: Cluster, pod: Pod) -> subprocess.Popen[bytes]:
+    """The metrics sidecar's rendered command (exec form), its listen address loopback and its local port."""
+    argv = cluster.command(pod)
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(pod.local_port("metrics")))):
+        if argv.count(flag) != 1:
+            raise RehearsalError(f"expected {flag} once in the metrics sidecar's command: {argv}")
+        argv[argv.index(flag) + 1] = value
+    return cluster.start(pod, argv)
 
 
 def start_mlflow(cluster: Cluster, pod: Pod) -> subprocess.Popen[bytes]:
