@@ -104,11 +104,16 @@ def test_the_sidecar_serves_mlflows_metric_files_read_only_without_a_secret(
     assert set(sidecar_mounts) == {METRICS_DIR, "/tmp"}  # not the auth volume, not the artifacts
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["metrics"] == {"name": "metrics", "emptyDir": {"sizeLimit": "64Mi"}}
-    # The MLflow image (it carries hybridops), the same locked-down context, no env and no Secret at all.
+    # The MLflow image (it carries hybridops), the same locked-down context, no Secret at all: its env is
+    # only the telemetry switches of every own container.
     assert sidecar["image"] == server["image"] and sidecar["imagePullPolicy"] == server["imagePullPolicy"]
     assert sidecar["securityContext"] == server["securityContext"]
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
-    assert "env" not in sidecar and "envFrom" not in sidecar and "args" not in sidecar
+    assert sidecar["env"] == [
+        {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+        {"name": "DO_NOT_TRACK", "value": "true"},
+    ]
+    assert "envFrom" not in sidecar and "args" not in sidecar
     assert sidecar["command"] == [
         "python", "-m", "hybridops.observability.multiprocess_metrics",
         "--dir", METRICS_DIR, "--host", "0.0.0.0", "--port", str(port),

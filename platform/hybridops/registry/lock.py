@@ -7,7 +7,9 @@ service than the registry: the lock is a registered model named ``<model>.hybrid
 registered model is atomic in every MLflow store (a unique name; the second creator gets
 ``RESOURCE_ALREADY_EXISTS``). The holder deletes it when done. A lock older than ``stale_seconds`` (its
 holder died between create and delete) is taken over: the takeover deletes it only if it still names the
-same holder, so at worst two takeovers of one stale lock race, never a live holder and a newcomer.
+same holder when read. That check and the delete are two requests, so two takeovers of one stale lock can
+race (one may delete the lock the other just took), and MLflow's HTTP client retries a delete whose answer
+was lost; both are rare (a dead holder, a lost answer) and described in docs/reliability.md, scenario 14.
 """
 
 from __future__ import annotations
