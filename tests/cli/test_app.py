@@ -43,6 +43,12 @@ def test_help_is_fast_and_imports_nothing_heavy():
         (["run", "--months", "2014-01"], "outside the available partitions"),
         (["run", "--bogus"], "No such option: --bogus"),
         (["frobnicate"], "No such command 'frobnicate'"),
+        # A port past 65535 used to start a service that listened nowhere while saying where it listened.
+        (["serve", "--port", "99999"], "Invalid value for '--port'"),
+        (["serve", "--port", "0"], "Invalid value for '--port'"),
+        (["exporter", "--port", "70000"], "Invalid value for '--port'"),
+        (["monitor", "--prometheus-port", "65536"], "Invalid value for '--prometheus-port'"),
+        (["ui", "--port", "-1"], "Invalid value for '--port'"),
     ],
 )
 def test_usage_errors_are_one_line_without_traceback(args, expected):

@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from hybridops.errors import HybridopsError
+from hybridops.features.request import CATEGORICAL_REQUEST_FEATURES
 from hybridops.settings import TrainingSettings
 from hybridops.training.train import calibration_table, evaluate, lgb_params, train_model
 
@@ -105,3 +106,54 @@ def test_training_refuses_empty_or_single_class_splits(synthetic_split: dict[str
     negatives = s["train"][s["train"]["label"] == 0]
     with pytest.raises(HybridopsError, match="one label class"):
         train_model(negatives, s["holdout"], features, s["settings"])
+
+
+def _coded_frame(rows: int = 20_000) -> tuple[pd.DataFrame, list[str]]:
+    """Carrier and airport codes as the model sees them: base-36 numbers, sparse categories to LightGBM (its
+    warning: the largest value over 100 exceeds the number of distinct values), and one number."""
+    rng = np.random.default_rng(7)
+    letters = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    pools = {
+        "carrier_code": ["".join(rng.choice(letters, 2)) for _ in range(16)],
+        "origin_code": ["EWR", "JFK", "LGA"],
+        "dest_code": ["".join(rng.choice(letters, 3)) for _ in range(100)],
+    }
+    assert sorted(pools) == sorted(CATEGORICAL_REQUEST_FEATURES)
+    frame = pd.DataFrame(
+        {name: [float(int(code, 36)) for code in rng.choice(pool, rows)] for name, pool in pools.items()}
+    )
+    frame["x"] = rng.normal(size=rows)
+    frame["label"] = (rng.uniform(size=rows) < 1 / (1 + np.exp(-frame["x"]))).astype("int64")
+    return frame, [*pools, "x"]
+
+
+def test_training_prints_nothing_and_bins_as_lightgbm_does(capfd: pytest.CaptureFixture[str]) -> None:
+    """LightGBM finds the bins on OpenMP worker threads, whose log level ignores ``verbosity``: a feature binned
+    on a worker prints the sparse categories warning of the base-36 codes (which feature lands on a worker
+    varies, hence the tries). Training bins on one thread, with the training parameters, so it is silent and
+    grows the trees of LightGBM's own multi-threaded construction."""
+    frame, features = _coded_frame()
+    settings = TrainingSettings(num_boost_round=5)
+    params = lgb_params(settings)
+    categorical = features[:-1]
+    printed = ""
+    for _ in range(40):
+        plain = lgb.train(
+            params,
+            lgb.Dataset(
+                frame[features], label=frame["label"], categorical_feature=categorical, free_raw_data=False
+            ),
+            num_boost_round=settings.num_boost_round,
+        )
+        printed += capfd.readouterr().out
+        if printed:
+            break
+    assert "[LightGBM] [Warning] Met categorical feature which contains sparse values" in printed
+
+    def trees(booster: lgb.Booster) -> str:
+        return booster.model_to_string().split("end of trees")[0]
+
+    for _ in range(10):
+        trained = train_model(frame, frame.head(1_000), features, settings)
+        assert "[LightGBM]" not in "".join(capfd.readouterr())
+        assert trees(trained.booster) == trees(plain)

@@ -215,7 +215,7 @@ def model_rollback(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the inference service.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the inference service.")] = 8000,
 ) -> None:
     """Serve online predictions: Feast online features and the champion model in one hop."""
     from hybridops.serving.server import serve as run_server
@@ -231,7 +231,7 @@ def serve(
 @app.command()
 def exporter(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of /metrics.")] = 9464,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of /metrics.")] = 9464,
 ) -> None:
     """Serve Prometheus metrics of the whole platform (Dagster runs and checks, data quality, Feast, model)."""
     from hybridops.observability import serve_exporter
@@ -243,11 +243,15 @@ def exporter(
 
 @app.command()
 def monitor(
-    exporter_port: Annotated[int, typer.Option(help="Port of the exporter it starts.")] = 9464,
+    exporter_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the exporter it starts.")
+    ] = 9464,
     inference_url: Annotated[
         str, typer.Option(help="Inference service to scrape (its /metrics); empty for none.")
     ] = "http://127.0.0.1:8000",
-    prometheus_port: Annotated[int, typer.Option(help="Port of the Prometheus it starts.")] = 9090,
+    prometheus_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the Prometheus it starts.")
+    ] = 9090,
     interval: Annotated[str, typer.Option(help="Scrape and rule evaluation interval.")] = "15s",
 ) -> None:
     """Start the exporter and a real Prometheus (Debian package `prometheus`) with the platform's alert rules."""
@@ -441,7 +445,7 @@ def rollback(
 def ui(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
-        int | None, typer.Option(help="Port (default 3000 for Dagster, 5000 for MLflow).")
+        int | None, typer.Option(min=1, max=65535, help="Port (default 3000 for Dagster, 5000 for MLflow).")
     ] = None,
     mlflow: Annotated[
         bool, typer.Option("--mlflow", help="Open the MLflow UI (runs, registry) instead.")

@@ -21,7 +21,7 @@ import pandas as pd
 from hybridops.errors import HybridopsError
 from hybridops.settings import TrainingSettings
 from hybridops.training.split import SplitPlan
-from hybridops.training.train import NUM_THREADS, Metrics, lgb_params, metrics_of
+from hybridops.training.train import NUM_THREADS, Metrics, dataset_params, lgb_params, metrics_of
 from hybridops.warehouse.conform import WEATHER_COLUMNS
 
 CATEGORICAL = ["carrier", "origin", "dest"]
@@ -84,8 +84,8 @@ def train_baseline(
         train[BASELINE_FEATURES],
         label=train["label"].to_numpy(),
         categorical_feature=CATEGORICAL,
-        params={"verbosity": -1, "max_bin": settings.max_bin},
-    )
+        params=dataset_params(settings),
+    ).construct()
     booster = lgb.train(lgb_params(settings), dataset, num_boost_round=settings.num_boost_round)
 
     def scores(rows: pd.DataFrame) -> np.ndarray:

@@ -85,6 +85,18 @@ def lgb_params(settings: TrainingSettings) -> dict[str, Any]:
     }
 
 
+def dataset_params(settings: TrainingSettings) -> dict[str, Any]:
+    """The parameters a training Dataset is binned with, before :func:`lgb_params` trains on it.
+
+    One thread, and the Dataset constructed before training: LightGBM finds each feature's bins on
+    OpenMP worker threads, and a worker thread's log level is its own, not set by ``verbosity``, so a
+    multi-threaded construction prints the "sparse categorical values" warning of the base-36 codes on
+    the user's terminal however quiet the parameters are. The bins do not depend on the thread count; they do
+    depend on the training parameters (``seed`` picks the rows the bins are found on), so all of them are here.
+    """
+    return {**lgb_params(settings), "num_threads": 1}
+
+
 def _matrix(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     missing = [name for name in features if name not in frame.columns]
     if missing:
@@ -160,9 +172,9 @@ def train_model(
         feature_name=list(features),
         # A code's number says nothing about its delays: ordered splits on it (UA < US) would be noise.
         categorical_feature=categorical_features(features),
-        params={"verbosity": -1, "max_bin": settings.max_bin},
+        params=dataset_params(settings),
         free_raw_data=False,
-    )
+    ).construct()
     # Kept as the training booster, it still holds its scores of the training rows: the train metrics
     # need no second pass over them (the same probabilities as predict, to the bit).
     booster = lgb.train(params, dataset, num_boost_round=settings.num_boost_round, keep_training_booster=True)
