@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hybridops.deploy.ui_proxy_values import UiProxyValues
 from hybridops.deploy.value_blocks import (
     Autoscaling,
     ExternalService,
@@ -769,3 +770,4 @@ class ChartValues(_Values):
     redis: RedisValues = Field(default_factory=RedisValues)
     monitoring: MonitoringValues = Field(default_factory=MonitoringValues)
     network_policy: NetworkPolicyValues = Field(default_factory=NetworkPolicyValues)
+    ui_proxy: UiProxyValues = Field(default_factory=UiProxyValues)
