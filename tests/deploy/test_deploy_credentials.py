@@ -8,7 +8,8 @@ inference service's reader connect with the chart's connection string; Prometheu
 are off; each container gets only its own MLflow login (the admin's password only the MLflow pod's and,
 for /metrics, Prometheus'); the
 read-write Dagster UI is unreachable from outside the release by default and the chart has no
-Ingress (nothing public unless a user adds it); services are ClusterIP.
+Ingress (nothing public unless a user adds it, or enables the sign-in proxies' own: test_deploy_ui_proxy.py);
+services are ClusterIP.
 """
 
 from __future__ import annotations
@@ -414,9 +415,17 @@ WEBSERVER = ("hybridops-dagster-webserver", 80)
 
 
 def test_the_chart_has_no_ingress_and_only_clusterip_services() -> None:
+    """No Ingress but the sign-in proxies' own (uiProxy.ingress, opt-in: ci/ui-proxy-values.yaml), whose every
+    path leads to a proxy, never around it."""
     for case, profile, files in CASES:
         objs = objects(profile, files)
-        assert not [o for o in objs if o["kind"] in ("Ingress", "Gateway", "HTTPRoute")], case
+        assert not [o for o in objs if o["kind"] in ("Gateway", "HTTPRoute")], case
+        for ingress in (o for o in objs if o["kind"] == "Ingress"):
+            assert ingress["metadata"]["name"] == "hybridops-ui-proxy", case
+            backends = {
+                p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+            }
+            assert backends and all(b.startswith("hybridops-ui-proxy-") for b in backends), (case, backends)
         for obj in objs:
             if obj["kind"] == "Service":
                 assert obj["spec"].get("type", "ClusterIP") == "ClusterIP", (case, obj["metadata"]["name"])
