@@ -8,10 +8,12 @@ of any value that cannot be typed.
 Outcomes, decided here once:
 
 * **critical** (the whole file is unusable, nothing is loaded): unreadable, corrupt or truncated zip
-  archive, empty file or a header without data rows, missing or renamed columns, text that is not UTF-8,
-  and a monthly file with no rows for the requested month.
-* **row-level rejects** (only that row is quarantined): a value that cannot be typed (check ``type``) and
-  a line with the wrong number of fields (check ``field_count``). A plain-text file cut off mid-row
+  archive, empty file or a header without data rows, missing, renamed or repeated columns, text that is
+  not UTF-8 CSV (UTF-16, gzip, zip, another encoding: :mod:`hybridops.ingest.records` says which and
+  where), lone-CR line breaks, a record over 1 MiB, a quote never closed, and a monthly file with no rows
+  for the requested month.
+* **row-level rejects** (only that row is quarantined): a value that cannot be typed (check ``type``;
+  :mod:`hybridops.ingest.values`) and a line with the wrong number of fields (check ``field_count``). A plain-text file cut off mid-row
   therefore loses its last row to quarantine while the rest loads; the ``bad_row_ratio`` gate blocks the
   batch if that affects too many rows. (A cut that happens to land exactly after a complete, typable
   value cannot be told apart from a good row.)
