@@ -8,6 +8,7 @@ quarantined row with its line.
 
 import gzip
 import io
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -133,6 +134,10 @@ def test_a_folder_a_broken_link_or_an_unreadable_file_is_named(tmp_path: Path) -
     with pytest.raises(SourceError, match=r"airlines\.csv is a folder"):
         source_file(tmp_path, "airlines")
     (tmp_path / "airlines.csv").rmdir()
+    os.mkfifo(tmp_path / "airlines.csv")  # never opened: reading a pipe nobody writes would hang
+    with pytest.raises(SourceError, match=r"airlines\.csv is not a regular file"):
+        source_file(tmp_path, "airlines")
+    (tmp_path / "airlines.csv").unlink()
     (tmp_path / "airlines.csv").symlink_to(tmp_path / "gone.csv")
     with pytest.raises(SourceError, match=r"airlines\.csv is a broken symbolic link \(to .*gone\.csv\)"):
         source_file(tmp_path, "airlines")
