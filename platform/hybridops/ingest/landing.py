@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from hybridops.errors import SourceError
 from hybridops.files import remove_stale_staged, staged_path
+from hybridops.ingest.sources import unreadable
 from hybridops.warehouse.db import replace_rows, table_exists
 
 LANDING_TABLE = "landing_files"
@@ -55,11 +55,8 @@ def land_file(path: Path, table: str, landing_dir: Path) -> LandedFile:
     source = path.resolve()
     try:
         sha = sha256_of(source)
-    except OSError as exc:  # the source, not the landing zone: a failed file check naming the file
-        raise SourceError(
-            f"cannot read {path} ({exc.strerror or exc}); check that the file is readable by this user "
-            "(its permissions) and that its storage works, or replace the file"
-        ) from exc
+    except OSError as exc:  # the source's read failed (not the landing zone's write): name the file
+        raise unreadable(path, exc) from exc
     target = landing_dir / table / sha / source.name
     if not (target.is_file() and sha256_of(target) == sha):
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,12 @@ def check_readable(path: Path) -> None:
         with path.open("rb") as handle:
             handle.read(1)
     except OSError as exc:
-        raise SourceError(
-            f"cannot read {path} ({exc.strerror or exc}); check that the file is readable by this user "
-            "(its permissions) and that its storage works, or replace the file"
-        ) from exc
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: OSError) -> SourceError:
+    """The error for a source file whose read failed with ``exc``."""
+    return SourceError(
+        f"cannot read {path} ({exc.strerror or exc}); check that the file is readable by this user "
+        "(its permissions) and that its storage works, or replace the file"
+    )
