@@ -167,3 +167,39 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(parse_text: Parse) -> None:
     size = len(FLIGHTS_HEADER) + 1 + (1 << 30)
     assert len(result.critical) == 1, result.critical
     assert f"flights.csv.zip: {size:,} bytes of CSV is over the 1,073,741,824" in result.critical[0]
+
+
+def _flag_zip(data: bytes, offsets: tuple[int, int], value: bytes, combine: bool) -> bytes:
+    """``data`` with a field of the local and the central header of its one member changed."""
+    out = bytearray(data)
+    for signature, offset in zip((b"PK\x03\x04", b"PK\x01\x02"), offsets, strict=True):
+        at = out.find(signature) + offset
+        if combine:
+            out[at] |= value[0]
+        else:
+            out[at : at + len(value)] = value
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        # RuntimeError / NotImplementedError tracebacks from zipfile before
+        (lambda data: _flag_zip(data, (6, 8), b"\x01", combine=True), "is encrypted, password required"),
+        (
+            lambda data: _flag_zip(data, (8, 10), (99).to_bytes(2, "little"), combine=False),
+            "That compression method is not supported",
+        ),
+    ],
+    ids=["password", "unknown-compression"],
+)
+def test_a_zip_that_cannot_be_opened_is_refused(
+    parse_text: Parse, change: Callable[[bytes], bytes], expected: str
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("flights.csv", lines(FLIGHTS_HEADER, FLIGHT_ROW))
+    result = parse_text("flights", change(buffer.getvalue()), name="flights.csv.zip")
+    assert len(result.critical) == 1, result.critical
+    message = result.critical[0]
+    assert "flights.csv.zip: the zip archive cannot be opened" in message and expected in message

