@@ -422,7 +422,8 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
     try:
         raw = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(block_size=MAX_RECORD_BYTES),
+            # A block holds any record the length check above lets through, with its line break.
+            read_options=pacsv.ReadOptions(block_size=2 * MAX_RECORD_BYTES),
             # A quoted value may hold a line break (the layout above allows it); the slower reading that
             # copes with one crossing a block is only needed when the file has quotes at all.
             parse_options=pacsv.ParseOptions(
