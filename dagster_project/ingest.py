@@ -33,10 +33,12 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         try:
             path = source_file(resolve_source_dir(settings), table)
         except HybridopsError as exc:
-            # A missing file is not a crash of this step: the quality step reports it as its failed
-            # blocking file check (with the file named), so the blocking-check alert fires.
+            # A missing or unreadable file is not a crash of this step: the quality step reports it as
+            # its failed blocking file check (with the file named), so the blocking-check alert fires.
             context.log.error(str(exc))
             return dg.MaterializeResult(metadata={"critical_problems": str(exc), "rows_read": 0})
+        # Not caught: a source that turns unreadable mid-copy (source_file read its first byte) fails the
+        # step with the file named; the quality step must not go on to validate an older landed copy.
         landed = land_file(path, table, settings.landing_dir)
         # The quality step parses the landed file again (cached per content hash in this process): the
         # landing zone, not an IO manager, carries the batch, so one step can cover many months.

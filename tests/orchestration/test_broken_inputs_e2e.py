@@ -229,7 +229,12 @@ def test_every_row_is_accounted_for_cut_files_control_bytes_and_strays(tmp_path,
     stray[header.index("time_hour")] = "2014-05-01T09:00:00Z"
     damaged = lines[2].replace(",", ",\x00", 1)  # a NUL byte inside the month value
     cut = lines[3][: len(lines[3]) // 2]  # the file ends mid-record, no final line break
-    text = "\n".join([lines[0], ",".join(stray), damaged, *lines[4:], cut])
+    # Values that made the whole run fail without naming file or row (docs/reliability.md, probes).
+    far = lines[4].split(",")
+    far[header.index("time_hour")] = "3000-01-01T10:00:00Z"  # past what a nanosecond timestamp holds
+    huge = lines[5].split(",")
+    huge[header.index("distance")] = "99999999999999999999"  # past int64
+    text = "\n".join([lines[0], ",".join(stray), damaged, ",".join(far), ",".join(huge), *lines[6:], cut])
     src = _source_dir(tmp_path, text)
     result, summary = _run(tmp_path, src)
     assert result.returncode == 0, result.stdout
@@ -239,7 +244,15 @@ def test_every_row_is_accounted_for_cut_files_control_bytes_and_strays(tmp_path,
     by_line = quarantine.set_index(quarantine["source_line"].astype(int))
     assert by_line.loc[2, "month_key"] == "out-of-range" and "month 2014-05" in by_line.loc[2, "reason"]
     assert "control_bytes" in by_line.loc[3, "check_name"] and "0x00 in month" in by_line.loc[3, "reason"]
-    last = len(lines)  # header + rows 1..n-1 kept (rows 1-3 replaced/damaged) + the cut line
+    assert (
+        by_line.loc[4, "check_name"] == "type"
+        and "time_hour='3000-01-01T10:00:00Z'" in by_line.loc[4, "reason"]
+    )
+    assert (
+        by_line.loc[5, "check_name"] == "type"
+        and "distance='99999999999999999999'" in by_line.loc[5, "reason"]
+    )
+    last = len(lines)  # header + rows 1..n-1 kept (rows 1-5 replaced/damaged) + the cut line
     assert by_line.loc[last, "check_name"] == "truncated" and "flights.csv" in by_line.loc[last, "reason"]
     assert valid + len(quarantine) == len(lines) - 1  # every record of the file is somewhere
     reconciled = _check(summary, "flights", "rows_reconciled")
@@ -260,11 +273,20 @@ def test_an_airports_missing_month_of_weather_blocks_the_month(tmp_path, january
     assert _fct_rows(tmp_path / "home") == 0
 
 
-def test_a_missing_file_is_a_failed_blocking_check(tmp_path, january_flights):
+@pytest.mark.parametrize("defect", ["missing", "unreadable"])
+def test_a_missing_or_unreadable_file_is_a_failed_blocking_check(tmp_path, january_flights, defect):
     src = _source_dir(tmp_path, january_flights)
     (src / "weather.csv").unlink()
+    if defect == "unreadable":
+        # Reading it fails with an I/O error whoever runs the test (root ignores permission bits). Before,
+        # the run failed with "raw_weather: OSError: [Errno 5] Input/output error", no file named.
+        (src / "weather.csv").symlink_to("/proc/self/mem")
     result, summary = _run(tmp_path, src)
     assert result.returncode == 1 and summary["status"] == "blocked"
     check = _check(summary, "weather", "file_readable_and_schema_valid")
     assert not check["passed"]
-    assert f"no weather file in {src}" in " ".join(summary["problems"])
+    expected = {
+        "missing": f"no weather file in {src}",
+        "unreadable": f"cannot read {src / 'weather.csv'} (Input/output error)",
+    }
+    assert expected[defect] in " ".join(summary["problems"])

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from hybridops.files import remove_stale_staged, staged_path
+from hybridops.ingest.sources import unreadable
 from hybridops.warehouse.db import replace_rows, table_exists
 
 LANDING_TABLE = "landing_files"
@@ -52,7 +53,10 @@ def land_file(path: Path, table: str, landing_dir: Path) -> LandedFile:
     under a content hash. The landed file is made read-only.
     """
     source = path.resolve()
-    sha = sha256_of(source)
+    try:
+        sha = sha256_of(source)
+    except OSError as exc:  # the source's read failed (not the landing zone's write): name the file
+        raise unreadable(path, exc) from exc
     target = landing_dir / table / sha / source.name
     if not (target.is_file() and sha256_of(target) == sha):
         target.parent.mkdir(parents=True, exist_ok=True)

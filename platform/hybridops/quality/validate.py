@@ -15,7 +15,8 @@ from typing import Literal
 import pandas as pd
 import pandera.errors as pa_errors
 
-from hybridops.ingest.parse import CONTROL, TRUNCATED, ParseResult
+from hybridops.ingest.parse import ParseResult
+from hybridops.ingest.records import CONTROL, TRUNCATED
 from hybridops.quality import schemas
 from hybridops.quality.quarantine import QUARANTINE_COLUMNS, STATIC_MONTH_KEY, empty_quarantine
 from hybridops.settings import QualitySettings
