@@ -103,7 +103,11 @@ def load_store(feature_store_yaml: Path | None, chdir: Path | None) -> FeatureSt
     if not path.is_file():
         raise HybridopsError(f"{path}: no such feature_store.yaml; pass --feature-store-yaml with its path")
     try:
-        return FeatureStore(repo_path=str(repo), fs_yaml_file=path)
+        store = FeatureStore(repo_path=str(repo), fs_yaml_file=path)
+        # Feast reads these sections only when first used: a typo would surface as a traceback mid-start.
+        for section in ("registry", "online_store", "offline_store", "auth_config"):
+            getattr(store.config, section)
+        return store
     except Exception as exc:  # Feast's config errors are long pydantic reports: one line, the file named
         message = " ".join(str(exc).split())[:500]
         raise HybridopsError(f"{path}: Feast cannot load it: {message}") from exc
