@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +81,30 @@ def test_kubernetes_auth_outside_a_pod_says_what_is_missing(tmp_path: Path) -> N
 def test_tls_needs_both_the_key_and_the_certificate(tmp_path: Path, given: list[str]) -> None:
     done = _run(*given, cwd=tmp_path)
     assert done.returncode == 2 and "pass both --key and --cert" in done.stderr, done.stderr
+
+
+def test_the_options_and_defaults_are_feast_serves() -> None:
+    """The entry point stands in for `feast serve`: every option of Feast's serve command (but --type: its
+    server is HTTP only) exists here with Feast's default, so a Feast upgrade that adds or changes one fails
+    here rather than in a pod."""
+    from feast.cli.serve import serve_command
+
+    from hybridops.features.server import _arguments
+
+    ours = {flag: action.dest for action in _arguments()._actions for flag in action.option_strings}
+    defaults = vars(_arguments().parse_args([]))
+    context = click.Context(serve_command)
+    compared = []
+    for param in serve_command.params:
+        if param.name == "type_":
+            continue
+        long_flag = next(flag for flag in param.opts if flag.startswith("--"))
+        assert long_flag in ours, f"feast serve has {long_flag}; python -m hybridops.features.server does not"
+        feast_default = param.get_default(context)
+        assert defaults[ours[long_flag]] == feast_default, (
+            long_flag,
+            defaults[ours[long_flag]],
+            feast_default,
+        )
+        compared.append(long_flag)
+    assert {"--host", "--port", "--metrics", "--no-access-log", "--registry_ttl_sec"} <= set(compared)

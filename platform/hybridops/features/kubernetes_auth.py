@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 # Where the kubelet mounts the pod's namespace beside its ServiceAccount token (automountServiceAccountToken).
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-# Seconds for each call to the API server: a caller waits at most about twice this for its answer.
+# Seconds each call to the API server may take (the Kubernetes client's timeout, for connect and for read).
 API_TIMEOUT = 10.0
 _SERVICE_ACCOUNT = "system:serviceaccount:"
 
