@@ -7,12 +7,12 @@ lists, DELETE, plus workload status (ready or not, per ``ready``; a Job complete
 and events the test sets. Every request is logged in ``requests``.
 
 For Feast's Kubernetes auth it also plays the API server's authentication and RBAC: it issues ServiceAccount
-tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key), answers TokenReviews
-(authenticated only for a token it issued) and authorizes every request of such a token with RBAC over the
-Roles, RoleBindings and ClusterRoleBindings it holds (:meth:`K8sDouble.load` the rendered chart's), plus the
-built-in ClusterRole ``system:auth-delegator``; a request RBAC does not allow gets 403, as from a real API
-server. ``TOKEN`` stays the administrator that may do everything. ``running(tls=...)`` serves HTTPS (the
-Kubernetes client's in-cluster configuration only speaks HTTPS).
+tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key, optionally expiring), answers
+TokenReviews (authenticated only for a token it issued that has not expired) and authorizes every request of
+such a token with RBAC over the Roles, RoleBindings and ClusterRoleBindings it holds (:meth:`K8sDouble.load`
+the rendered chart's), plus the built-in ClusterRole ``system:auth-delegator``; a request RBAC does not allow
+gets 403, as from a real API server. ``TOKEN`` stays the administrator that may do everything.
+``running(tls=...)`` serves HTTPS (the Kubernetes client's in-cluster configuration only speaks HTTPS).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import copy
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class K8sDouble:
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
     scheme: str = "http"
+    # Token -> the TokenReview status to answer for it, whatever the token is (odd answers for parser tests).
+    canned_reviews: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -73,20 +76,44 @@ class K8sDouble:
             ns = None if obj["kind"] in CLUSTER_SCOPED_KINDS else meta.get("namespace") or namespace
             self.objects[_path(obj["apiVersion"], obj["kind"], ns, meta["name"])] = copy.deepcopy(obj)
 
-    def service_account_token(self, namespace: str, name: str) -> str:
-        """A token of this ServiceAccount, as the kubelet mounts it (a JWT whose subject names it)."""
+    def service_account_token(self, namespace: str, name: str, expires_in: float | None = None) -> str:
+        """A token of this ServiceAccount, as the kubelet mounts it (a JWT whose subject names it);
+        ``expires_in`` seconds: a bound token with an ``exp`` claim (negative: already expired)."""
         username = f"system:serviceaccount:{namespace}:{name}"
-        claims = {"iss": ISSUER, "sub": username, "aud": [ISSUER], "kubernetes.io": {"namespace": namespace}}
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "sub": username,
+            "aud": [ISSUER],
+            "kubernetes.io": {"namespace": namespace},
+        }
+        if expires_in is not None:
+            claims["exp"] = int(time.time() + expires_in)
         token = jwt.encode(claims, self.signing_key, algorithm="RS256")
         self.identities[token] = username
         return token
 
     # ------------------------------------------------------------------------------------- authentication
 
-    def token_review(self, body: dict[str, Any]) -> dict[str, Any]:
-        username = self.identities.get(body["spec"]["token"])
+    def authenticate(self, token: str) -> tuple[str | None, str]:
+        """(username, "") for a token this API server issued and that has not expired, else (None, why)."""
+        username = self.identities.get(token)
         if username is None:
-            status: dict[str, Any] = {"authenticated": False, "error": "invalid bearer token"}
+            return None, "invalid bearer token"
+        try:  # the signature and expiry, as the API server's ServiceAccount authenticator checks them
+            jwt.decode(token, self.signing_key.public_key(), algorithms=["RS256"], audience=ISSUER)
+        except jwt.ExpiredSignatureError:
+            return None, "[invalid bearer token, service account token has expired]"
+        except jwt.DecodeError:
+            pass  # an opaque token a test put in `identities` (a person's, as another authenticator's)
+        return username, ""
+
+    def token_review(self, body: dict[str, Any]) -> dict[str, Any]:
+        canned = self.canned_reviews.get(body["spec"]["token"])
+        if canned is not None:
+            return {**body, "status": canned}
+        username, error = self.authenticate(body["spec"]["token"])
+        if username is None:
+            status: dict[str, Any] = {"authenticated": False, "error": error}
         else:
             groups = ["system:authenticated"]
             if username.startswith("system:serviceaccount:"):
@@ -298,7 +325,7 @@ def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
             scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
             token = token if scheme.lower() == "bearer" else ""
             if self.path != "/version" and token != TOKEN:
-                username = double.identities.get(token)
+                username, _ = double.authenticate(token)
                 if username is None:
                     self._send(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
                     return

@@ -2,8 +2,9 @@
 provider, the Feast feature server requires its tokens: Feast's own ``auth: oidc`` in the rendered
 feature_store.yaml. (The default, Kubernetes auth, is tested in test_deploy_feast_k8s_auth.py.)
 
-Live: the chart's PostgreSQL (SQL registry), Redis and ``feast serve`` with the rendered command, env and
-Secret (started by the rehearsal's kubelet), and a stand-in OIDC provider on loopback (a discovery document
+Live: the chart's PostgreSQL (SQL registry), Redis and the feature server with the rendered command
+(``python -m hybridops.features.server``, which keeps Feast's own oidc auth), env and Secret (started by
+the rehearsal's kubelet), and a stand-in OIDC provider on loopback (a discovery document
 and a JWKS with one RSA key; tokens signed here). Without a token, with a token signed by another key, or
 an expired one, every data endpoint (read, push, write, materialize) answers 401 and writes nothing;
 a token the provider signed gets past authentication; ``/health`` (the kubelet's probe) stays open.

@@ -1,6 +1,7 @@
-"""Scenario 17 (issue 14): by default the Feast feature server authenticates every caller with Feast's own
-Kubernetes auth and enforces the Permissions hybridops applies (read: the reader role; push, write,
-materialize: the writer role).
+"""Scenario 17 (issue 14): by default the Feast feature server authenticates every caller with Kubernetes
+auth (Feast's ``auth: kubernetes``, its parser replaced by one that believes only a TokenReview's answer:
+hybridops.features.kubernetes_auth) and enforces the Permissions hybridops applies (read: the reader role;
+push, write, materialize: the writer role).
 
 Rendered: the default chart asks for ``auth: {type: kubernetes}``; the server's pod runs as its own
 ServiceAccount with the token mounted; its Role allows listing RoleBindings and nothing else; a
@@ -9,7 +10,8 @@ ClusterRoleBinding gives it ``system:auth-delegator`` (TokenReviews); the reader
 through the NetworkPolicies; ``mode: none`` renders none of it.
 
 Live: the chart's PostgreSQL (SQL registry, the definitions and Permissions applied by a run pod with the
-rendered environment), Redis and ``feast serve`` with the rendered command, env and Secret, its Kubernetes
+rendered environment), Redis and the feature server with the rendered command (Feast's server, started by
+``python -m hybridops.features.server`` with the reviewed Kubernetes auth), env and Secret, its Kubernetes
 API played by ``k8s_double`` over TLS, holding the rendered Roles and bindings (its RBAC decides what the
 server's own token may do). The server's in-cluster configuration (fixed paths under
 /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT) is pointed at temporary files
@@ -69,15 +71,16 @@ ROW = {
     "temp": [39.02],
 }
 
-# Feast's parser reads the in-cluster configuration from fixed paths: in the server's process only, they
-# name the files this test wrote (the kubelet mounts them in a cluster). Nothing else of the server changes.
+# The server reads the in-cluster configuration from fixed paths: in the server's process only, they name
+# the files this test wrote (the kubelet mounts them in a cluster). Nothing else of the server changes.
 _PRELUDE = """
 import os
+from pathlib import Path
 import kubernetes.config.incluster_config as incluster
-import feast.permissions.auth.kubernetes_token_parser as parser
+import hybridops.features.kubernetes_auth as reviewed
 incluster.SERVICE_TOKEN_FILENAME = {token!r}
 incluster.SERVICE_CERT_FILENAME = {ca!r}
-parser._namespace_file_path = {namespace!r}
+reviewed.NAMESPACE_FILE = Path({namespace!r})
 os.environ["KUBERNETES_SERVICE_HOST"] = "127.0.0.1"
 os.environ["KUBERNETES_SERVICE_PORT"] = {port!r}
 """
@@ -163,11 +166,23 @@ def test_the_feature_server_runs_as_its_own_service_account_with_its_token(
     assert account["automountServiceAccountToken"] is False  # only the pod spec mounts it
     assert account["metadata"]["labels"]["app.kubernetes.io/component"] == "feast"
     assert account["metadata"]["namespace"] == NAMESPACE
-    # Feast trusts, unverified, any token whose subject names INTRA_COMMUNICATION_BASE64's value (its own
-    # services' calls; feast-dev/feast#6785): the server must never get that variable.
+    # Feast's own parser trusts, unverified, any token whose subject names INTRA_COMMUNICATION_BASE64's value
+    # (its own services' calls; feast-dev/feast#6785), and its security manager lets a user of that name past
+    # every Permission. The reviewed parser has no such path; the server still never gets that variable.
     (container,) = spec["containers"]
     assert "INTRA_COMMUNICATION_BASE64" not in {e["name"] for e in container.get("env", [])}
     assert not container.get("envFrom")
+
+
+def test_the_server_runs_feasts_server_with_the_reviewed_kubernetes_auth(
+    objs: tuple[dict[str, Any], ...],
+) -> None:
+    """Not `feast serve`: its Kubernetes parser trusts unverified tokens (see the forged-token test)."""
+    (container,) = _pod_spec(objs)["containers"]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "hybridops.features.server"]
+    assert command[command.index("--feature-store-yaml") + 1] == "/etc/feast/feature_store.yaml"
+    assert {"--metrics", "--no-access-log"} <= set(command)
 
 
 def test_the_server_may_list_role_bindings_and_review_tokens_and_nothing_else(
@@ -388,31 +403,32 @@ def test_a_token_the_api_server_did_not_issue_is_refused(feast: dict[str, Any]) 
     for token in ("not-a-jwt", stranger):
         for _, path, body in _requests():
             answer = _call(feast["url"], path, body, token)
-            assert answer.status_code in (401, 403), (path, answer.status_code, answer.text[:300])
+            assert answer.status_code == 401, (path, answer.status_code, answer.text[:300])
     assert feast["redis"].dbsize() == 0
     reviewed = [body["spec"]["token"] for method, _, body in feast["api"].requests if method == "TOKENREVIEW"]
     assert stranger in reviewed  # the server asked the API server, it did not trust the token itself
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Feast 0.67's KubernetesTokenParser logs a failed TokenReview and goes on to take the ServiceAccount "
-        "from the token's unverified `sub` claim, so a self-made JWT naming a bound ServiceAccount gets its "
-        "roles. Strict: this fails (and must be un-marked) once Feast refuses such tokens."
-    ),
-)
 def test_a_forged_token_naming_the_writer_service_account_is_refused(feast: dict[str, Any]) -> None:
+    """Feast 0.67's own KubernetesTokenParser, after a failed TokenReview, takes the ServiceAccount from the
+    token's unverified ``sub`` claim: this self-made JWT would get the writer's roles. The chart's entry point
+    (hybridops.features.server) believes only the review: 401 on every endpoint, nothing written."""
     forged = jwt.encode(
-        {"iss": ISSUER, "sub": f"system:serviceaccount:{WRITER_SA[0]}:{WRITER_SA[1]}"},
+        {
+            "iss": ISSUER,
+            "sub": f"system:serviceaccount:{WRITER_SA[0]}:{WRITER_SA[1]}",
+            "aud": [ISSUER],
+            "kubernetes.io": {"namespace": WRITER_SA[0]},
+        },
         rsa.generate_private_key(public_exponent=65537, key_size=2048),
         algorithm="RS256",
     )
-    _, path, body = _requests()[1]
-    answer = _call(feast["url"], path, body, forged)
-    written = feast["redis"].dbsize()
-    feast["redis"].flushall()  # the later tests count from an empty store
-    assert answer.status_code in (401, 403) and written == 0, (answer.status_code, written, answer.text[:300])
+    for _, path, body in _requests():
+        answer = _call(feast["url"], path, body, forged)
+        assert answer.status_code == 401, (path, answer.status_code, answer.text[:300])
+    assert feast["redis"].dbsize() == 0
+    reviewed = [body["spec"]["token"] for method, _, body in feast["api"].requests if method == "TOKENREVIEW"]
+    assert forged in reviewed
 
 
 def test_a_reader_reads_online_features_and_may_not_write(feast: dict[str, Any]) -> None:
@@ -449,9 +465,10 @@ def test_a_writer_writes_and_a_reader_then_reads_the_value(feast: dict[str, Any]
 
 
 def test_the_servers_own_token_was_limited_by_the_rendered_rbac(feast: dict[str, Any]) -> None:
-    """Every call the server made with its token was either allowed by the rendered Role and the
-    auth-delegator binding, or refused (Feast's optional cluster-wide lookups, which it tolerates)."""
+    """Every call the server made with its token was allowed by the rendered Role and the auth-delegator
+    binding: TokenReviews and the RoleBindings of its namespace are all it asks for (Feast's own parser also
+    tried cluster-wide lookups the chart does not allow)."""
     calls = feast["api"].requests
     assert any(method == "TOKENREVIEW" for method, _, _ in calls)
     refused = {path for method, path, _ in calls if method == "FORBIDDEN"}
-    assert all("clusterrolebindings" in path or "/namespaces/team-a/" in path for path in refused), refused
+    assert not refused, refused

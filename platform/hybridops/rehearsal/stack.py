@@ -6,7 +6,7 @@ Kubernetes API: ``dagster.yaml``'s run launcher is Dagster's :class:`DefaultRunL
 user-code server to start each run worker as a process of its own) in place of the ``K8sRunLauncher``; the
 run coordinator, its concurrency limit, run monitoring and retries stay as rendered. And the Feast server's
 ``auth: kubernetes`` (TokenReview, RoleBindings) becomes ``no_auth`` (its OIDC stays as rendered);
-``tests/deploy/test_deploy_feast_auth.py`` runs the Kubernetes auth against a stand-in API server.
+``tests/deploy/test_deploy_feast_k8s_auth.py`` runs the Kubernetes auth against a stand-in API server.
 """
 
 from __future__ import annotations

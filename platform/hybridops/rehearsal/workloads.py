@@ -18,8 +18,10 @@ import yaml
 from hybridops.rehearsal.kubelet import Pod, RehearsalError
 from hybridops.rehearsal.topology import Cluster, find, listen_locally, replace_once, workload
 
-# `feast` as its console script runs it, with the metrics listener moved: Feast starts it on a fixed port
-# (start_metrics_server's default, checked to be the chart's `metrics` containerPort) on every interface.
+# The chart's Feast entry point (`python -m hybridops.features.server`), with the metrics listener moved: Feast
+# starts it on a fixed port (start_metrics_server's default, checked to be the chart's `metrics`
+# containerPort) on every interface.
+FEAST_SERVER = ["python", "-m", "hybridops.features.server"]
 _FEAST = """
 import inspect, sys
 from wsgiref.simple_server import make_server
@@ -32,8 +34,8 @@ metrics.start_metrics_server = lambda store, port=declared, **kw: start(store, p
 metrics._make_metrics_httpd = lambda port, app: make_server(
     "127.0.0.1", port, app, handler_class=metrics._QuietWSGIRequestHandler
 )
-from feast.cli.cli import cli
-sys.exit(cli())
+from hybridops.features.server import main
+sys.exit(main(sys.argv[1:]))
 """
 
 # Dagster's own run launcher: the daemon asks the user-code server to start each run worker as a process
@@ -112,18 +114,19 @@ def feast_pod(cluster: Cluster) -> Pod:
 
 
 def start_feast(cluster: Cluster, pod: Pod | None = None, prelude: str = "") -> Pod:
-    """Feast's feature server (``feast serve``), its metrics listener moved to a loopback port.
+    """Feast's feature server (the chart's ``python -m hybridops.features.server``, Feast's server with the
+    reviewed Kubernetes auth), its metrics listener moved to a loopback port.
 
-    ``prelude``: Python run in the server's process before Feast's CLI (a test points the Kubernetes
+    ``prelude``: Python run in the server's process before the entry point (a test points the Kubernetes
     client's in-cluster configuration at its own stand-in API server)."""
     pod = pod or feast_pod(cluster)
     argv = listen_locally(cluster.command(pod), pod, "http")
-    if argv[0] != "feast":
-        raise RehearsalError(f"the Feast container no longer runs `feast`: {argv}")
+    if argv[: len(FEAST_SERVER)] != FEAST_SERVER:
+        raise RehearsalError(f"the Feast container no longer runs `{' '.join(FEAST_SERVER)}`: {argv}")
     wrapper = prelude + _FEAST.format(
         container_port=pod.ports["metrics"][0], local_port=pod.local_port("metrics")
     )
-    cluster.start(pod, [sys.executable, "-c", wrapper, *argv[1:]])
+    cluster.start(pod, [sys.executable, "-c", wrapper, *argv[len(FEAST_SERVER) :]])
     return pod
 
 
