@@ -169,6 +169,35 @@ def test_a_request_must_arrive_within_the_deadline(
     _no_internal_error(service)
 
 
+def test_hundreds_of_idle_connections(service: ServiceProcess) -> None:
+    """300 connections that never send a byte and 300 kept alive after one answer: others are answered
+    meanwhile, the kept-alive ones are closed by uvicorn's keep-alive timeout (5 s), the silent ones by the
+    deadline (before: never)."""
+    port = _port(service)
+    opened = time.monotonic()
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(300)]
+    kept = []
+    for _ in range(300):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        kept.append(sock)
+    try:
+        started = time.monotonic()
+        assert requests.post(f"{service.url}/predict", data=BODY, timeout=FAST).status_code == 200
+        answered = time.monotonic() - started
+        _healthy(service)
+        closed = [closed_by_server(sock, 5 + TIMEOUT + FAST) for sock in silent + kept]
+    finally:
+        for sock in silent + kept:
+            sock.close()
+    print(
+        f"\n600 idle connections: /predict 200 in {answered * 1000:.0f} ms; all closed by the server "
+        f"{time.monotonic() - opened:.2f} s after the first opened"
+    )
+    assert all(c is not None for c in closed)
+
+
 def test_a_client_leaving_mid_body_is_not_an_internal_error(service: ServiceProcess) -> None:
     """Before: 500 counted (errors_total{reason="internal"}), two tracebacks in the log per client."""
     before = _metrics(service)
