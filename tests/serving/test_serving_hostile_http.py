@@ -297,12 +297,13 @@ PROBES = [
 
 @pytest.mark.parametrize(("name", "data", "statuses"), PROBES, ids=[p[0] for p in PROBES])
 def test_transport_probes(service: ServiceProcess, name: str, data: bytes, statuses: set[int]) -> None:
-    reply = exchange(_port(service), data)
+    pipelined = name.startswith("pipelining")
+    reply = exchange(_port(service), data, whole=not pipelined)  # pipelined: read until the server closes
     print(f"\n{name}: {reply.status} in {reply.elapsed * 1000:.0f} ms")
     assert reply.status in statuses, reply.raw[:300]
     assert reply.elapsed < FAST
-    if name.startswith("pipelining"):
-        assert reply.raw.count(b"HTTP/1.1 200") >= 1
+    if pipelined:
+        assert reply.raw.count(b"HTTP/1.1 200") == 3 and reply.raw.count(b'{"status":"ok"}') == 3
     if "Expect" in name and reply.status == 413:
         assert b"100 Continue" not in reply.raw  # refused without inviting the gigabyte
     _healthy(service)
@@ -314,7 +315,8 @@ def _flights(text: str) -> bytes:
 
 FIELD = json.dumps(FLIGHT)
 JSON_PROBES = [
-    ("duplicated key (the last wins)", _flights(FIELD[:-1] + ', "carrier": "AA"}'), {200}),
+    # the first "flights" (empty) would be 422: a 200 shows that the last one wins
+    ("duplicated key (the last wins)", b'{"flights": [], "flights": [' + FIELD.encode() + b"]}", {200}),
     ("integer 10**400 in flight", _flights(FIELD.replace("1545", "1" + "0" * 400)), {422}),
     ("integer 10**5000 in flight", _flights(FIELD.replace("1545", "1" + "0" * 5000)), {422}),
     ("100,000-deep array in carrier", _flights(FIELD.replace('"UA"', "[" * 100_000 + "]" * 100_000)), {422}),
