@@ -700,9 +700,33 @@ class ServingSettings(_Section):
         16,
         ge=1,
         description=(
-            "Admission control: most /predict requests a process holds at once (reading, queued or being "
-            "answered); the excess is refused at once with 503 and Retry-After."
+            "Admission control: most /predict requests a process holds at once once their body is whole "
+            "(queued or being answered); the excess is refused at once with 503 and Retry-After."
         ),
+    )
+    max_reading_requests: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Most /predict requests whose body is being received at once (at most this many times "
+            "max_body_bytes of memory); the excess is refused at once with 503 and Retry-After. A request "
+            "counts against max_inflight_requests only once its body is whole, so slow senders do not take "
+            "the places of requests ready to be answered."
+        ),
+    )
+    request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A request's head and body must arrive within this from its first byte (and a new connection "
+            "must start one within it), or the connection is closed: bounds what slow or silent clients "
+            "hold. Connections idle between requests are closed after 5 s (uvicorn's keep-alive timeout)."
+        ),
+    )
+    max_head_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Longest request head (request line and headers); a longer one gets 431.",
     )
     max_queue_wait_seconds: float = Field(
         0.25,

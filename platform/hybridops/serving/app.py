@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hybridops.serving.hosts import HostCheck
+from hybridops.serving.http_limits import HeadLimit
 from hybridops.serving.predict import Answer, PredictFastPath, PredictHandler, error_answer
 from hybridops.serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 from hybridops.serving.service import Service
@@ -57,8 +58,10 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(PredictFastPath, handler=handler)
-    # Outermost (added last): a foreign Host header gets 400 before any route or the admission count.
+    # A foreign Host header gets 400 before any route or the admission count; outermost (added last), a
+    # head over serving.max_head_bytes gets 431 (hybridops.serving.http_limits).
     app.add_middleware(HostCheck, allowed=settings.serving.allowed_hosts)
+    app.add_middleware(HeadLimit, max_head_bytes=settings.serving.max_head_bytes)
 
     @app.post(
         "/predict",

@@ -2,7 +2,8 @@
 
 A browser page whose DNS name is rebound to the service's address (or a proxy that forwards any Host)
 would otherwise reach ``/predict`` and ``/metrics`` under a foreign name. Only loopback names and
-``serving.allowed_hosts`` are answered; any other Host gets 400 with a JSON body naming the setting.
+``serving.allowed_hosts`` are answered; any other Host gets 400 with a JSON body naming the setting, and so
+does a request with more than one Host header (RFC 9112 section 3.2).
 """
 
 from __future__ import annotations
@@ -39,15 +40,19 @@ class HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-            if not self.allows(header):
-                body = orjson.dumps(
-                    {
-                        "detail": f"Host {header!r} is not served here: add it to serving.allowed_hosts "
-                        "(HYBRIDOPS_SERVING__ALLOWED_HOSTS) if clients reach the service by that name.",
-                        "errors": [],
-                    }
+            hosts = [v.decode("latin-1") for k, v in scope["headers"] if k == b"host"]
+            header = hosts[0] if hosts else ""
+            detail = None
+            if len(hosts) > 1:
+                # RFC 9112 3.2: answer 400; a proxy in front may have routed by another one than we check
+                detail = f"{len(hosts)} Host headers ({', '.join(map(repr, hosts))}): send exactly one."
+            elif not self.allows(header):
+                detail = (
+                    f"Host {header!r} is not served here: add it to serving.allowed_hosts "
+                    "(HYBRIDOPS_SERVING__ALLOWED_HOSTS) if clients reach the service by that name."
                 )
+            if detail is not None:
+                body = orjson.dumps({"detail": detail, "errors": []})
                 await send(
                     {
                         "type": "http.response.start",

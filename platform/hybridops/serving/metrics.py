@@ -71,13 +71,25 @@ class ServingMetrics:
             "hybridops_serving_rejected_requests",
             "POST /predict requests refused by admission control (503 + Retry-After), by reason "
             "(inflight: over serving.max_inflight_requests; queue_wait: waited over "
-            "serving.max_queue_wait_seconds).",
+            "serving.max_queue_wait_seconds; reading: over serving.max_reading_requests bodies arriving).",
             ["reason"],
             registry=r,
         )
         self.inflight = Gauge(
             "hybridops_serving_inflight_requests",
             "POST /predict requests admitted and not yet answered.",
+            registry=r,
+        )
+        self.reading = Gauge(
+            "hybridops_serving_reading_requests",
+            "POST /predict requests whose body is being received (not yet admitted).",
+            registry=r,
+        )
+        self.closed_connections = Counter(
+            "hybridops_serving_closed_connections",
+            "Connections the service closed, by reason (timeout: a request not received whole within "
+            "serving.request_timeout_seconds; head_too_large: a head over serving.max_head_bytes).",
+            ["reason"],
             registry=r,
         )
         self.store_errors = Counter(

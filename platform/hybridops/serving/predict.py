@@ -16,8 +16,12 @@ whose ServerErrorMiddleware sits outside user middleware.
 
 Admission control (:class:`PredictFastPath`): the answer is computed on the event loop, so under overload
 requests would queue without limit behind each other (every one of them answered late). A request is
-counted from its first step on the loop until its answer is sent; above ``serving.max_inflight_requests``
-it is refused at once with 503 + Retry-After. An admitted request yields once to the loop before its turn,
+counted once its body is whole until its answer is sent; above ``serving.max_inflight_requests`` it is
+refused at once with 503 + Retry-After. While its body arrives it is counted apart, up to
+``serving.max_reading_requests`` (a bound on the memory of bodies being read): counted with the admitted
+ones, 16 clients sending a body one byte a second held every place and every other request got 503.
+A client that disconnects before its body is whole is counted (``errors_total{reason="disconnected"}``)
+and answered nothing; it is not an internal error. An admitted request yields once to the loop before its turn,
 so the requests that arrived together are all counted before any is answered; one that then waited past
 ``serving.max_queue_wait_seconds`` (from the end of its body) is refused too instead of answered late. The refusals cost
 microseconds, so the admitted requests keep their latency; ``hybridops_serving_rejected_requests_total``
@@ -117,17 +121,26 @@ class PredictHandler:
         detail = "the service is at capacity; retry later"
         return self._finish(started, error_answer(503, detail, retry_after=self.retry_after), "overloaded")
 
-    async def __call__(self, scope: Scope, receive: Receive) -> Answer:
-        started = time.perf_counter()
+    async def read(self, scope: Scope, receive: Receive, started: float) -> bytes | Answer:
+        """The body, or the 413 answer; ClientDisconnect when the client left before sending it whole."""
         body = await read_body(scope, receive, self.serving.max_body_bytes)
         if body is None:
             detail = f"request body exceeds serving.max_body_bytes = {self.serving.max_body_bytes} bytes"
             return self._finish(started, error_answer(413, detail), "too_large")
+        return body
+
+    async def respond(self, started: float, body: bytes) -> Answer:
+        """The answer to a whole body, or 503 when it waited too long for its turn."""
         read = time.perf_counter()  # the wait for a slow client's body is not a wait for our turn
         await asyncio.sleep(0)  # let the requests that arrived with this one be counted (module docstring)
         if time.perf_counter() - read > self.serving.max_queue_wait_seconds:
             return self.overloaded(started, "queue_wait")
         return self.answer(started, body)
+
+    async def __call__(self, scope: Scope, receive: Receive) -> Answer:
+        started = time.perf_counter()
+        body = await self.read(scope, receive, started)
+        return body if isinstance(body, Answer) else await self.respond(started, body)
 
     def answer(self, started: float, body: bytes) -> Answer:
         service, serving, metrics = self.service, self.serving, self.metrics
@@ -217,21 +230,46 @@ class PredictFastPath:
         self.app = app
         self.handler = handler
         self.limit = handler.serving.max_inflight_requests
+        self.reading_limit = handler.serving.max_reading_requests
         self.inflight = 0
+        self.reading = 0
         self._gauge = handler.metrics.inflight
+        self._reading_gauge = handler.metrics.reading
+        self._disconnected = handler.metrics.errors.labels("disconnected")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST":
-            if self.inflight >= self.limit:
-                await self.handler.overloaded(time.perf_counter(), "inflight").send(send)
-                return
-            self.inflight += 1
-            self._gauge.set(self.inflight)
-            try:
-                answer = await self.handler(scope, receive)
-                await answer.send(send)
-            finally:
-                self.inflight -= 1
-                self._gauge.set(self.inflight)
+            await self.predict(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.handler
+        started = time.perf_counter()
+        if self.reading >= self.reading_limit:
+            await handler.overloaded(started, "reading").send(send)
+            return
+        self.reading += 1
+        self._reading_gauge.set(self.reading)
+        try:
+            body = await handler.read(scope, receive, started)
+        except ClientDisconnect:
+            self._disconnected.inc()  # nobody to answer; not a failure of the service
+            return
+        finally:
+            self.reading -= 1
+            self._reading_gauge.set(self.reading)
+        if isinstance(body, Answer):
+            await body.send(send)
+            return
+        if self.inflight >= self.limit:
+            await handler.overloaded(started, "inflight").send(send)
+            return
+        self.inflight += 1
+        self._gauge.set(self.inflight)
+        try:
+            answer = await handler.respond(started, body)
+            await answer.send(send)
+        finally:
+            self.inflight -= 1
+            self._gauge.set(self.inflight)

@@ -18,6 +18,7 @@ from types import FrameType
 import uvicorn
 
 from hybridops.serving.app import create_app
+from hybridops.serving.http_limits import limited_protocol
 from hybridops.serving.metrics import use_process_local_values
 from hybridops.serving.service import Service
 from hybridops.settings import Settings
@@ -61,5 +62,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.serving.shutdown_timeout_seconds)),
+        # deadlines and a head bound uvicorn does not have (hybridops.serving.http_limits)
+        http=limited_protocol(
+            settings.serving.request_timeout_seconds,
+            settings.serving.max_head_bytes,
+            app.state.service.metrics,
+        ),
     )
     DrainingServer(config, app.state.service, settings.serving.drain_seconds).run()
