@@ -347,3 +347,21 @@ def test_no_internal_error_after_all_probes(service: ServiceProcess) -> None:
     text = _metrics(service)
     assert metric(text, "hybridops_serving_reading_requests") == 0
     assert metric(text, "hybridops_serving_inflight_requests") == 0
+
+
+def test_the_limits_refuse_a_uvicorn_they_were_not_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request limits override uvicorn's own protocol callbacks: another version could leave a request
+    unbounded without a word, so the service refuses to start instead."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from hybridops.serving import http_limits
+
+    http_limits.check_uvicorn()  # the pinned version passes
+    monkeypatch.setattr(uvicorn, "__version__", "0.99.0")
+    with pytest.raises(http_limits.ProtocolAdapterError, match=r"need uvicorn 0\.54\.0, found 0\.99\.0"):
+        http_limits.check_uvicorn()
+    monkeypatch.setattr(uvicorn, "__version__", http_limits.UVICORN_VERSION)
+    monkeypatch.delattr(HttpToolsProtocol, "on_headers_complete")
+    with pytest.raises(http_limits.ProtocolAdapterError, match="lacks on_headers_complete"):
+        http_limits.check_uvicorn()

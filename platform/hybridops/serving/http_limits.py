@@ -26,10 +26,45 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from hybridops.errors import HybridopsError
 from hybridops.serving.metrics import ServingMetrics
+
+# The protocol class is uvicorn's, not a public extension point: its parser callbacks are overridden here,
+# so uvicorn is pinned to the version they were written against (pyproject.toml, docs/internals.md).
+UVICORN_VERSION = "0.54.0"
+_OVERRIDDEN = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_headers_complete",
+    "on_message_complete",
+)
+
+
+class ProtocolAdapterError(HybridopsError):
+    """The installed uvicorn is not the one the request limits were written against."""
+
+
+def check_uvicorn() -> None:
+    """Refuse to start with request limits that might silently not apply.
+
+    Raises:
+        ProtocolAdapterError: another uvicorn version, or its httptools protocol lacks a callback overridden here.
+    """
+    missing = [name for name in _OVERRIDDEN if not callable(getattr(HttpToolsProtocol, name, None))]
+    if uvicorn.__version__ != UVICORN_VERSION or missing:
+        raise ProtocolAdapterError(
+            f"hybridops' request limits (serving/http_limits.py) need uvicorn {UVICORN_VERSION}, found "
+            f"{uvicorn.__version__}"
+            + (f" whose HttpToolsProtocol lacks {', '.join(missing)}" if missing else "")
+            + "; install the version pyproject.toml pins"
+        )
+
 
 _SETTING = "serving.max_head_bytes (HYBRIDOPS_SERVING__MAX_HEAD_BYTES)"
 
@@ -45,7 +80,12 @@ def head_size(scope: Scope) -> int:
 
 
 def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetrics) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the deadline and head bound of the module docstring."""
+    """uvicorn's httptools protocol with the deadline and head bound of the module docstring.
+
+    Raises:
+        ProtocolAdapterError: see :func:`check_uvicorn`.
+    """
+    check_uvicorn()
     timed_out = metrics.closed_connections.labels("timeout")
     too_large = metrics.closed_connections.labels("head_too_large")
     body = _too_large_detail(max_head_bytes)
