@@ -2,7 +2,8 @@
 
 Every third-party package the code imports is declared in pyproject.toml (the platform's modules in the
 runtime dependencies, tests and benchmarks in the runtime or dev ones) with an upper bound; the lock files
-hold every declared package at a version its range admits; and this environment is the locked one.
+hold every declared package at a version its range admits; and this environment is the locked one. The
+settings package imports nothing of hybridops but its own modules (the one source of defaults stays a leaf).
 """
 
 from __future__ import annotations
@@ -60,6 +61,26 @@ def imported_modules(paths: list[Path]) -> dict[str, Path]:
     return found
 
 
+def first_party_imports_outside(package: Path, name: str) -> list[str]:
+    """Imports of first-party modules outside the package ``name`` (at ``package``), relative ones included."""
+    problems = []
+    for file in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(), filename=str(file))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level > 1:
+                modules = [f"{'.' * node.level}{node.module or ''}"]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                inside = module == name or module.startswith(f"{name}.")
+                if module.startswith(".") or (module.split(".")[0] in FIRST_PARTY and not inside):
+                    problems.append(f"{file.name} imports {module}")
+    return problems
+
+
 @cache
 def _packages_distributions() -> dict[str, list[str]]:
     return dict(md.packages_distributions())
@@ -109,6 +130,24 @@ def test_tests_and_benchmarks_import_only_declared_packages() -> None:
     local = {file.stem for base in paths for file in base.rglob("*.py")}
     declared = set(requirements("runtime")) | set(requirements("dev"))
     assert undeclared(paths, declared, local) == []
+
+
+def test_the_settings_import_nothing_of_ours_but_each_other() -> None:
+    package = REPO / "platform" / "hybridops" / "settings"
+    assert first_party_imports_outside(package, "hybridops.settings") == []
+
+
+def test_the_check_finds_a_settings_module_importing_the_platform(tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text("import pydantic\nfrom hybridops.settings.section import _Section\n")
+    (tmp_path / "bad.py").write_text(
+        "import hybridops.months\nfrom hybridops.files import x\nfrom .. import y\n"
+    )
+    problems = first_party_imports_outside(tmp_path, "hybridops.settings")
+    assert problems == [
+        "bad.py imports hybridops.months",
+        "bad.py imports hybridops.files",
+        "bad.py imports ..",
+    ]
 
 
 def test_the_check_finds_an_undeclared_import(tmp_path: Path) -> None:

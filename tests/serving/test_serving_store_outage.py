@@ -22,7 +22,7 @@ FLIGHT = {
 }  # fmt: skip
 BODY = json.dumps({"flights": [FLIGHT]}).encode()
 TIMEOUT, RETRIES = 0.25, 1
-BUDGET = (RETRIES + 1) * 2 * TIMEOUT  # most time one failed read may take (settings.py: redis_retries)
+BUDGET = (RETRIES + 1) * 2 * TIMEOUT  # most time one failed read may take (settings: serving.redis_retries)
 
 
 def test_redis_stopped_under_load(world: World, tmp_path: Path) -> None:
