@@ -3,12 +3,13 @@
 There is no helm binary and ``helm_python`` has no install API, so a deploy renders the chart offline
 (:mod:`hybridops.deploy.chart`) and server-side applies every object (field manager ``helm``, with Helm's
 ownership label and annotations). Every deploy and rollback is a Helm revision: a record in Helm's own
-storage format (:mod:`hybridops.deploy.releases`), so ``helm list``, ``helm history``, ``helm rollback``,
-``helm uninstall`` and a later ``helm upgrade`` see and continue releases made here, and ``hybridops
-deploy`` upgrades releases that ``helm install`` made. Statuses follow Helm's actions (``pending-*``,
-``deployed``, ``superseded``, ``failed``); objects the previous deployed revision had and the new one has
-not are deleted (pruned). Records hybridops wrote before (``hybridops-release-<release>-v<N>``) are read,
-and rewritten as Helm's on the next deploy or rollback.
+storage format (:mod:`hybridops.deploy.releases`, read and written by :mod:`hybridops.deploy.release_store`),
+so ``helm list``, ``helm history``, ``helm rollback``, ``helm uninstall`` and a later ``helm upgrade`` see
+and continue releases made here, and ``hybridops deploy`` upgrades releases that ``helm install`` made.
+Statuses follow Helm's actions (``pending-*``, ``deployed``, ``superseded``, ``failed``); objects the
+previous deployed revision had and the new one has not are deleted (pruned; :mod:`hybridops.deploy.apply`).
+Records hybridops wrote before (``hybridops-release-<release>-v<N>``) are read, and rewritten as Helm's on
+the next deploy or rollback.
 
 An offline render cannot ``lookup`` the cluster, so generated Secrets (``helm.sh/resource-policy: keep``)
 would get new random passwords on every deploy: a deploy keeps the data of those that already exist, and
@@ -17,8 +18,13 @@ rendered template), so upgrades neither change passwords nor roll pods for nothi
 
 Helm hooks (objects annotated ``helm.sh/hook``) are kept out of the release's manifest and run after the
 release's objects are ready, as Helm runs them (:mod:`hybridops.deploy.hooks`; the chart's PostgreSQL role
-Job on every upgrade). The release records do not keep the hooks (Helm's ``hooks`` field), so a rollback
-runs none.
+Job on every upgrade and rollback). Each record keeps its revision's hooks (Helm's ``hooks`` field, with
+each hook's last run; the field ``helm get hooks`` prints), and a rollback takes the target revision's hooks
+from its record, runs its ``post-rollback`` ones and records them in the new revision, as ``helm rollback``
+does; a record without hooks (written by an older hybridops) rolls back without any.
+
+This module holds the two actions; connecting (:mod:`hybridops.deploy.connection`) and waiting and status
+(:mod:`hybridops.deploy.readiness`) live apart, and their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -109,6 +115,15 @@ def _release(
     """
     namespace, release = new.namespace, new.name
     _check_ownership(api, docs, current, release, namespace)
+
+    def keep_hooks() -> None:  # the record holds the hooks with their last run, as Helm's does
+        new.hooks = [hooks.to_record(h) for h in release_hooks]
+
+    def record_hooks() -> None:  # a hook started: its record says Running, as Helm's execHook records it
+        keep_hooks()
+        _update_record(api, namespace, new)
+
+    keep_hooks()
     _create_record(api, namespace, new)
     objects = [d.obj for d in docs]
     failure = ""
@@ -130,9 +145,18 @@ def _release(
     hook_failed = False
     if not failure:
         try:
-            ran = hooks.run(api, release_hooks, action, namespace, wait_seconds, poll_seconds)
+            ran = hooks.run(
+                api,
+                release_hooks,
+                action,
+                namespace,
+                wait_seconds,
+                poll_seconds,
+                record=record_hooks,
+            )
         except DeployError as exc:
             failure, hook_failed = str(exc), True
+    keep_hooks()
     if failure:
         verb = {"install": "Release", "upgrade": "Upgrade", "rollback": "Rollback"}[action]
         new.status, new.description = releases.FAILED, f'{verb} "{release}" failed: {failure}'
@@ -229,6 +253,9 @@ def rollback(
             f"(revisions: {', '.join(str(r.version) for r in history)})"
         )
     docs = target.documents()
+    # The target's hooks, as Helm's rollback takes them: its post-rollback hooks run, all are recorded anew.
+    # A record without hooks (an older hybridops wrote it) rolls back without any.
+    release_hooks = hooks.of_release(target)
     _reconcile(api, [d.obj for d in docs], namespace, None)
     new = releases.Release(
         name=release,
@@ -245,4 +272,4 @@ def rollback(
         labels=dict(target.labels),
         apply_method="ssa",
     )
-    return _release(api, docs, new, last, "rollback", wait_seconds, poll_seconds)
+    return _release(api, docs, new, last, "rollback", wait_seconds, poll_seconds, release_hooks)
