@@ -133,7 +133,7 @@ def of_release(rel: releases.Release) -> list[Hook]:
     where = f"release {rel.name} revision {rel.version}"
     found = [from_record(record, where) for record in rel.hooks]
     for hook in found:
-        unsupported = sorted(set(hook.events) & set(ROLLBACK_EVENTS) - SUPPORTED_EVENTS)
+        unsupported = sorted(set(hook.events) & (set(ROLLBACK_EVENTS) - SUPPORTED_EVENTS))
         if unsupported:
             raise DeployError(
                 f"{hook.name} ({hook.path or where}) is a Helm hook for {', '.join(unsupported)}: hybridops "
