@@ -192,8 +192,8 @@ def test_cluster_scoped_objects_are_applied_and_pruned_outside_the_namespace(dou
     assert double.get(path) is None
 
 
-def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release(double: K8sDouble) -> None:
-    """The PostgreSQL role Job (helm.sh/hook: post-upgrade): not applied on install, created after an
+def test_the_role_hook_runs_on_upgrade_not_install_and_stays_out_of_the_release(double: K8sDouble) -> None:
+    """The PostgreSQL role Job (helm.sh/hook: post-upgrade,post-rollback): not applied on install, created after an
     upgrade's objects are ready, waited for, deleted when it succeeded (hook-succeeded) and before the next
     run (before-hook-creation); never in the release's manifest, so never pruned."""
     first = _deploy()
@@ -208,7 +208,7 @@ def test_the_post_upgrade_hook_runs_on_upgrade_only_and_stays_out_of_the_release
     ]
     assert double.get(ROLES_JOB) is None
     created = next(body for method, path, body in double.requests if method == "POST" and path == ROLES_JOB)
-    assert created["metadata"]["annotations"]["helm.sh/hook"] == "post-upgrade"
+    assert created["metadata"]["annotations"]["helm.sh/hook"] == "post-upgrade,post-rollback"
     for number in (1, 2):
         assert "Job" not in {o["kind"] for o in _manifest_objects(_release(double, number))}
     assert _release(double, 2)["info"]["status"] == "deployed"

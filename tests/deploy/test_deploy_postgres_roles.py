@@ -274,7 +274,7 @@ def test_the_upgrade_hook_applies_a_rotated_password(server: Server) -> None:
     without a `kubectl exec` into the server."""
     job = find(server.cluster.objs, "Job", "hybridops-postgresql-roles")
     annotations = job["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "post-upgrade"
+    assert annotations["helm.sh/hook"] == "post-upgrade,post-rollback"
     assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
     spec = job["spec"]["template"]["spec"]
     assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False

@@ -13,8 +13,9 @@ The release JSON follows ``pkg/release/v1.Release``: ``name``, ``info`` (``first
 ``last_deployed``, ``deleted``, ``description``, ``status``, ``notes``), ``chart`` (``metadata``, ``lock``,
 ``templates``, ``values``, ``schema``, ``files``; file contents as base64, Go's encoding of ``[]byte``),
 ``config`` (the user-supplied values), ``manifest`` (every rendered document as
-``---\\n# Source: <template>\\n<yaml>``, in Helm's install order), ``version``, ``namespace`` and
-``apply_method`` (``ssa``: objects are server-side applied). Zero times are omitted, which Helm 3 and 4 both
+``---\\n# Source: <template>\\n<yaml>``, in Helm's install order), ``hooks`` (the chart's hooks, kept out
+of the manifest, in ``pkg/release/v1.Hook``'s shape: see :mod:`hybridops.deploy.hooks`), ``version``,
+``namespace`` and ``apply_method`` (``ssa``: objects are server-side applied). Zero times are omitted, which Helm 3 and 4 both
 read as unset.
 """
 
@@ -109,6 +110,7 @@ class Release:
     deleted: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     apply_method: str = "ssa"
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # Helm's JSON of each hook (Hook in hook.go)
     extra: dict[str, Any] = field(
         default_factory=dict
     )  # fields of a Helm record hybridops leaves as they are
@@ -144,12 +146,13 @@ class Release:
             "chart": self.chart,
             "config": self.config,
             "manifest": self.manifest,
+            "hooks": self.hooks,
             "version": self.version,
             "namespace": self.namespace,
         }
         if self.apply_method:
             body["apply_method"] = self.apply_method
-        return {k: v for k, v in body.items() if v not in (None, "", {})}
+        return {k: v for k, v in body.items() if v not in (None, "", {}, [])}
 
 
 def secret_name(release: str, version: int) -> str:
@@ -183,7 +186,10 @@ def decode_json(value: str) -> dict[str, Any]:
 
 def from_json(document: dict[str, Any], labels: dict[str, str] | None = None) -> Release:
     info = dict(document.get("info") or {})
-    known = {"name", "info", "chart", "config", "manifest", "version", "namespace", "apply_method"}
+    known = {"name", "info", "chart", "config", "manifest", "hooks", "version", "namespace", "apply_method"}
+    hooks = document.get("hooks") or []
+    if not isinstance(hooks, list) or not all(isinstance(h, dict) for h in hooks):
+        raise ValueError("its hooks are not a list of objects")
     return Release(
         name=str(document.get("name", "")),
         namespace=str(document.get("namespace", "")),
@@ -199,6 +205,7 @@ def from_json(document: dict[str, Any], labels: dict[str, str] | None = None) ->
         deleted=str(info.get("deleted") or ""),
         labels={k: v for k, v in (labels or {}).items() if k not in SYSTEM_LABELS},
         apply_method=str(document.get("apply_method") or ""),
+        hooks=[dict(h) for h in hooks],
         extra={
             **{k: v for k, v in document.items() if k not in known},
             "info": {k: v for k, v in info.items() if k not in Release.__dataclass_fields__},
