@@ -90,7 +90,7 @@ def test_processes_hold_the_lock_one_at_a_time_in_ticket_order(server: MlflowSer
         jobs.append((subprocess.Popen([sys.executable, str(WORKER), json.dumps(args)], stdout=log,
                                       stderr=log, env=env), log))  # fmt: skip
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # process starts and MLflow's imports, on a loaded machine
         while not all((tmp_path / f"ready-{i}").exists() for i in range(processes)):
             for n, (job, _) in enumerate(jobs):
                 assert job.poll() is None, (tmp_path / f"worker-{n}.log").read_text()[-3000:]
@@ -137,7 +137,7 @@ def test_uncontended_acquire_and_release_cost(server: MlflowServer) -> None:
     assert tickets(client, lock_name(model)) == []
     print(
         f"\nalias lock uncontended: acquire+release median {statistics.median(seconds) * 1000:.0f} ms, "
-        f"max {max(seconds) * 1000:.0f} ms (4 requests: create-if-absent, ticket, search, search+delete)"
+        f"max {max(seconds) * 1000:.0f} ms (5 requests: lock model create-if-absent, ticket create, search, and at release search, delete)"
     )
 
 
