@@ -588,8 +588,8 @@ def _auth_store(stack: Stack) -> Any:
 def test_the_trainer_login_trains_registers_and_promotes(stack: Stack) -> None:
     """The run pod (dagster.yaml's container_config) logs in as the trainer, not the admin, and its job did the
     whole training write path with it: created the experiment, logged a run and a LightGBM model, registered
-    the version (tags), moved challenger and champion under the registry lock (creating and deleting the
-    lock's registered model). The trainer's grants: MANAGE on the model and its lock by name (given by the
+    the version (tags), moved challenger and champion under the registry lock (creating the lock's
+    registered model, then a version of it per hold, deleted at release). The trainer's grants: MANAGE on the model and its lock by name (given by the
     start-up before either existed), MANAGE on the experiment it created."""
     env = stack.job_env
     trainer = _login(stack, env)
@@ -612,7 +612,15 @@ def test_the_trainer_login_trains_registers_and_promotes(stack: Stack) -> None:
         "/api/2.0/mlflow/registered-models/get",
         {"name": f"{MODEL}.hybridops-lock"},
     )
-    assert lock.status_code == 404  # released: the trainer deleted it
+    assert lock.status_code == 200  # the lock model stays; each hold was a version of it (a ticket)
+    tickets = _as(
+        stack,
+        stack.admin,
+        "GET",
+        "/api/2.0/mlflow/model-versions/search",
+        {"filter": f"name = '{MODEL}.hybridops-lock'"},
+    )
+    assert tickets.status_code == 200 and tickets.json().get("model_versions", []) == []  # all released
 
     grants = {(g.name, g.permission) for g in _auth_store(stack).list_registered_model_permissions("trainer")}
     assert grants >= {(MODEL, "MANAGE")}
@@ -757,12 +765,16 @@ def test_a_model_not_registered_yet_is_not_found_not_forbidden(
 ) -> None:
     """Before its first registration a model must read as "not found" to the trainer (it then creates it) and
     to the exporter (no champion yet is no error). MLflow answers get-registered-model with
-    RESOURCE_DOES_NOT_EXIST to both, with or without a grant on the name (the lock's is granted and absent
-    between alias moves); only get-by-alias answers 403 to every non-admin, as its check finds no model to
-    judge (the exporter does not use it). A wrong password stays an error (401), never "no model"."""
+    RESOURCE_DOES_NOT_EXIST to both, with or without a grant on the name (as the model and its lock are
+    granted before their first registration); only get-by-alias answers 403 to every non-admin, as its check
+    finds no model to judge (the exporter does not use it). A wrong password stays an error (401), never
+    "no model"."""
     trainer = _login(stack, stack.job_env)
     monitor = _login(stack, stack.pods["exporter"].env)
-    for name in (f"{MODEL}.hybridops-lock", "never_registered"):
+    granted = "granted_not_registered"
+    _rerun_start_up(stack, MLFLOW_TRAINER_MODELS=json.dumps([granted, f"{granted}.hybridops-lock"]))
+    assert granted in {g.name for g in _auth_store(stack).list_registered_model_permissions("trainer")}
+    for name in (granted, f"{granted}.hybridops-lock", "never_registered"):
         for login in (trainer, monitor):
             answer = _as(stack, login, "GET", "/api/2.0/mlflow/registered-models/get", {"name": name})
             assert answer.status_code == 404, (name, login[0], answer.text)

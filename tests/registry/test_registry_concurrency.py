@@ -23,6 +23,7 @@ from tools import missing, require_tool
 
 from hybridops.registry.alias_events import tag_events
 from hybridops.registry.client import registry_client
+from hybridops.registry.lock import lock_name, tickets
 from hybridops.registry.models import FINGERPRINT_TAG, alias_history
 from hybridops.rehearsal import postgres
 from hybridops.settings import FeastSettings, MlflowSettings, Settings
@@ -184,8 +185,9 @@ def _race(tmp_path: Path, tracking_uri: str, feast_db: str) -> None:
                 for e in tagged[version]
             ), f"{alias} {before}->{after} not tagged on version {version}"
     assert sum(len(events) for events in tagged.values()) == expected_tags
-    # No lock left behind.
-    assert [m.name for m in client.search_registered_models()] == ["race"]
+    # No ticket left behind: the lock model stays (it is never deleted), with no live version.
+    assert sorted(m.name for m in client.search_registered_models()) == ["race", lock_name("race")]
+    assert tickets(client, lock_name("race")) == []
 
     # Feast's SQL registry: every apply succeeded and the definitions are there once.
     from hybridops.features.store import feature_store
