@@ -29,6 +29,7 @@ from hybridops.errors import HybridopsError
 from hybridops.files import remove_stale_staged, staged_path
 from hybridops.settings import Settings
 from hybridops.warehouse import backend as _backend
+from hybridops.warehouse import file_lock
 from hybridops.warehouse.backend import Frame, Where
 
 # A scrape by `hybridops exporter` holds a read lock for well under a second; a pipeline write waits it out.
@@ -106,14 +107,20 @@ def _connect_file(
     if kept is not None:
         # A read-only request gets a writable cursor: one database in one process has one configuration.
         con = kept.cursor()
-    else:
-        if not read_only:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    if not read_only:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB's own exclusion between processes loses writes under contention (file_lock's docstring).
+    with file_lock.held(db_path, not read_only, lock_wait_seconds):
         con = _open(db_path, read_only, lock_wait_seconds)
-    try:
-        yield con
-    finally:
-        con.close()
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 @contextmanager
@@ -128,18 +135,22 @@ def keep_file_open(db_path: Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS) 
     """
     key = db_path.resolve()
     with _kept_lock:
-        if key in _kept:
-            owner = False
-        else:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-            _kept[key] = _open(db_path, False, lock_wait_seconds)
-            owner = True
-    try:
+        owner = key not in _kept
+    if not owner:
         yield
-    finally:
-        if owner:
-            with _kept_lock:
-                _kept.pop(key).close()
+        return
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock.held(db_path, True, lock_wait_seconds):
+        with _kept_lock:
+            owner = key not in _kept
+            if owner:
+                _kept[key] = _open(db_path, False, lock_wait_seconds)
+        try:
+            yield
+        finally:
+            if owner:
+                with _kept_lock:
+                    _kept.pop(key).close()
 
 
 def _open(db_path: Path, read_only: bool, lock_wait_seconds: float) -> duckdb.DuckDBPyConnection:
