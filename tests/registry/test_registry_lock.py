@@ -33,6 +33,9 @@ from hybridops.registry.lock import HOLDER_TAG, TICKET_SOURCE, alias_lock, lock_
 from hybridops.rehearsal import postgres
 from hybridops.settings import Settings
 
+# Minutes of processes starting MLflow clients on a loaded machine: in the group CI runs after `make test`.
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("lock_worker.py")
 _models = itertools.count(1)
 

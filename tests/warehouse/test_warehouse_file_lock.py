@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -119,6 +120,14 @@ def test_sessions_of_one_process_share_the_lock(tmp_path: Path) -> None:
         text=True,
     )
     assert other.returncode == 0 and other.stdout.strip() == "held", other.stderr
+
+
+def test_a_read_only_session_writes_no_lock_file(tmp_path: Path) -> None:
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()  # a file no hybridops writer has opened yet
+    with connect(db, read_only=True) as con:
+        assert con.execute("select 1").fetchall() == [(1,)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
 
 
 def test_a_read_only_session_on_a_missing_folder_takes_no_lock(tmp_path: Path) -> None:

@@ -49,8 +49,8 @@ def lock_path(db_path: Path) -> Path:
 def held(db_path: Path, exclusive: bool, wait_seconds: float) -> Iterator[None]:
     """Hold the warehouse file's lock for the block (see the module docstring).
 
-    A read-only open of a file whose folder does not exist or cannot be written takes no lock: there is
-    nothing to protect from it, and DuckDB gives its own error for a missing file.
+    A read-only open takes the lock only when its file exists (a writer creates it at its first open), so a
+    reader writes nothing; before any writer, DuckDB's own lock is all there is to respect.
 
     Raises:
         HybridopsError: another process held the lock for ``wait_seconds``.
@@ -71,7 +71,10 @@ def _acquire(key: Path, exclusive: bool, wait_seconds: float) -> bool:
         first = hold is None
         if hold is None:
             try:
-                fd = os.open(lock_path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                if exclusive:
+                    fd = os.open(lock_path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                else:  # a reader never creates it: a read-only scrape writes nothing
+                    fd = os.open(lock_path(key), os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 if exclusive:
                     raise
