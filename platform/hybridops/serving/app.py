@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hybridops.serving.hosts import HostCheck
-from hybridops.serving.http_limits import HeadLimit
 from hybridops.serving.predict import Answer, PredictFastPath, PredictHandler, error_answer
 from hybridops.serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 from hybridops.serving.service import Service
@@ -58,10 +57,9 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(PredictFastPath, handler=handler)
-    # A foreign Host header gets 400 before any route or the admission count; outermost (added last), a
-    # head over serving.max_head_bytes gets 431 (hybridops.serving.http_limits).
+    # A foreign host gets 400 before any route or the admission count (outermost: added last); a head over
+    # serving.max_head_bytes is refused before the app by the protocol (hybridops.serving.http_limits).
     app.add_middleware(HostCheck, allowed=settings.serving.allowed_hosts)
-    app.add_middleware(HeadLimit, max_head_bytes=settings.serving.max_head_bytes)
 
     @app.post(
         "/predict",
@@ -93,7 +91,10 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
         # served by PredictFastPath; this route declares the endpoint (OpenAPI) and answers the same way
         return _response(await handler(request.scope, request.receive))
 
+    # HEAD answers as GET does, without the body (RFC 9110 9.3.2), for probes and proxies that use it; kept
+    # out of the OpenAPI schema, where it would repeat the GET operation
     @app.get("/healthz", summary="Liveness: the process answers (no dependency on the store or registry)")
+    @app.head("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
         summary="Readiness: a model is loaded, the process is not draining, the store reader passed its check",
         responses={503: {"description": "Not ready; the body says why."}},
     )
+    @app.head("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         # The online store's reachability is reported, not required: in an outage the replicas stay in
         # the Service and answer 503 + Retry-After per request (or degrade), see docs/reliability.md.
@@ -120,6 +122,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
         return JSONResponse(body)
 
     @app.get("/metrics", summary="Prometheus metrics")
+    @app.head("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

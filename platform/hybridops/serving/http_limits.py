@@ -1,4 +1,5 @@
-"""Limits on what a client may make the service hold before a request reaches the app: time and head size.
+"""Limits on what a client may make the service hold, and the checks of a request's head, before it reaches
+the app.
 
 uvicorn (0.54, httptools) sets no deadline on a request being received: a connection that sends nothing, a
 head sent one byte a second, a body that never ends (declared longer than sent, or chunked without its last
@@ -14,23 +15,33 @@ class) with two bounds:
   and body) must arrive within ``serving.request_timeout_seconds``, or the connection is closed without an
   answer (as nginx does on its client header and body timeouts: the client is not waiting for one). A
   request that arrived whole is not timed: the app's time to answer is admission control's business.
-- **head size**: a head still incomplete after ``serving.max_head_bytes`` bytes gets 431 and the connection
-  is closed, so a client cannot make the parser buffer more than that (plus one read). A head that arrived
-  whole within one read is measured exactly by :class:`HeadLimit`, in front of the routes.
+- **head size**: a head over ``serving.max_head_bytes`` gets 431 and the connection is closed, measured
+  while it arrives (so a client cannot make the parser buffer more than that plus one read) and exactly once
+  it is whole (before uvicorn parses its target, which fails on one over 64 KB).
 
-``hybridops_serving_closed_connections_total{reason}`` counts both.
+and, once a head is whole, the checks that need the request line as sent (:meth:`~LimitedHttpToolsProtocol.
+refusal`): an HTTP version other than 1.0 and 1.1 gets 505; a transfer coding other than ``chunked``
+(``gzip, chunked`` passed the parser and its body was read as if plain) 501; an absolute-form target that is
+not an ``http(s)://host/path`` URL 400, and the authority of one that is goes into the scope for the Host
+check (:mod:`hybridops.serving.hosts`, RFC 9112 3.2.2). A request the parser refuses (smuggling shapes such
+as ``Content-Length`` with ``Transfer-Encoding``, bare LF, obs-fold, NUL) gets 400 with a JSON body naming
+the parser's reason instead of uvicorn's plain "Invalid HTTP request received.".
+
+``hybridops_serving_closed_connections_total{reason}`` counts each close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
+import httptools
 import orjson
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hybridops.errors import HybridopsError
+from hybridops.serving.hosts import TARGET_AUTHORITY
 from hybridops.serving.metrics import ServingMetrics
 
 # The protocol class is uvicorn's, not a public extension point: its parser callbacks are overridden here,
@@ -40,14 +51,31 @@ _OVERRIDDEN = (
     "connection_made",
     "connection_lost",
     "data_received",
+    "send_400_response",
     "on_message_begin",
     "on_headers_complete",
     "on_message_complete",
 )
+_STATUS = {
+    400: b"Bad Request",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    505: b"HTTP Version Not Supported",
+}
 
 
 class ProtocolAdapterError(HybridopsError):
     """The installed uvicorn is not the one the request limits were written against."""
+
+
+class Refusal(Exception):
+    """A request head refused with ``status``; raised in a parser callback, answered by send_400_response."""
+
+    def __init__(self, status: int, detail: str, reason: str = "malformed") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.reason = reason
 
 
 def check_uvicorn() -> None:
@@ -66,33 +94,49 @@ def check_uvicorn() -> None:
         )
 
 
-_SETTING = "serving.max_head_bytes (HYBRIDOPS_SERVING__MAX_HEAD_BYTES)"
+def answer(status: int, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer with a JSON body that closes the connection."""
+    body = orjson.dumps({"detail": detail, "errors": []})
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+        % (status, _STATUS[status], len(body), body)
+    )
 
 
-def _too_large_detail(limit: int) -> bytes:
-    return orjson.dumps({"detail": f"request head exceeds {_SETTING} = {limit} bytes", "errors": []})
+def too_large(limit: int) -> Refusal:
+    detail = f"request head exceeds serving.max_head_bytes (HYBRIDOPS_SERVING__MAX_HEAD_BYTES) = {limit} B"
+    return Refusal(431, detail, "head_too_large")
 
 
-def head_size(scope: Scope) -> int:
-    """Bytes of a request's head as received: request line and headers (names, values, separators)."""
-    line = len(scope["method"]) + len(scope.get("raw_path") or b"") + len(scope["query_string"]) + 12
-    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+def target_authority(target: bytes) -> str | None:
+    """The ``host[:port]`` of an absolute-form target, None for origin form (``/path``) or ``*``.
+
+    Raises:
+        Refusal: a target that is neither, or an absolute URL that is not ``http(s)://host/path``.
+    """
+    if target.startswith(b"/") or target == b"*":
+        return None
+    shown = target[:100].decode("latin-1")
+    fix = "send an origin-form path (/predict) or an http(s)://host/path URL"
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise Refusal(400, f"request target {shown!r} is not a URL: {fix}") from None
+    if (url.schema or b"").lower() not in (b"http", b"https") or not url.host or not url.path or url.userinfo:
+        raise Refusal(400, f"request target {shown!r}: {fix} (no user info)")
+    host = url.host.decode("latin-1")
+    host = f"[{host}]" if ":" in host else host
+    return host if url.port is None else f"{host}:{url.port}"
 
 
 def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetrics) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the deadline and head bound of the module docstring.
+    """uvicorn's httptools protocol with the deadline, head bound and checks of the module docstring.
 
     Raises:
         ProtocolAdapterError: see :func:`check_uvicorn`.
     """
     check_uvicorn()
     timed_out = metrics.closed_connections.labels("timeout")
-    too_large = metrics.closed_connections.labels("head_too_large")
-    body = _too_large_detail(max_head_bytes)
-    refusal = (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
-    )
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
@@ -114,11 +158,20 @@ def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetric
             super().data_received(data)
             if head_pending and self._in_head:  # this read did not complete the head
                 self._head_bytes += len(data)
-                if self._head_bytes > max_head_bytes and self._transport is not None:
-                    too_large.inc()
-                    self._disarm()
-                    self._transport.write(refusal)
-                    self._transport.close()
+                if self._head_bytes > max_head_bytes:
+                    self._refuse(too_large(max_head_bytes))
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn calls this in its handler of the parser's error: the error is the one being handled,
+            # and a Refusal raised in a callback below is its context (httptools chains it so)
+            error = sys.exc_info()[1]
+            refusal = error.__context__ if error is not None else None
+            if not isinstance(refusal, Refusal):
+                reason = str(error)[:200] if error is not None and str(error) else msg
+                if reason == "Pause on PRI/Upgrade":  # llhttp's name for the HTTP/2 connection preface
+                    reason = "an HTTP/2 preface; this port speaks HTTP/1.1 only"
+                refusal = Refusal(400, f"malformed HTTP/1.1 request: {reason}")
+            self._refuse(refusal)
 
         # httptools' parser callbacks: a request begins, its head is complete, it is complete
         def on_message_begin(self) -> None:
@@ -129,11 +182,38 @@ def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetric
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            authority = self.refusal()
+            if authority is not None:  # an ASGI extension: a dict under its name (the ASGI spec)
+                extensions = self.scope.setdefault("extensions", {})
+                extensions[TARGET_AUTHORITY] = {"authority": authority}
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             self._disarm()
             super().on_message_complete()
+
+        def refusal(self) -> str | None:
+            """The target's authority (absolute form) or None; raises the Refusal of a head refused."""
+            method = self.parser.get_method()
+            size = len(method) + len(self.url) + 12 + sum(len(n) + len(v) + 4 for n, v in self.headers) + 2
+            if size > max_head_bytes:
+                raise too_large(max_head_bytes)
+            version = self.parser.get_http_version()
+            if version not in ("1.0", "1.1"):
+                raise Refusal(505, f"HTTP/{version} is not served: send HTTP/1.1")
+            for name, value in self.headers:
+                if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
+                    coding = value.decode("latin-1")
+                    detail = f"Transfer-Encoding {coding!r} is not supported: send the body plain or chunked"
+                    raise Refusal(501, detail)
+            return target_authority(self.url)
+
+        def _refuse(self, refusal: Refusal) -> None:
+            self._disarm()
+            if self._transport is not None and not self._transport.is_closing():
+                metrics.closed_connections.labels(refusal.reason).inc()
+                self._transport.write(answer(refusal.status, refusal.detail))
+                self._transport.close()
 
         def _arm(self) -> None:
             self._disarm()
@@ -151,21 +231,3 @@ def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetric
                 self._transport.close()
 
     return LimitedHttpToolsProtocol
-
-
-class HeadLimit:
-    """ASGI middleware: 431 to a request whose head is over ``max_head_bytes`` (one that arrived in one read,
-    which the protocol cannot measure before the parser completes it)."""
-
-    def __init__(self, app: ASGIApp, max_head_bytes: int) -> None:
-        self.app = app
-        self.limit = max_head_bytes
-        self.body = _too_large_detail(max_head_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and head_size(scope) > self.limit:
-            headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body))]
-            await send({"type": "http.response.start", "status": 431, "headers": headers})
-            await send({"type": "http.response.body", "body": self.body})
-            return
-        await self.app(scope, receive, send)

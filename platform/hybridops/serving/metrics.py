@@ -88,7 +88,8 @@ class ServingMetrics:
         self.closed_connections = Counter(
             "hybridops_serving_closed_connections",
             "Connections the service closed, by reason (timeout: a request not received whole within "
-            "serving.request_timeout_seconds; head_too_large: a head over serving.max_head_bytes).",
+            "serving.request_timeout_seconds; head_too_large: a head over serving.max_head_bytes; malformed: a "
+            "head refused with 400, 501 or 505).",
             ["reason"],
             registry=r,
         )

@@ -49,6 +49,8 @@ from hybridops.serving.service import Service
 
 log = logging.getLogger(__name__)
 _JSON = (b"content-type", b"application/json")
+# Errors listed in a 422: a 30 KB body of 10,001 empty objects made 50,005 of them (a 3.9 MB answer)
+MAX_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,13 @@ class PredictHandler:
         return self._finish(started, error_answer(503, detail, retry_after=self.retry_after), "overloaded")
 
     async def read(self, scope: Scope, receive: Receive, started: float) -> bytes | Answer:
-        """The body, or the 413 answer; ClientDisconnect when the client left before sending it whole."""
+        """The body, or the 413 or 415 answer; ClientDisconnect when the client left before sending it whole."""
+        for name, value in scope["headers"]:
+            # never inflated (a 47 KB gzip body is 50 MB of JSON): refused before it is read, named
+            if name == b"content-encoding" and value.strip().lower() != b"identity":
+                coding = value.decode("latin-1")
+                detail = f"Content-Encoding {coding!r} is not accepted: send the JSON body uncompressed"
+                return self._finish(started, error_answer(415, detail), "unsupported_encoding")
         body = await read_body(scope, receive, self.serving.max_body_bytes)
         if body is None:
             detail = f"request body exceeds serving.max_body_bytes = {self.serving.max_body_bytes} bytes"
@@ -149,9 +157,11 @@ class PredictHandler:
         except ValidationError as exc:
             errors = [
                 {"field": _field(err["loc"]), "message": err["msg"], "type": err["type"]}
-                for err in exc.errors(include_url=False, include_input=False)
+                for err in exc.errors(include_url=False, include_input=False)[:MAX_ERRORS]
             ]
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+            if exc.error_count() > len(errors):
+                detail += f" ({exc.error_count()} errors, the first {len(errors)} listed)"
             return self._finish(started, error_answer(422, detail, errors), "validation")
         flights = parsed.flights
         n = len(flights)
