@@ -61,13 +61,18 @@ PROBES = [
     ("absolute-form https, foreign host and port", b"GET https://evil.example:443/healthz HTTP/1.1\r\n" + HOST
      + b"\r\n", 400, b"'evil.example:443'"),
     ("absolute-form with user info", b"GET http://127.0.0.1@evil.example/healthz HTTP/1.1\r\n" + HOST + b"\r\n",
-     400, b"no user info"),
+     400, b"has user info"),
     ("absolute-form, other scheme", b"GET foo://evil.example/healthz HTTP/1.1\r\n" + HOST + b"\r\n", 400,
      b"http(s)://host/path"),
+    ("absolute-form without a path", b"GET http://evil.example HTTP/1.1\r\n" + HOST + b"\r\n", 400,
+     b"is not such a URL"),
+    ("absolute-form, port not a number", b"GET http://127.0.0.1:x/healthz HTTP/1.1\r\n" + HOST + b"\r\n", 400,
+     b"as host or host:port"),
     ("absolute-form, loopback host", b"GET http://127.0.0.1/healthz HTTP/1.1\r\n" + HOST + b"\r\n", 200, b"ok"),
     ("absolute-form, loopback host, foreign Host header", b"GET http://127.0.0.1/healthz HTTP/1.1\r\n"
      b"Host: evil.example\r\n\r\n", 400, b"Host 'evil.example'"),
-    ("authority-form CONNECT", b"CONNECT evil.example:443 HTTP/1.1\r\n" + HOST + b"\r\n", 400, b"is not a URL"),
+    ("authority-form CONNECT", b"CONNECT evil.example:443 HTTP/1.1\r\n" + HOST + b"\r\n", 400,
+     b"is not such a URL"),
     # HEAD on the GET routes: before 405
     *[(f"HEAD {route}", b"HEAD " + route.encode() + b" HTTP/1.1\r\n" + HOST + b"\r\n", 200, b"")
       for route in ("/healthz", "/readyz", "/metrics")],

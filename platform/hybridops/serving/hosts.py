@@ -36,8 +36,12 @@ def host_name(header: str) -> str:
 
 
 def valid_authority(value: str) -> bool:
-    """``host[:port]`` as RFC 3986 writes it (no userinfo, path, list or space)."""
-    return _AUTHORITY.fullmatch(value.strip()) is not None
+    """``host[:port]`` as RFC 3986 writes it (no userinfo, path, list or space), a port up to 65535."""
+    match = _AUTHORITY.fullmatch(value.strip())
+    if match is None:
+        return False
+    port = (match.group(2) or ":")[1:]
+    return not port or int(port) < 65536
 
 
 class HostCheck:

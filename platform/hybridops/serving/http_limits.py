@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from urllib.parse import urlsplit
 
-import httptools
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hybridops.errors import HybridopsError
-from hybridops.serving.hosts import TARGET_AUTHORITY
+from hybridops.serving.hosts import TARGET_AUTHORITY, valid_authority
 from hybridops.serving.metrics import ServingMetrics
 
 # The protocol class is uvicorn's, not a public extension point: its parser callbacks are overridden here,
@@ -104,29 +104,30 @@ def answer(status: int, detail: str) -> bytes:
 
 
 def too_large(limit: int) -> Refusal:
-    detail = f"request head exceeds serving.max_head_bytes (HYBRIDOPS_SERVING__MAX_HEAD_BYTES) = {limit} B"
+    setting = "serving.max_head_bytes (HYBRIDOPS_SERVING__MAX_HEAD_BYTES)"
+    detail = f"request head exceeds {setting} = {limit} bytes"
     return Refusal(431, detail, "head_too_large")
 
 
 def target_authority(target: bytes) -> str | None:
-    """The ``host[:port]`` of an absolute-form target, None for origin form (``/path``) or ``*``.
+    """The authority (``host[:port]`` as sent) of an absolute-form target, None for origin form or ``*``.
 
     Raises:
         Refusal: a target that is neither, or an absolute URL that is not ``http(s)://host/path``.
     """
     if target.startswith(b"/") or target == b"*":
         return None
-    shown = target[:100].decode("latin-1")
+    text = target.decode("latin-1")
+    shown = text[:100]
     fix = "send an origin-form path (/predict) or an http(s)://host/path URL"
-    try:
-        url = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        raise Refusal(400, f"request target {shown!r} is not a URL: {fix}") from None
-    if (url.schema or b"").lower() not in (b"http", b"https") or not url.host or not url.path or url.userinfo:
-        raise Refusal(400, f"request target {shown!r}: {fix} (no user info)")
-    host = url.host.decode("latin-1")
-    host = f"[{host}]" if ":" in host else host
-    return host if url.port is None else f"{host}:{url.port}"
+    url = urlsplit(text)
+    if url.scheme.lower() not in ("http", "https") or not url.netloc or not url.path.startswith("/"):
+        raise Refusal(400, f"request target {shown!r} is not such a URL: {fix}")
+    if "@" in url.netloc:  # user info: a name before '@' that some parsers take for the host
+        raise Refusal(400, f"request target {shown!r} has user info: {fix} without it")
+    if not valid_authority(url.netloc):
+        raise Refusal(400, f"request target's host {url.netloc!r}: send it as host or host:port")
+    return url.netloc
 
 
 def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetrics) -> type[HttpToolsProtocol]:
