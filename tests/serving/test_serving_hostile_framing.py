@@ -6,6 +6,7 @@ own. Each answer is fast, 4xx/5xx with a JSON body naming what to fix (never uvi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -181,3 +182,31 @@ def test_refusals_are_counted_and_nothing_was_internal(service: ServiceProcess) 
     assert metric(text, 'hybridops_serving_closed_connections_total{reason="head_too_large"}') >= 1
     assert metric(text, 'hybridops_serving_errors_total{reason="internal"}') == 0
     assert metric(text, 'hybridops_serving_requests_total{status="500"}') == 0
+
+
+KEPT = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+PREDICT = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+PIPELINES = [
+    # before: the refusal was written at once, ahead of the first answer, which was lost
+    ("a request, then one in bare LF", KEPT + b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", [200, 400]),
+    ("/predict, then one in bare LF", PREDICT + b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", [200, 400]),
+    ("a request, then HTTP/2.0", KEPT + b"GET /healthz HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n", [200, 505]),
+    ("two requests, then a head over the limit", KEPT + KEPT + b"GET /healthz HTTP/1.1\r\nX: "
+     + b"a" * 40_000 + b"\r\n\r\n", [200, 200, 431]),
+    # already in order (the refusal comes from the app, after uvicorn's own pipeline)
+    ("a request, then a foreign absolute-form one", KEPT + b"GET http://evil.example/healthz HTTP/1.1\r\n"
+     b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n", [200, 400]),
+    ("two /predict and a /healthz", PREDICT + PREDICT + request("GET", "/healthz"), [200, 200, 200]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data", "statuses"), PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_pipelined_requests_are_answered_in_order(
+    service: ServiceProcess, name: str, data: bytes, statuses: list[int]
+) -> None:
+    reply = exchange(_port(service), data, whole=False)  # read until the server closes
+    answered = [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", reply.raw)]
+    print(f"\n{name}: {answered} in {reply.elapsed * 1000:.0f} ms")
+    assert answered == statuses, reply.raw[:600]
+    assert reply.elapsed < FAST
+    _still_serving(service)

@@ -55,6 +55,7 @@ _OVERRIDDEN = (
     "on_message_begin",
     "on_headers_complete",
     "on_message_complete",
+    "on_response_complete",
 )
 _STATUS = {
     400: b"Bad Request",
@@ -144,6 +145,7 @@ def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetric
         _in_head = True  # the bytes arriving belong to a request head (or to nothing yet)
         _head_bytes = 0
         _transport: asyncio.Transport | None = None
+        _pending: Refusal | None = None  # a refusal waiting for the answers to the requests before it
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -209,12 +211,27 @@ def limited_protocol(timeout: float, max_head_bytes: int, metrics: ServingMetric
                     raise Refusal(501, detail)
             return target_authority(self.url)
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._pending is not None and self.cycle is not None and self.cycle.response_complete:
+                refusal, self._pending = self._pending, None
+                self._refuse(refusal)
+
         def _refuse(self, refusal: Refusal) -> None:
             self._disarm()
-            if self._transport is not None and not self._transport.is_closing():
-                metrics.closed_connections.labels(refusal.reason).inc()
-                self._transport.write(answer(refusal.status, refusal.detail))
-                self._transport.close()
+            if self._transport is None or self._transport.is_closing() or self._pending is not None:
+                return
+            cycle = self.cycle  # the last request whose head was accepted
+            if cycle is not None and not cycle.more_body and not cycle.response_complete:
+                # it arrived whole and is still being answered (pipelining): the refusal of the request after
+                # it goes after its answer, in order (uvicorn wrote it at once, and a client read it as the
+                # answer to its first request). A refusal inside its own body is its answer, at once.
+                self._pending = refusal
+                self.flow.pause_reading()
+                return
+            metrics.closed_connections.labels(refusal.reason).inc()
+            self._transport.write(answer(refusal.status, refusal.detail))
+            self._transport.close()
 
         def _arm(self) -> None:
             self._disarm()
