@@ -328,7 +328,9 @@ def _request_attributes(method: str, path: str) -> tuple[str, str, str, str | No
     verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
         method, "delete"
     )
-    return verb, group, rest[0] if rest else "", namespace
+    # A subresource (jobs/NAME/status, pods/NAME/log) is its own resource to RBAC: "jobs/status".
+    resource = f"{rest[0]}/{rest[2]}" if len(rest) > 2 else rest[0] if rest else ""
+    return verb, group, resource, namespace
 
 
 def _select(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:

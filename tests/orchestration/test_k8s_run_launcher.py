@@ -8,7 +8,8 @@ No cluster here: the API is the HTTP double of tests/deploy (``k8s_double``), wh
 reports the Job's and the pod's status from that process. Dagster's instance takes the chart's rendered
 ``run_launcher``, ``run_monitoring`` and ``run_retries`` sections (changes below, each with its reason); a
 real ``dagster-daemon`` launches the runs through ``dagster_k8s.K8sRunLauncher`` with the chart's
-ServiceAccount token, so the chart's RBAC is what authorizes the launcher's calls.
+ServiceAccount token, so the chart's RBAC is what authorizes the launcher's calls. Last, a run terminated
+through the run coordinator (the UI's Terminate): its Job and pod are deleted, its worker stops, it is CANCELED.
 """
 
 from __future__ import annotations
@@ -206,6 +207,52 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
                 assert finished.status == dg.DagsterRunStatus.SUCCESS, [
                     e.message for e in events(instance, retry_run.run_id)
                 ][-10:]
+
+                # Terminating a run (what the UI's Terminate calls): the launcher deletes the run's Job and
+                # its pod through the API (a Job's deletion leaves its pods), and the pod's process stops.
+                assert instance.run_launcher  # built now, not when the run to terminate is already going
+                cancel_id = launch(env, "dimensions")
+                cancel_key = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/dagster-run-{cancel_id}"
+                cancel_ended = run_ended(instance, cancel_id)
+                cancel_pod = wait_for(
+                    "the Job to terminate", lambda: runner.pods.get(cancel_key), 120, log, abort=cancel_ended
+                )
+                wait_for(
+                    "the run to terminate started",
+                    lambda: (
+                        (run := instance.get_run_by_id(cancel_id))
+                        and run.status == dg.DagsterRunStatus.STARTED
+                    ),
+                    RUN_TIMEOUT_S,
+                    log,
+                    poll=0.05,
+                    abort=cancel_ended,
+                )
+                terminated_at = time.monotonic()
+                assert instance.run_coordinator.cancel_run(cancel_id), [
+                    e.message for e in events(instance, cancel_id)
+                ][-5:]
+                assert cancel_pod.process is not None
+                wait_for(
+                    "the terminated run's process gone",
+                    lambda: cancel_pod.process.poll() is not None,
+                    60,
+                    log,
+                )
+                worker_gone_s = time.monotonic() - terminated_at
+                cancelled = wait_for(
+                    "the terminated run finished",
+                    lambda: (
+                        (run := instance.get_run_by_id(cancel_id)) is not None and run.is_finished and run
+                    ),
+                    120,
+                    log,
+                )
+                cancel_messages = [e.message for e in events(instance, cancel_id)]
+                assert cancelled.status == dg.DagsterRunStatus.CANCELED, cancel_messages[-8:]
+                assert any(m.endswith("Run was terminated successfully.") for m in cancel_messages), (
+                    cancel_messages
+                )
         finally:
             runner.stop()
         requests, reads = list(double.requests), list(double.reads)
@@ -216,11 +263,11 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
             "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": retry_pod.finished}],
         }
 
-    # The launcher's calls: one Job per run (dimensions, the killed run, its retry), created in the chart's
-    # namespace with the chart's ServiceAccount and labels, every call allowed by the chart's RBAC.
+    # The launcher's calls: one Job per run (dimensions, the killed run, its retry, the terminated run), in
+    # the chart's namespace with the chart's ServiceAccount and labels, every call allowed by the chart's RBAC.
     assert not [r for r in requests if r[0] == "FORBIDDEN"], [r for r in requests if r[0] == "FORBIDDEN"]
     created = {path: body for method, path, body in requests if method == "POST" and "/jobs/" in path}
-    assert len(created) == 3 and {job_key, retry_key} <= set(created), sorted(created)
+    assert len(created) == 4 and {job_key, retry_key, cancel_key} <= set(created), sorted(created)
     run_labels = find(objs, "ConfigMap", "hybridops-dagster-instance")  # the chart's labels, as rendered
     chart_labels = yaml.safe_load(run_labels["data"]["dagster.yaml"])["run_launcher"]["config"]["labels"]
     for path, body in created.items():
@@ -234,6 +281,8 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
             assert chart_labels.items() <= labels.items(), labels
             assert labels["dagster/run-id"] == path.rsplit("dagster-run-", 1)[1], labels
     assert created[retry_key]["metadata"]["labels"]["dagster/job"] == "monthly_partition"
+    deleted = [path for method, path, _ in requests if method == "DELETE"]
+    assert deleted == [cancel_key, cancel_pod.path], deleted
     # Run monitoring asked the API: the killed run's Job status, then its pods (the debug information).
     job_name = f"dagster-run-{run_id}"
     assert f"{job_key}/status" in reads, sorted(set(reads))[:20]
@@ -265,8 +314,8 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
     print(
         f"\nscenario 1 (K8sRunLauncher, API double): killed {KILL_AT} (Job dagster-run-{run_id}); "
         f"{len(done_before_kill)} steps done before, {len(rerun)} re-run; marked FAILURE by run monitoring "
-        f"{marked_failed_s:.1f} s after the kill, retry run created {retry_created_s:.1f} s and its Job {retry_job_s:.1f} s after it; "
-        f"{len(counts)} asset partitions written once; {len(reads)} reads and {len(requests)} writes to the API; "
-        f"whole scenario "
-        f"{total_s:.1f} s"
+        f"{marked_failed_s:.1f} s after the kill, retry run created {retry_created_s:.1f} s and its Job "
+        f"{retry_job_s:.1f} s after it; {len(counts)} asset partitions written once; launch to retry SUCCESS "
+        f"{total_s:.1f} s; terminated run's worker gone {worker_gone_s:.1f} s after Terminate; {len(reads)} "
+        f"reads and {len(requests)} writes to the API"
     )
