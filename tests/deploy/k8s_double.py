@@ -4,7 +4,10 @@ It keeps objects in memory and serves what :mod:`hybridops.deploy.cluster` calls
 server-side apply (PATCH ``application/apply-patch+yaml``, create or replace; field manager ``helm``),
 create (POST, 409 when the object exists), replace (PUT), merge patches, GET of objects and label-selected
 lists, DELETE, plus workload status (ready or not, per ``ready``; a Job completes or fails at once), pods
-and events the test sets. Every request is logged in ``requests``.
+and events the test sets. Every request that writes is logged in ``requests``, every read (path and query)
+in ``reads``. With a ``runner``
+(:class:`k8s_jobs.JobRunner`) each Job created through the API runs instead as a local process, with its
+pod and status read from that process (dagster-k8s' run launcher and run monitoring).
 
 For Feast's Kubernetes auth it also plays the API server's authentication and RBAC: it issues ServiceAccount
 tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key, optionally expiring), answers
@@ -27,13 +30,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hybridops.deploy.kube import CLUSTER_SCOPED_KINDS, _path
+
+if TYPE_CHECKING:
+    from k8s_jobs import JobRunner
 
 TOKEN = "test-token"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -50,6 +56,7 @@ BUILTIN_CLUSTER_ROLES = {
 class K8sDouble:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # collection path + "/" + name
     requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # GETs: path, and "?" query when there is one
     ready: bool = True  # workloads report readyReplicas == replicas
     not_ready: set[str] = field(default_factory=set)  # names that never become ready
     pods: list[dict[str, Any]] = field(default_factory=list)
@@ -64,6 +71,7 @@ class K8sDouble:
     scheme: str = "http"
     # Token -> the TokenReview status to answer for it, whatever the token is (odd answers for parser tests).
     canned_reviews: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runner: JobRunner | None = None  # runs the Jobs created through the API as local processes
 
     @property
     def url(self) -> str:
@@ -179,7 +187,7 @@ class K8sDouble:
 
     # ------------------------------------------------------------------------------------- behaviour
 
-    def _status(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def _status(self, obj: dict[str, Any], path: str = "") -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         if obj.get("kind") in ("Deployment", "StatefulSet"):
             replicas = obj.get("spec", {}).get("replicas", 1)
@@ -190,6 +198,10 @@ class K8sDouble:
                 "updatedReplicas": replicas,
                 "readyReplicas": replicas if ready else 0,
             }
+        elif (
+            obj.get("kind") == "Job" and self.runner and (status := self.runner.job_status(path)) is not None
+        ):
+            obj["status"] = status
         elif obj.get("kind") == "Job":  # the Job controller: done at once, complete or failed per `ready`
             ok = self.ready and obj["metadata"]["name"] not in self.not_ready
             condition = (
@@ -219,6 +231,10 @@ class K8sDouble:
             key = f"{path}/{body['metadata']['name']}"
             if key in self.objects:
                 return 409, {"kind": "Status", "message": "already exists", "code": 409}
+            if self.runner is not None and body.get("kind") == "Job":
+                refused = self.runner.start(key, body, self.objects)
+                if refused:
+                    return 422, {"kind": "Status", "message": refused, "reason": "Invalid", "code": 422}
             self.objects[key] = body
             self.requests.append(("POST", key, body))
             return 201, body
@@ -229,16 +245,19 @@ class K8sDouble:
             self.requests.append(("PUT", path, body))
             return 200, body
         if path.endswith("/pods") and method == "GET":
-            return 200, {"kind": "PodList", "items": _select(self.pods, query)}
+            pods = self.pods + (self.runner.pod_objects() if self.runner else [])
+            return 200, {"kind": "PodList", "items": _select(pods, query)}
         if path.endswith("/events") and method == "GET":
-            return 200, {"kind": "EventList", "items": list(self.events)}
+            return 200, {"kind": "EventList", "items": _select(self.events, query)}
+        if path.endswith("/status") and method == "GET":  # an object's status subresource
+            path, parts = path.removesuffix("/status"), parts[:-1]
         is_object = (parts[0] == "api" and len(parts) in (4, 6)) or (
             parts[0] == "apis" and len(parts) in (5, 7)
         )
         if method == "GET" and not is_object:
             prefix = path + "/"
             items = [
-                self._status(o)
+                self._status(o, k)
                 for k, o in self.objects.items()
                 if k.startswith(prefix) and "/" not in k[len(prefix) :]
             ]
@@ -247,9 +266,11 @@ class K8sDouble:
             found = self.objects.get(path)
             if found is None:
                 return 404, {"kind": "Status", "message": f"{path} not found", "code": 404}
-            return 200, self._status(found)
+            return 200, self._status(found, path)
         if method == "DELETE":
             self.requests.append(("DELETE", path, None))
+            if self.runner is not None and self.runner.delete_pod(path):
+                return 200, {"kind": "Status", "status": "Success"}
             if self.objects.pop(path, None) is None:
                 return 404, {"kind": "Status", "message": "not found", "code": 404}
             return 200, {"kind": "Status", "status": "Success"}
@@ -307,15 +328,28 @@ def _request_attributes(method: str, path: str) -> tuple[str, str, str, str | No
     verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
         method, "delete"
     )
-    return verb, group, rest[0] if rest else "", namespace
+    # A subresource (jobs/NAME/status, pods/NAME/log) is its own resource to RBAC: "jobs/status".
+    resource = f"{rest[0]}/{rest[2]}" if len(rest) > 2 else rest[0] if rest else ""
+    return verb, group, resource, namespace
 
 
 def _select(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The items matching the label selector and the field selector (``a.b=value`` terms) of ``query``."""
     selector = (query.get("labelSelector") or [""])[0]
     wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+    fields = dict(term.split("=", 1) for term in (query.get("fieldSelector") or [""])[0].split(",") if term)
     return [
-        i for i in items if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+        i
+        for i in items
+        if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+        and all(_field(i, k) == v for k, v in fields.items())
     ]
+
+
+def _field(obj: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None  # type: ignore[assignment]
+    return obj
 
 
 def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
@@ -346,6 +380,8 @@ def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             with double.lock:
+                if self.command == "GET":
+                    double.reads.append(url.path + (f"?{url.query}" if url.query else ""))
                 code, answer = double.handle(
                     self.command, url.path, parse_qs(url.query), body, self.headers.get("Content-Type", "")
                 )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log import SqliteEventLogStorage
 
 from hybridops.orchestration.instance import instance_env
 from hybridops.orchestration.storage import (
@@ -137,6 +138,42 @@ def test_an_event_that_does_not_read_back_the_same_fails_loudly(tmp_path: Path) 
         with pytest.raises(StorageAdapterError, match="reads back as None"):
             storage.store_event(entry)
         LocalEventLogStorage.store_event(storage, entry)  # the real write reads back equal
+    finally:
+        storage.dispose()
+
+
+def test_the_read_back_finds_its_event_when_another_process_wrote_after_it(tmp_path: Path) -> None:
+    """A process's first event may be followed at once by another process's events of the same run (the UI
+    terminating a run while its worker writes): the read-back is not fooled by them."""
+
+    def entry(message: str, kind: dg.DagsterEventType) -> dg.EventLogEntry:
+        event = dg.DagsterEvent(event_type_value=kind.value, job_name="probe", message=message)
+        return dg.EventLogEntry(
+            error_info=None,
+            level="INFO",
+            user_message=message,
+            run_id="1" * 36,
+            timestamp=1.0,
+            step_key=None,
+            job_name="probe",
+            dagster_event=event,
+        )
+
+    mine, theirs = (
+        entry("canceling", dg.DagsterEventType.RUN_CANCELING),
+        entry("step", dg.DagsterEventType.RUN_START),
+    )
+
+    class Raced(LocalEventLogStorage):
+        def _read_back(self, event: dg.EventLogEntry) -> None:
+            # The other process's events, stored between this one's write and its read-back.
+            for other in (theirs, theirs._replace(dagster_event=None)):
+                SqliteEventLogStorage.store_event(self, other)
+            super()._read_back(event)
+
+    storage = Raced(str(tmp_path / "runs"))
+    try:
+        storage.store_event(mine)
     finally:
         storage.dispose()
 

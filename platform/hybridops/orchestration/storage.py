@@ -206,9 +206,15 @@ class LocalEventLogStorage(SqliteEventLogStorage):
             self._read_back(event)
 
     def _read_back(self, event: Any) -> None:
-        """The first event this process stores, read back through the public API: the same event."""
-        records = self.get_records_for_run(event.run_id, ascending=False, limit=1).records
-        stored = records[0].event_log_entry if records else None
+        """The first event this process stores, read back through the public API: the same event.
+
+        Another process may write events of the same run meanwhile (the run worker, when this process
+        terminates its run): the event is looked for among the run's newest ones of its type.
+        """
+        of_type = event.dagster_event.event_type if event.dagster_event else None
+        records = self.get_records_for_run(event.run_id, of_type=of_type, ascending=False, limit=20).records
+        entries = [record.event_log_entry for record in records]
+        stored = event if event in entries else entries[0] if entries else None
         if stored != event:
             raise StorageAdapterError(
                 "hybridops.orchestration.storage.LocalEventLogStorage stored an event of run "
