@@ -59,14 +59,18 @@ def lineage(
     """Print the chain from raw files and partitions to features, training set, run, model and predictions."""
     import json
 
-    from hybridops.lineage import model_lineage
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
-    chain = model_lineage(load_settings(), model)
+    settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.cli.render import print_lineage
+    from hybridops.lineage import model_lineage
+
+    chain = model_lineage(settings, model)
     if as_json:
         typer.echo(json.dumps(chain, indent=2, default=str))
         return
-    from hybridops.cli.render import print_lineage
 
     print_lineage(chain)
 

@@ -16,10 +16,12 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the inference service.")] = 8000,
 ) -> None:
     """Serve online predictions: Feast online features and the champion model in one hop."""
+    from hybridops.cli.preflight import require_free_port
     from hybridops.serving.server import serve as run_server
     from hybridops.settings import load_settings
 
     settings = load_settings()
+    require_free_port(host, port, "--port")
     typer.echo(
         f"inference service on http://{host}:{port} (POST /predict, /healthz, /readyz, /metrics, /docs)"
     )
@@ -31,11 +33,14 @@ def exporter(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of /metrics.")] = 9464,
 ) -> None:
     """Serve Prometheus metrics of the whole platform (Dagster runs and checks, data quality, Feast, model)."""
+    from hybridops.cli.preflight import require_free_port
     from hybridops.observability import serve_exporter
     from hybridops.settings import load_settings
 
+    settings = load_settings()
+    require_free_port(host, port, "--port")
     typer.echo(f"exporter on http://{host}:{port}/metrics; Ctrl-C stops it")
-    serve_exporter(load_settings(), host=host, port=port)
+    serve_exporter(settings, host=host, port=port)
 
 
 def monitor(
@@ -51,11 +56,15 @@ def monitor(
     interval: Annotated[str, typer.Option(help="Scrape and rule evaluation interval.")] = "15s",
 ) -> None:
     """Start the exporter and a real Prometheus (Debian package `prometheus`) with the platform's alert rules."""
+    from hybridops.cli.preflight import require_free_port
     from hybridops.observability.monitor import monitor as run_monitor
     from hybridops.settings import load_settings
 
+    settings = load_settings()
+    require_free_port("127.0.0.1", exporter_port, "--exporter-port")
+    require_free_port("127.0.0.1", prometheus_port, "--prometheus-port")
     run_monitor(
-        load_settings(),
+        settings,
         exporter_port=exporter_port,
         inference_url=inference_url or None,
         prometheus_port=prometheus_port,
@@ -79,6 +88,7 @@ def ui(
     """
     import os
 
+    from hybridops.cli.preflight import require_free_port
     from hybridops.orchestration.instance import (
         daemon_command,
         initialize_storage,
@@ -91,12 +101,14 @@ def ui(
     settings = load_settings()
     if mlflow:
         port = port or 5000
+        require_free_port(host, port, "--port")
         command, env = mlflow_ui_command(settings, host=host, port=port)
         typer.echo(
             f"MLflow UI on http://{host}:{port} (store: {settings.mlflow_tracking_uri}); Ctrl-C stops it"
         )
         os.execvpe(command[0], command, {**os.environ, **env})
     port = port or 3000
+    require_free_port(host, port, "--port")
     initialize_storage(settings)
     web, web_env = webserver_command(settings, host=host, port=port)
     daemon, daemon_env = daemon_command(settings)
