@@ -135,3 +135,9 @@ def test_the_terminal_sees_no_traceback_for_a_bad_setting(tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 2
     assert "HYBRIDOPS_SERVING__ALLOWED_HOSTS='[garbage'" in result.stderr
+
+
+def test_a_month_that_cannot_exist_is_refused_not_filtered_to_nothing(capsys):
+    code, lines = _main(capsys, "quarantine", "--month", "2013-13")
+    assert code == 2
+    assert lines == ["hybridops: error: --month: '2013-13' is not a month; write YYYY-MM, e.g. 2013-01"]

@@ -35,6 +35,10 @@ def _problems(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> list[str]
         ({"HYBRIDOPS_QUALITY__MAX_BAD_ROW_RATIO": "-0.5"}, "HYBRIDOPS_QUALITY__MAX_BAD_ROW_RATIO='-0.5'"),
         ({"HYBRIDOPS_HOME": ""}, "setting home (HYBRIDOPS_HOME=''): is empty"),
         ({"HYBRIDOPS_SOURCE_DIR": " "}, "setting source_dir (HYBRIDOPS_SOURCE_DIR=' '): is empty"),
+        (
+            {"HYBRIDOPS_HOME": "/tmp/a\nb"},
+            "setting home (HYBRIDOPS_HOME='/tmp/a\\nb'): '/tmp/a\\nb' holds a control",
+        ),
         ({"HYBRIDOPS_MLFLOW__TRACKING_URI": "garbage"}, "'garbage' is not a tracking store"),
         ({"HYBRIDOPS_MLFLOW__REGISTRY_URI": "file:///etc/passwd"}, "HYBRIDOPS_MLFLOW__REGISTRY_URI="),
         ({"HYBRIDOPS_SERVING__PORT": "abc"}, "HYBRIDOPS_SERVING__PORT is not a setting of serving"),

@@ -101,6 +101,11 @@ def quarantine(
 
     if output_format not in ("table", "csv", "json"):
         raise UsageError(f"--format must be table, csv or json, not {output_format!r}")
+    if month is not None and month != "static":
+        from hybridops.months import check_month
+
+        # a month that cannot exist (2013-13) filtered silently to nothing, as if nothing were quarantined
+        month = check_month(month, "--month")
     settings = load_settings()
     if not settings.warehouse_db.exists():
         raise UsageError(f"no warehouse at {settings.warehouse_db}: run `hybridops run` first")

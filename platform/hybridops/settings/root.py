@@ -86,11 +86,17 @@ class Settings(BaseSettings):
 
     @field_validator("home", "source_dir", mode="before")
     @classmethod
-    def _not_empty(cls, value: object) -> object:
+    def _a_usable_path(cls, value: object) -> object:
         # An empty variable (`export HYBRIDOPS_HOME=`) would be the current directory: state written into
         # whatever folder the command runs in, or the source files looked for there.
         if isinstance(value, str) and not value.strip():
             raise ValueError("is empty: give a directory, or unset the variable for the default")
+        # A line break or other control character cannot be written into the Dagster instance's YAML or
+        # the environment of the processes it starts: refused here rather than as a parse error later.
+        if any(ord(char) < 32 or ord(char) == 127 for char in str(value)):
+            raise ValueError(
+                f"{str(value)!r} holds a control character (a line break?): choose a path without one"
+            )
         return value
 
     @model_validator(mode="after")
