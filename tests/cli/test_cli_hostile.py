@@ -79,16 +79,14 @@ def test_a_list_setting_that_is_not_json_is_named(capsys):
         ["exporter", "--port", "{port}"],
         ["ui", "--port", "{port}"],
         ["ui", "--mlflow", "--port", "{port}"],
-        ["monitor", "--exporter-port", "{port}"],
     ],
 )
 def test_a_busy_port_is_named_before_anything_starts(capsys, busy_port, args):
     code, lines = _main(capsys, *(arg.format(port=busy_port) for arg in args))
     assert code == 2
-    option = "--exporter-port" if "monitor" in args else "--port"
     assert lines == [
-        f"hybridops: error: {option} {busy_port}: another process already listens on 127.0.0.1:{busy_port}; "
-        f"stop it, or choose another port with {option}"
+        f"hybridops: error: --port {busy_port}: another process already listens on 127.0.0.1:{busy_port}; "
+        "stop it, or choose another port with --port"
     ]
 
 

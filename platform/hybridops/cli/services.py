@@ -56,15 +56,12 @@ def monitor(
     interval: Annotated[str, typer.Option(help="Scrape and rule evaluation interval.")] = "15s",
 ) -> None:
     """Start the exporter and a real Prometheus (Debian package `prometheus`) with the platform's alert rules."""
-    from hybridops.cli.preflight import require_free_port
     from hybridops.observability.monitor import monitor as run_monitor
     from hybridops.settings import load_settings
 
-    settings = load_settings()
-    require_free_port("127.0.0.1", exporter_port, "--exporter-port")
-    require_free_port("127.0.0.1", prometheus_port, "--prometheus-port")
+    # A taken port is reported by the monitor itself, which stops whatever it started first.
     run_monitor(
-        settings,
+        load_settings(),
         exporter_port=exporter_port,
         inference_url=inference_url or None,
         prometheus_port=prometheus_port,
