@@ -38,10 +38,15 @@ def source_sensor(settings: OrchestrationSettings) -> dg.SensorDefinition:
             return dg.SkipReason(str(exc))
         if context.cursor is None:
             _adopt_loaded(context.instance, arrivals)
+        skipped = "; ".join(arrivals.skipped)
+        if skipped:  # a file not whole (still written, gone, empty) is never requested: named instead
+            context.log.warning(f"not read this time: {skipped}")
         if arrivals.empty:
             if arrivals.files_read:  # read, but nothing to load: remember what was seen
                 context.update_cursor(arrivals.cursor())
-            return dg.SkipReason(f"nothing new in {source_dir}")
+            return dg.SkipReason(
+                f"nothing new in {source_dir}" + (f"; not read: {skipped}" if skipped else "")
+            )
         known = set(context.instance.get_dynamic_partitions(monthly.name))
         new_months = sorted(month for month in arrivals.months if month not in known)
         requests = []

@@ -16,6 +16,12 @@ def _parse(value: str, option: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def check_month(value: str, option: str) -> str:
+    """``value`` as a month key (``YYYY-MM``), or a usage error naming ``option``."""
+    year, month = _parse(value, option)
+    return f"{year:04d}-{month:02d}"
+
+
 def month_keys(first: str, last: str) -> list[str]:
     """All month keys from ``first`` to ``last`` inclusive."""
     year, month = _parse(first, "first month")

@@ -119,3 +119,12 @@ def test_a_home_filled_by_hybridops_run_is_adopted_not_loaded_again(defs, instan
     assert instance.get_dynamic_partitions(MONTHS) == ["2013-01", "2013-02"]
     # Later changes to an adopted month are seen against the digests of the first look.
     assert not _tick(defs, instance, source, home, first.cursor).run_requests
+
+
+def test_an_empty_file_is_named_in_the_skip_and_never_requested(defs, instance, tmp_path: Path):
+    source, home = tmp_path / "source", tmp_path / "home"
+    source.mkdir()
+    (source / "flights.csv").write_bytes(b"")  # created, not yet written
+    data = _tick(defs, instance, source, home, None)
+    assert not data.run_requests
+    assert f"not read: {source / 'flights.csv'}: empty" in (data.skip_message or "")

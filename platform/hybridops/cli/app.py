@@ -12,8 +12,8 @@ import typer
 
 from hybridops.cli import cluster, data, services
 from hybridops.cli.cluster import chart_app
+from hybridops.cli.errors import EXIT_INTERRUPTED, report
 from hybridops.cli.model import model_app
-from hybridops.errors import HybridopsError, UsageError
 
 app = typer.Typer(
     name="hybridops",
@@ -45,12 +45,13 @@ def _telemetry_enabled() -> bool:
     """``Settings.telemetry`` (HYBRIDOPS_TELEMETRY); off when the settings do not load (the command
     then says why)."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from hybridops.settings import load_settings
 
     try:
         return load_settings().telemetry
-    except ValidationError:
+    except (ValidationError, SettingsError):
         return False
 
 
@@ -66,7 +67,8 @@ def _before_every_command() -> None:
 
 
 def main() -> None:
-    """Entry point: usage errors and expected failures print one line, never a traceback."""
+    """Entry point: usage errors and expected failures print one line, never a traceback
+    (:func:`hybridops.cli.errors.report`)."""
     import os
     import warnings
 
@@ -82,10 +84,9 @@ def main() -> None:
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130: say so once
+            code = report(KeyboardInterrupt())
         sys.exit(code if isinstance(code, int) else 0)
-    except typer.Abort:
-        typer.echo("hybridops: aborted", err=True)
-        sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:
@@ -97,9 +98,5 @@ def main() -> None:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         typer.echo(f"hybridops: error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
-    except UsageError as exc:
-        typer.echo(f"hybridops: error: {exc}", err=True)
-        sys.exit(2)
-    except HybridopsError as exc:
-        typer.echo(f"hybridops: {exc}", err=True)
-        sys.exit(1)
+    except (Exception, KeyboardInterrupt, typer.Abort) as exc:  # the one error path: see cli.errors
+        sys.exit(report(exc))

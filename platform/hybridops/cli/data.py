@@ -59,14 +59,18 @@ def lineage(
     """Print the chain from raw files and partitions to features, training set, run, model and predictions."""
     import json
 
-    from hybridops.lineage import model_lineage
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
-    chain = model_lineage(load_settings(), model)
+    settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.cli.render import print_lineage
+    from hybridops.lineage import model_lineage
+
+    chain = model_lineage(settings, model)
     if as_json:
         typer.echo(json.dumps(chain, indent=2, default=str))
         return
-    from hybridops.cli.render import print_lineage
 
     print_lineage(chain)
 
@@ -97,6 +101,11 @@ def quarantine(
 
     if output_format not in ("table", "csv", "json"):
         raise UsageError(f"--format must be table, csv or json, not {output_format!r}")
+    if month is not None and month != "static":
+        from hybridops.months import check_month
+
+        # a month that cannot exist (2013-13) filtered silently to nothing, as if nothing were quarantined
+        month = check_month(month, "--month")
     settings = load_settings()
     if not settings.warehouse_db.exists():
         raise UsageError(f"no warehouse at {settings.warehouse_db}: run `hybridops run` first")

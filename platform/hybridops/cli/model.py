@@ -1,4 +1,8 @@
-"""``hybridops model``: the model registry's versions, aliases, their history and rollback."""
+"""``hybridops model``: the model registry's versions, aliases, their history and rollback.
+
+Each command checks that the tracking server answers before it imports MLflow (seconds), so a server that is
+down is named at once.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ model_app = typer.Typer(
 @model_app.command("list")
 def model_list() -> None:
     """Registered versions with their aliases and holdout metrics."""
-    from hybridops.cli.render import print_versions
-    from hybridops.registry import registry_client
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
     settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.cli.render import print_versions
+    from hybridops.registry import registry_client
+
     client = registry_client(settings)
     versions = client.search_model_versions(f"name = '{settings.mlflow.model_name}'")
     rows = []
@@ -44,11 +51,15 @@ def model_list() -> None:
 @model_app.command("history")
 def model_history() -> None:
     """Every alias change with its reason."""
-    from hybridops.cli.render import print_frame
-    from hybridops.registry import alias_history
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
-    print_frame("alias history", alias_history(load_settings()))
+    settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.cli.render import print_frame
+    from hybridops.registry import alias_history
+
+    print_frame("alias history", alias_history(settings))
 
 
 @model_app.command("promote")
@@ -57,10 +68,13 @@ def model_promote(
     reason: Annotated[str, typer.Option(help="Why; recorded with the alias change.")] = "manual promotion",
 ) -> None:
     """Make a version the champion by hand (bypasses the gate; the reason is recorded)."""
-    from hybridops.registry import promote
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
     settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.registry import promote
+
     old, new = promote(settings, version, reason, actor="cli")
     typer.echo(f"{settings.mlflow.model_name}: champion moved from version {old} to version {new} ({reason})")
 
@@ -70,10 +84,13 @@ def model_rollback(
     reason: Annotated[str, typer.Option(help="Why; recorded with the alias change.")] = "manual rollback",
 ) -> None:
     """Move `champion` back to the previous champion."""
-    from hybridops.registry import rollback
+    from hybridops.cli.preflight import require_tracking_server
     from hybridops.settings import load_settings
 
     settings = load_settings()
+    require_tracking_server(settings)
+    from hybridops.registry import rollback
+
     old, new = rollback(settings, reason, actor="cli")
     typer.echo(
         f"{settings.mlflow.model_name}: champion moved from version {old} back to version {new} ({reason})"

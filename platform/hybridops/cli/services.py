@@ -16,10 +16,12 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the inference service.")] = 8000,
 ) -> None:
     """Serve online predictions: Feast online features and the champion model in one hop."""
+    from hybridops.cli.preflight import require_free_port
     from hybridops.serving.server import serve as run_server
     from hybridops.settings import load_settings
 
     settings = load_settings()
+    require_free_port(host, port, "--port")
     typer.echo(
         f"inference service on http://{host}:{port} (POST /predict, /healthz, /readyz, /metrics, /docs)"
     )
@@ -31,11 +33,14 @@ def exporter(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of /metrics.")] = 9464,
 ) -> None:
     """Serve Prometheus metrics of the whole platform (Dagster runs and checks, data quality, Feast, model)."""
+    from hybridops.cli.preflight import require_free_port
     from hybridops.observability import serve_exporter
     from hybridops.settings import load_settings
 
+    settings = load_settings()
+    require_free_port(host, port, "--port")
     typer.echo(f"exporter on http://{host}:{port}/metrics; Ctrl-C stops it")
-    serve_exporter(load_settings(), host=host, port=port)
+    serve_exporter(settings, host=host, port=port)
 
 
 def monitor(
@@ -54,6 +59,7 @@ def monitor(
     from hybridops.observability.monitor import monitor as run_monitor
     from hybridops.settings import load_settings
 
+    # A taken port is reported by the monitor itself, which stops whatever it started first.
     run_monitor(
         load_settings(),
         exporter_port=exporter_port,
@@ -79,6 +85,7 @@ def ui(
     """
     import os
 
+    from hybridops.cli.preflight import require_free_port
     from hybridops.orchestration.instance import (
         daemon_command,
         initialize_storage,
@@ -91,12 +98,14 @@ def ui(
     settings = load_settings()
     if mlflow:
         port = port or 5000
+        require_free_port(host, port, "--port")
         command, env = mlflow_ui_command(settings, host=host, port=port)
         typer.echo(
             f"MLflow UI on http://{host}:{port} (store: {settings.mlflow_tracking_uri}); Ctrl-C stops it"
         )
         os.execvpe(command[0], command, {**os.environ, **env})
     port = port or 3000
+    require_free_port(host, port, "--port")
     initialize_storage(settings)
     web, web_env = webserver_command(settings, host=host, port=port)
     daemon, daemon_env = daemon_command(settings)

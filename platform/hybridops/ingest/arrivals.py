@@ -61,6 +61,7 @@ class Arrivals:
     months: dict[str, set[str]] = field(default_factory=dict)  # month -> monthly tables new/changed in it
     tables: set[str] = field(default_factory=set)  # reference tables whose file is new or changed
     files_read: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files not read this time, each with why
 
     @property
     def empty(self) -> bool:
@@ -132,7 +133,10 @@ def _present(source_dir: Path, table: str) -> Path | None:
 def look(source_dir: Path, previous: dict[str, FileState]) -> Arrivals:
     """Compare the source folder with ``previous``; read only the files whose size or mtime changed.
 
-    A file that disappeared is forgotten (its months stay loaded); when it comes back it is new again.
+    A file that disappeared is forgotten (its months stay loaded); when it comes back it is new again. A
+    file that cannot be read whole this time (empty, changed while it was read, gone between the listing
+    and the read, unreadable) is skipped with the reason in ``skipped`` and its previous state kept, so the
+    next look reads it again; the other files are looked at as usual.
     """
     state: dict[str, FileState] = {}
     arrivals = Arrivals(state=state)
@@ -140,26 +144,54 @@ def look(source_dir: Path, previous: dict[str, FileState]) -> Arrivals:
         path = _present(source_dir, table)
         if path is None:
             continue
-        stat = path.stat()
         before = previous.get(table)
-        if before and (before.name, before.size, before.mtime_ns) == (
-            path.name,
-            stat.st_size,
-            stat.st_mtime_ns,
-        ):
-            state[table] = before
+        try:
+            seen = _read_whole(path, table, before)
+        except (OSError, SourceError) as exc:
+            arrivals.skipped.append(_why(path, exc))
+            if before:
+                state[table] = before
+            continue
+        state[table] = seen
+        if seen is before:
             continue
         arrivals.files_read.append(path.name)
-        digests = month_digests(path) if table in MONTHLY_TABLES else {"": file_digest(path)}
-        state[table] = FileState(path.name, stat.st_size, stat.st_mtime_ns, digests)
         old = before.digests if before else {}
-        changed = [key for key, digest in digests.items() if old.get(key) != digest]
+        changed = [key for key, digest in seen.digests.items() if old.get(key) != digest]
         if table in MONTHLY_TABLES:
             for month in changed:
                 arrivals.months.setdefault(month, set()).add(table)
         elif changed:
             arrivals.tables.add(table)
     return arrivals
+
+
+def _read_whole(path: Path, table: str, before: FileState | None) -> FileState:
+    """The file's state: ``before`` itself when its stat did not move, else read now. Refused (SourceError)
+    when it is empty or its size or mtime moved while it was read: a writer is still at it."""
+    stat = path.stat()
+    if before and (before.name, before.size, before.mtime_ns) == (path.name, stat.st_size, stat.st_mtime_ns):
+        return before
+    if stat.st_size == 0:
+        raise SourceError(f"{path}: empty (still being created?); read again at the next look")
+    digests = month_digests(path) if table in MONTHLY_TABLES else {"": file_digest(path)}
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+        raise SourceError(
+            f"{path}: changed while it was read ({stat.st_size:,} -> {after.st_size:,} bytes), still being "
+            "written; read again at the next look (write to a temporary name and rename it into place)"
+        )
+    return FileState(path.name, stat.st_size, stat.st_mtime_ns, digests)
+
+
+def _why(path: Path, exc: OSError | SourceError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return (
+            f"{path}: gone between the listing and the read (replaced or removed); looked at again next time"
+        )
+    if isinstance(exc, OSError):
+        return f"{path}: cannot be read ({exc.strerror or exc}); looked at again next time"
+    return str(exc)
 
 
 def run_key(table_digests: dict[str, str]) -> str:

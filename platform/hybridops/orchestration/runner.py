@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hybridops.months import next_month
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
+from hybridops.orchestration.interrupts import stderr_to, was_interrupted
 from hybridops.orchestration.summary import (
     BaselineSummary,
     CheckSummary,
@@ -213,7 +214,7 @@ class _Pipeline:
         args = planned.execution_args()
         if self.freeze:
             gc.freeze()
-        with contextlib.redirect_stderr(self.log):  # Dagster's console log: to the file, not the terminal
+        with stderr_to(self.log):  # Dagster's console log and its helpers': to the file, not the terminal
             result = job.execute_in_process(
                 run_config=config,
                 instance=self.instance,
@@ -221,6 +222,8 @@ class _Pipeline:
                 raise_on_error=False,
                 tags={"hybridops/launched_by": "hybridops run", **args["tags"]},
             )
+        if was_interrupted(result):  # Ctrl-C: the run is recorded as failed; the pipeline stops here
+            raise KeyboardInterrupt
         _collect(self.summary, result, planned, self.instance, self.stage_of, self.blocking)
         self.progress.done(planned.label, self.summary.status)
         return self.summary.status == "success"

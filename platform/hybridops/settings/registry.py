@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from hybridops.settings.section import _Section
+
+_STORE_URL = re.compile(r"^(https?|sqlite|postgres|postgresql|mysql|mssql)(\+\w+)?://|^databricks")
+"""Stores MLflow serves a registry from: a tracking server, or a database. Anything else MLflow takes for a
+path of its retired file store, and fails deep inside a command."""
 
 
 class MlflowSettings(_Section):
@@ -14,6 +20,17 @@ class MlflowSettings(_Section):
         None, description="Tracking server URI; default a SQLite store under <home>/mlflow."
     )
     registry_uri: str | None = Field(None, description="Model registry URI; default the tracking URI.")
+
+    @field_validator("tracking_uri", "registry_uri")
+    @classmethod
+    def _a_store_url(cls, value: str | None) -> str | None:
+        if value is not None and not _STORE_URL.match(value):
+            raise ValueError(
+                f"{value!r} is not a tracking store: give an MLflow server (http://host:5000) or a database "
+                "(sqlite:///path/mlflow.db, postgresql://user:pass@host/db), or unset it for the store under home"
+            )
+        return value
+
     experiment: str = Field("flight_delay", description="MLflow experiment name.")
     model_name: str = Field("flight_delay", description="Registered model name.")
     allowed_artifact_roots: list[str] = Field(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hybridops.settings.features import FeastSettings
@@ -83,6 +83,21 @@ class Settings(BaseSettings):
             "usage to their makers. Off by default: the command line sets their off switches."
         ),
     )
+
+    @field_validator("home", "source_dir", mode="before")
+    @classmethod
+    def _a_usable_path(cls, value: object) -> object:
+        # An empty variable (`export HYBRIDOPS_HOME=`) would be the current directory: state written into
+        # whatever folder the command runs in, or the source files looked for there.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give a directory, or unset the variable for the default")
+        # A line break or other control character cannot be written into the Dagster instance's YAML or
+        # the environment of the processes it starts: refused here rather than as a parse error later.
+        if any(ord(char) < 32 or ord(char) == 127 for char in str(value)):
+            raise ValueError(
+                f"{str(value)!r} holds a control character (a line break?): choose a path without one"
+            )
+        return value
 
     @model_validator(mode="after")
     def _server_stores(self) -> Settings:
