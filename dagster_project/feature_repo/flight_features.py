@@ -13,7 +13,7 @@ matches ``feature_store.yaml`` here. With another home, apply through hybridops 
 Every timestamp is naive UTC (the warehouse's one clock). Views and their event timestamps:
 
 Every consumer asks for the values at the flight's as-of time, scheduled departure minus
-``model.horizon_minutes`` (see ``hybridops.features.compute``).
+``model.horizon_minutes`` (see ``hybridops.features.views``).
 
 * ``origin_weather`` (entity ``origin_utc_hour``, e.g. ``EWR-2013-01-01T10``, the UTC hour of the scheduled
   departure): hourly weather observed at ``time_hour``; ttl 3 h. Each observation is written under the

@@ -22,7 +22,7 @@ from deploy_support import find, objects
 from tools import require_tool
 
 from hybridops.deploy import chart
-from hybridops.deploy.values import AlertReceivers, EmailNotifier, SlackNotifier, WebhookNotifier
+from hybridops.deploy.monitoring_values import AlertReceivers, EmailNotifier, SlackNotifier, WebhookNotifier
 
 INFRA_CONFIG = chart.CHART_DIR.parents[1] / "infra" / "alertmanager" / "alertmanager.yml"
 NAME = "hybridops-alertmanager"

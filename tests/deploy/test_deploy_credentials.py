@@ -31,7 +31,8 @@ from deploy_support import CASES, EXISTING_SECRETS, containers, find, objects, p
 from tools import require_tool
 
 from hybridops.deploy import chart
-from hybridops.deploy.reachability import Connection, unreachable
+from hybridops.deploy.reachability import unreachable
+from hybridops.deploy.render_connections import Connection
 from hybridops.processes import stop as stop_process
 from hybridops.registry.lock import lock_name
 from hybridops.rehearsal.kubelet import closed_port

@@ -210,7 +210,7 @@ def _exporter_pod_finds_every_store(
     a recorder), then build the exporter's Settings from the container's environment: they must point at the
     mounted dagster.yaml, the warehouse on the data volume, the Feast SQL registry of feature_store.yaml and
     the MLflow Service, and the exporter's warehouse reader must read the file through them."""
-    from hybridops.observability import exporter
+    from hybridops.observability.exporter_warehouse import warehouse_metrics
 
     objs = objects(profile)
     _, spec, container = _exporter(objs)
@@ -300,7 +300,7 @@ def _exporter_pod_finds_every_store(
         assert settings.monitoring.exporter_sources == ["dagster", "warehouse", "feast", "mlflow"]
     quarantined = {
         tuple(sample.labels.values()): sample.value
-        for family in exporter._warehouse_metrics(settings)
+        for family in warehouse_metrics(settings)
         if family.name == "hybridops_quality_quarantined_rows"
         for sample in family.samples
     }

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from deploy_support import find
+from feast_auth_support import FEAST, OVERRIDES, READER_ROLE, READER_SA, STRANGER_SA, WRITER_ROLE, WRITER_SA
 from k8s_double import ISSUER, K8sDouble, running
 from tools import missing, require_tool
 
@@ -50,18 +51,6 @@ from hybridops.rehearsal.postgres import MissingProgram, chart_postgresql
 from hybridops.rehearsal.topology import Cluster
 from hybridops.rehearsal.workloads import start_feast, start_redis, wait_redis
 
-FEAST = "hybridops-feast"
-READER_ROLE, WRITER_ROLE = "hybridops-feast-reader", "hybridops-feast-writer"
-# Other teams' applications, bound by the values (one in another namespace, as the docs describe).
-READER_SA, WRITER_SA, STRANGER_SA = ("team-a", "recommender"), (NAMESPACE, "backfill"), (NAMESPACE, "nobody")
-OVERRIDES = {
-    "feast": {
-        "auth": {
-            "readers": [{"name": READER_SA[1], "namespace": READER_SA[0]}],
-            "writers": [{"name": WRITER_SA[1]}],
-        }
-    }
-}
 ENTITY = {"origin_utc_hour": "EWR-2013-01-01T10"}
 # One origin_weather row: every feature of the view (Feast refuses a frame without them), temp 39.02.
 ROW = {

@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from feast_auth_support import FEAST, OVERRIDES, READER_ROLE, READER_SA, STRANGER_SA, WRITER_ROLE, WRITER_SA
 from k8s_double import ISSUER, K8sDouble, running
 from kubernetes import client
 from starlette.authentication import AuthenticationError
@@ -26,18 +27,6 @@ from hybridops.deploy import chart
 from hybridops.errors import HybridopsError
 from hybridops.features.kubernetes_auth import ReviewedIdentity, ReviewedTokenParser
 from hybridops.rehearsal.kubelet import NAMESPACE, closed_port
-
-FEAST = "hybridops-feast"
-READER_ROLE, WRITER_ROLE = "hybridops-feast-reader", "hybridops-feast-writer"
-READER_SA, WRITER_SA, STRANGER_SA = ("team-a", "recommender"), (NAMESPACE, "backfill"), (NAMESPACE, "nobody")
-OVERRIDES = {
-    "feast": {
-        "auth": {
-            "readers": [{"name": READER_SA[1], "namespace": READER_SA[0]}],
-            "writers": [{"name": WRITER_SA[1]}],
-        }
-    }
-}
 
 
 def _binding(name: str, role: str, subject: dict[str, str]) -> dict[str, Any]:

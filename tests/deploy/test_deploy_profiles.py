@@ -14,7 +14,7 @@ import yaml
 from deploy_support import containers, find, objects, pod_specs
 from pydantic import ValidationError
 
-from hybridops.deploy import chart, reachability
+from hybridops.deploy import chart, release_pods
 from hybridops.settings import Settings
 
 ML_PARTS = {"mlflow", "feast", "inference", "redis"}
@@ -140,7 +140,7 @@ def test_every_hybridops_container_validates_in_server_mode(
     """The settings of the user code, the run pods, the inference service and the exporter, from their
     rendered env (the run pod's from the K8sRunLauncher's config in the instance ConfigMap)."""
     objs = objects(profile)
-    specs = [spec for _, _, spec in pod_specs(objs)] + [reachability.pods(list(objs))["dagster-run"].spec]
+    specs = [spec for _, _, spec in pod_specs(objs)] + [release_pods.pods(list(objs))["dagster-run"].spec]
     checked = []
     for spec in specs:
         for container in containers(spec):

@@ -11,7 +11,8 @@ import pytest
 from deploy_support import CASES, objects
 
 from hybridops.deploy import chart
-from hybridops.deploy.reachability import Connection, expected_connections, unreachable
+from hybridops.deploy.reachability import unreachable
+from hybridops.deploy.render_connections import Connection, expected_connections
 
 NS = "apps"
 

@@ -795,7 +795,7 @@ def test_a_model_not_registered_yet_is_not_found_not_forbidden(
     # The exporter's own reader with the exporter pod's environment: the model it is told to watch not
     # registered yet is "no champion" (families, no sample), a wrong password an error.
     from hybridops.errors import HybridopsError
-    from hybridops.observability import exporter
+    from hybridops.observability.exporter_mlflow import mlflow_metrics
     from hybridops.settings import Settings
 
     for key, value in stack.pods["exporter"].env.items():
@@ -804,16 +804,16 @@ def test_a_model_not_registered_yet_is_not_found_not_forbidden(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.url("mlflow"))
     monkeypatch.setenv("HYBRIDOPS_MLFLOW__TRACKING_URI", stack.url("mlflow"))
     monkeypatch.setenv("HYBRIDOPS_MLFLOW__MODEL_NAME", "never_registered")
-    families = {f.name: f for f in exporter._mlflow_metrics(Settings())}
+    families = {f.name: f for f in mlflow_metrics(Settings())}
     assert families["hybridops_model_champion"].samples == []
     assert families["hybridops_model_champion_version"].samples == []
     monkeypatch.setenv("HYBRIDOPS_MLFLOW__MODEL_NAME", MODEL)
-    families = {f.name: f for f in exporter._mlflow_metrics(Settings())}
+    families = {f.name: f for f in mlflow_metrics(Settings())}
     ((sample,),) = [families["hybridops_model_champion_version"].samples]
     assert sample.value == float(stack.job["version"])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-" + monitor[1])
     with pytest.raises(HybridopsError, match=r"error code 401"):
-        exporter._mlflow_metrics(Settings())
+        mlflow_metrics(Settings())
 
 
 def test_the_monitor_login_reads_and_writes_nothing(stack: Stack) -> None:

@@ -18,7 +18,8 @@ import pytest
 from deploy_support import EXISTING_SECRETS, containers, find, objects
 
 from hybridops.deploy import chart
-from hybridops.deploy.reachability import Connection, unreachable
+from hybridops.deploy.reachability import unreachable
+from hybridops.deploy.render_connections import Connection
 from hybridops.deploy.values import ChartValues
 
 UI_PROXY = chart.CI_DIR / "ui-proxy-values.yaml"

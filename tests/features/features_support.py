@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import (
+from hybridops.features.keys import (
     DEFAULT_HORIZON_MINUTES,
     origin_hour_key,
     origin_slot_key,

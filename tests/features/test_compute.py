@@ -12,17 +12,16 @@ import pytest
 from features_support import fct_row, load_tables, planes_frame, weather_frame
 
 from hybridops.features import compute
-from hybridops.features.compute import (
+from hybridops.features.compute import build_feature_tables, build_feature_tables_months
+from hybridops.features.keys import (
     DEFAULT_HORIZON_MINUTES,
     UTC,
     WEATHER_TTL_HOURS,
-    build_feature_tables,
-    build_feature_tables_months,
-    compute_view,
     departure_keys,
     month_window,
     origin_hour_key,
 )
+from hybridops.features.views import compute_view
 
 
 def _carrier_flights() -> pd.DataFrame:

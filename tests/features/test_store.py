@@ -20,10 +20,10 @@ from features_support import (
     weather_frame,
 )
 
-from hybridops.features.compute import (
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.keys import (
     DEFAULT_HORIZON_MINUTES,
     WEATHER_TTL_HOURS,
-    build_feature_tables,
     month_window,
     origin_hour_key,
     origin_slot_key,

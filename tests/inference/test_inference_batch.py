@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from warehouse_builders import fct_row, load_tables, planes_frame, weather_frame
 
-from hybridops.features.compute import build_feature_tables, origin_hour_key, origin_utc_hour_key
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.keys import origin_hour_key, origin_utc_hour_key
 from hybridops.features.request import model_features, with_request_features
 from hybridops.features.store import apply_definitions, feature_store, historical_features
 from hybridops.inference.batch import (

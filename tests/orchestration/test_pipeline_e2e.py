@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridops.features.compute import month_window, origin_hour_key, origin_slot_key, origin_utc_hour_key
+from hybridops.features.keys import month_window, origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.store import feature_store, historical_features, online_features
 from hybridops.ingest.sources import packaged_source_dir
 from hybridops.orchestration.runner import run_pipeline

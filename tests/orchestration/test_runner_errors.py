@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from hybridops.orchestration.runner import step_error_text
+from hybridops.orchestration.run_results import step_error_text
 
 
 @dg.asset

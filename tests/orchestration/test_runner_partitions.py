@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from hybridops.orchestration.instance import initialize_storage
-from hybridops.orchestration.runner import key_ordered_spans, plan_runs, register_months
+from hybridops.orchestration.run_plan import key_ordered_spans, plan_runs
+from hybridops.orchestration.runner import register_months
 from hybridops.settings import Settings
 
 

@@ -1,19 +1,23 @@
 """A real MLflow SQLite store under a temporary home and small real LightGBM boosters logged into it.
 
 One store serves the whole registry suite (creating MLflow's schema takes seconds); each test registers
-under its own model name, so tests do not see each other's versions, aliases or alias events.
+under its own model name, so tests do not see each other's versions, aliases or alias events. The tests
+that need MLflow on PostgreSQL (the lock, the process race) get a throwaway server per module.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import mlflow
 import pytest
 from registry_support import Trained, settings_experiment, train_and_log
+from tools import missing, require_tool
 
+from hybridops.rehearsal import postgres
 from hybridops.settings import MlflowSettings, Settings
 
 
@@ -50,3 +54,17 @@ def boosters(registry_home: Path) -> dict[str, Trained]:
         "fair": train_and_log(settings, ["signal"], seed=2, rounds=5),
         "poor": train_and_log(settings, ["noise"], seed=3, rounds=10),
     }
+
+
+@pytest.fixture(scope="module")
+def postgresql_url() -> Iterator[str]:
+    """``postgresql://hybridops:unused@127.0.0.1:<port>/postgres`` of a throwaway server (the rehearsal's),
+    one per test module; without its programs the test is skipped (failed under HYBRIDOPS_STRICT_TOOLS=1)."""
+    require_tool("initdb")
+    require_tool("postgres")
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres.throwaway_postgres("hybridops"))
+        except postgres.MissingProgram as exc:
+            missing(str(exc), "apt-get install postgresql (Debian package)")
+        yield url

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import psycopg2
 from mlflow_server import mlflow_server
-from tools import missing, require_tool
 
 from hybridops.registry.alias_events import tag_events
 from hybridops.registry.client import registry_client
 from hybridops.registry.lock import lock_name, tickets
 from hybridops.registry.models import FINGERPRINT_TAG, alias_history
-from hybridops.rehearsal import postgres
 from hybridops.settings import FeastSettings, MlflowSettings, Settings
 
 WORKER = Path(__file__).with_name("race_worker.py")
@@ -77,20 +75,10 @@ def _chain(events: list[tuple[str | None, str | None]], alias: str) -> None:
         before = to_version
 
 
-def test_twenty_processes_race_on_mlflow_and_feast_on_postgresql(tmp_path: Path) -> None:
-    require_tool("initdb")
-    require_tool("postgres")
-    try:
-        pg = postgres.throwaway_postgres("hybridops")
-        base = pg.__enter__()
-    except postgres.MissingProgram as exc:
-        missing(str(exc), "apt-get install postgresql (Debian package)")
-    try:
-        mlflow_db, feast_db = _database(base, "mlflow"), _database(base, "feast")
-        with mlflow_server(tmp_path / "mlflow", backend_uri=mlflow_db) as server:
-            _race(tmp_path, server.url, feast_db)
-    finally:
-        pg.__exit__(None, None, None)
+def test_twenty_processes_race_on_mlflow_and_feast_on_postgresql(tmp_path: Path, postgresql_url: str) -> None:
+    mlflow_db, feast_db = _database(postgresql_url, "mlflow"), _database(postgresql_url, "feast")
+    with mlflow_server(tmp_path / "mlflow", backend_uri=mlflow_db) as server:
+        _race(tmp_path, server.url, feast_db)
 
 
 def _race(tmp_path: Path, tracking_uri: str, feast_db: str) -> None:

@@ -26,11 +26,9 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow_server import MlflowServer, mlflow_server
-from tools import missing, require_tool
 
 from hybridops.errors import HybridopsError
 from hybridops.registry.lock import HOLDER_TAG, TICKET_SOURCE, alias_lock, lock_name, release, tickets
-from hybridops.rehearsal import postgres
 from hybridops.settings import Settings
 
 # Minutes of processes starting MLflow clients on a loaded machine: in the group CI runs after `make test`.
@@ -41,19 +39,9 @@ _models = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    require_tool("initdb")
-    require_tool("postgres")
-    try:
-        pg = postgres.throwaway_postgres("hybridops")
-        url = pg.__enter__()
-    except postgres.MissingProgram as exc:
-        missing(str(exc), "apt-get install postgresql (Debian package)")
-    try:
-        with mlflow_server(tmp_path_factory.mktemp("lock-mlflow"), backend_uri=url) as running:
-            yield running
-    finally:
-        pg.__exit__(None, None, None)
+def server(tmp_path_factory: pytest.TempPathFactory, postgresql_url: str) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path_factory.mktemp("lock-mlflow"), backend_uri=postgresql_url) as running:
+        yield running
 
 
 def _client(url: str) -> MlflowClient:

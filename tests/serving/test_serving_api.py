@@ -12,7 +12,7 @@ import pytest
 import requests
 from serving_support import World, running_server
 
-from hybridops.features.compute import origin_hour_key, origin_slot_key, origin_utc_hour_key
+from hybridops.features.keys import origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.request import REQUEST_FEATURES, request_features, with_request_features
 from hybridops.features.store import feature_store, historical_features, load_definitions_module
 from hybridops.inference.batch import score

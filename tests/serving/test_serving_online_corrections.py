@@ -26,7 +26,8 @@ import pandas as pd
 import requests
 from serving_support import RedisServer, World, service_process
 
-from hybridops.features.compute import build_feature_tables, month_window
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.keys import month_window
 from hybridops.features.request import with_request_features
 from hybridops.features.store import (
     ENTITY_COLUMNS,

@@ -20,13 +20,8 @@ from training_support import (
 
 from hybridops.errors import HybridopsError
 from hybridops.features import pit_cache
-from hybridops.features.compute import (
-    WEATHER_TTL_HOURS,
-    origin_hour_key,
-    origin_slot_key,
-    origin_utc_hour_key,
-)
 from hybridops.features.entities import flight_entities
+from hybridops.features.keys import WEATHER_TTL_HOURS, origin_hour_key, origin_slot_key, origin_utc_hour_key
 from hybridops.features.request import REQUEST_FEATURES, model_features
 from hybridops.features.store import apply_definitions, feature_store, load_definitions_module
 from hybridops.settings import Settings, TrainingSettings

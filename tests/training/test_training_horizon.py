@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from training_support import feast_for, synthetic_warehouse
 
-from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
+from hybridops.features.keys import DEFAULT_HORIZON_MINUTES
 from hybridops.features.request import served_columns, with_request_features
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.settings import Settings

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import warehouse_builders
 
-from hybridops.features.compute import DEFAULT_HORIZON_MINUTES, build_feature_tables
+from hybridops.features.compute import build_feature_tables
+from hybridops.features.keys import DEFAULT_HORIZON_MINUTES
 from hybridops.features.store import apply_definitions, feature_store
 from hybridops.settings import Settings
 

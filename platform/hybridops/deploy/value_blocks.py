@@ -1,7 +1,8 @@
 """Building blocks of the chart's values models (images, resources, services, scheduling).
 
-Shared by :mod:`hybridops.deploy.values` and the component modules it composes
-(:mod:`hybridops.deploy.ui_proxy_values`), so those can live in modules of their own.
+Shared by :mod:`hybridops.deploy.values` and the component modules it composes (``hybridops_values``,
+``dagster_values``, ``mlflow_values``, ``feast_values``, ``store_values``, ``monitoring_values``,
+``ui_proxy_values``), so those can live in modules of their own.
 """
 
 from __future__ import annotations

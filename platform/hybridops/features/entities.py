@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from hybridops.features.compute import (
+from hybridops.features.keys import (
     DEFAULT_HORIZON_MINUTES,
     ORIGIN_HOUR_SQL,
     ORIGIN_SLOT_SQL,

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridops.features.compute import LOCAL_TZ
+from hybridops.features.keys import LOCAL_TZ
 from hybridops.features.store import feature_names
 
 REQUEST_VIEW = "flight_request"  # Feast's on-demand view of them, and their name in the skew audit

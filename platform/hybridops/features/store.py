@@ -34,8 +34,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from hybridops.features.compute import HOURLY_VIEWS, STATIC_VIEWS, month_window
+from hybridops.features.keys import month_window
 from hybridops.features.online_corrections import rows_feast_would_skip, write_over
+from hybridops.features.views import HOURLY_VIEWS, STATIC_VIEWS
 from hybridops.settings import RedisOnlineStore, Settings, SqliteOnlineStore
 
 if TYPE_CHECKING:  # Feast (~4 s to import) is imported by the functions that use it

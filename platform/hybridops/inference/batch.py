@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import flight_entities
+from hybridops.features.keys import DEFAULT_HORIZON_MINUTES
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.request import model_features, with_request_features
 from hybridops.warehouse.db import replace_rows

@@ -61,10 +61,6 @@ log = logging.getLogger(__name__)
 
 SOURCES: tuple[ExporterSource, ...] = EXPORTER_SOURCES
 
-# The source readers under their names from before the split into modules (the tests call them here).
-_warehouse_metrics = warehouse_metrics
-_mlflow_metrics = mlflow_metrics
-
 
 class HybridopsCollector(Collector):
     """Reads the enabled stores at scrape time; one failing store never hides the others."""

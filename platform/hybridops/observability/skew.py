@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hybridops.features.compute import departure_keys
+from hybridops.features.keys import departure_keys
 from hybridops.features.request import DEPARTED_AT, REQUEST_FEATURES, REQUEST_VIEW, request_features
 from hybridops.features.store import historical_features, load_definitions_module
 from hybridops.serving.feature_log import feature_log_dir, log_files

@@ -12,39 +12,29 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import math
 import os
 import sys
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from hybridops.months import next_month
 from hybridops.orchestration.instance import CODE_LOCATION_MODULE, instance_env
 from hybridops.orchestration.interrupts import stderr_to, was_interrupted
-from hybridops.orchestration.summary import (
-    BaselineSummary,
-    CheckSummary,
-    DriftSummary,
-    LoopDecisionSummary,
-    ModelSummary,
-    RunSummary,
-    SpcViolationSummary,
+from hybridops.orchestration.run_plan import (
+    SCORING_JOB,
+    TRAINING_JOB,
+    PlannedRun,
+    key_ordered_spans,
+    plan_runs,
 )
-from hybridops.quality.combine import NOT_EVALUATED
+from hybridops.orchestration.run_results import _collect
+from hybridops.orchestration.summary import LoopDecisionSummary, RunSummary, SpcViolationSummary
 from hybridops.settings import Settings
 
 if TYPE_CHECKING:
     import dagster as dg
 
-DIMENSIONS_JOB = "dimensions"
-MONTHLY_JOB = "monthly_partition"
-REPORT_JOB = "report"
-TRAINING_JOB = "training"
-SCORING_JOB = "scoring"
 LOOP_MODULE = "dagster_project.monitoring"
 PARTITIONS_MODULE = "dagster_project.partitions"
 # What the training, scoring and monitoring steps import (the code location loads without them).
@@ -79,65 +69,6 @@ class _Silent:
         pass
 
 
-@dataclass(frozen=True)
-class PlannedRun:
-    job: str
-    partition: str | None = None
-    run_config: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    last_partition: str | None = None  # set for a run over the range partition..last_partition
-
-    @property
-    def partitions(self) -> str | None:
-        """``2013-01``, ``2013-01..2013-12`` for a range run, or None."""
-        if self.last_partition and self.last_partition != self.partition:
-            return f"{self.partition}..{self.last_partition}"
-        return self.partition
-
-    @property
-    def label(self) -> str:
-        return f"{self.job} {self.partitions}" if self.partitions else self.job
-
-    def execution_args(self) -> dict[str, Any]:
-        """``partition_key`` for one partition, Dagster's range tags for several (one single-run backfill)."""
-        if self.last_partition and self.last_partition != self.partition:
-            return {
-                "partition_key": None,
-                "tags": {
-                    **self.tags,
-                    "dagster/asset_partition_range_start": self.partition,
-                    "dagster/asset_partition_range_end": self.last_partition,
-                },
-            }
-        return {"partition_key": self.partition, "tags": self.tags}
-
-
-def month_spans(months: list[str]) -> list[tuple[str, str]]:
-    """Consecutive months grouped into ``(first, last)`` spans, in order."""
-    spans: list[tuple[str, str]] = []
-    for month in months:
-        if spans and next_month(spans[-1][1]) == month:
-            spans[-1] = (spans[-1][0], month)
-        else:
-            spans.append((month, month))
-    return spans
-
-
-def plan_runs(months: list[str], keys: list[str] | None = None) -> list[PlannedRun]:
-    """Dimensions first (they are the references of every month), then the months, then the report.
-
-    Consecutive months are one run (a partition range executed in-process): a year is one run of ten
-    steps rather than twelve runs of ten. ``keys`` is the instance's partition key order (default: the
-    months themselves, in order).
-    """
-    spans = key_ordered_spans(months, keys if keys is not None else sorted(months))
-    return [
-        PlannedRun(DIMENSIONS_JOB),
-        *(PlannedRun(MONTHLY_JOB, first, last_partition=last) for first, last in spans),
-        PlannedRun(REPORT_JOB),
-    ]
-
-
 def load_definitions() -> dg.Definitions:
     """The hybrid code location's definitions, loaded as Dagster loads them (``@dg.definitions``)."""
     module = importlib.import_module(CODE_LOCATION_MODULE)
@@ -148,28 +79,6 @@ def register_months(instance: dg.DagsterInstance, months: list[str]) -> list[str
     """Add ``months`` to the instance's monthly partitions (the keys grow with the data)."""
     partitions = importlib.import_module(PARTITIONS_MODULE)
     return partitions.add_months(instance, months)
-
-
-def key_ordered_spans(months: list[str], keys: list[str]) -> list[tuple[str, str]]:
-    """Consecutive months grouped into spans that are also contiguous in the partition key order.
-
-    A range run covers the keys between its first and last key in the instance's order, and monthly keys
-    are stored in arrival order: months that arrived out of order are not one range.
-    """
-    index = {key: position for position, key in enumerate(keys)}
-    spans: list[tuple[str, str]] = []
-    for first, last in month_spans(sorted(months)):
-        span = [first]
-        month = first
-        while month != last:
-            month = next_month(month)
-            if index[month] == index[span[-1]] + 1:
-                span.append(month)
-            else:
-                spans.append((span[0], span[-1]))
-                span = [month]
-        spans.append((span[0], span[-1]))
-    return spans
 
 
 def run_config_for(settings: Settings) -> dict[str, Any]:
@@ -384,161 +293,6 @@ def _stage_by_step(defs: dg.Definitions) -> dict[str, str]:
         node = graph.get(key)
         stages[key.to_python_identifier()] = node.group_name or "default"
     return stages
-
-
-def _collect(
-    summary: RunSummary,
-    result: dg.ExecuteInProcessResult,
-    planned: PlannedRun,
-    instance: dg.DagsterInstance,
-    stage_of: dict[str, str],
-    blocking: set[tuple[dg.AssetKey, str]],
-) -> None:
-    summary.run_ids.append(result.run_id)
-    trigger = "pipeline"
-    counted: set[dg.AssetKey] = set()
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
-        if materialization.asset_key in counted:
-            continue  # a range run repeats the step's totals on every partition's materialization
-        counted.add(materialization.asset_key)
-        metadata: dict[str, Any] = {key: value.value for key, value in materialization.metadata.items()}
-        summary.rows_ingested += int(metadata.get("rows_read", 0) or 0)
-        quarantined = int(metadata.get("rows_quarantined", 0) or 0)
-        if quarantined:
-            table = materialization.asset_key.to_user_string()
-            summary.quarantined_by_table[table] = summary.quarantined_by_table.get(table, 0) + quarantined
-            summary.rows_quarantined += quarantined
-        summary.features_materialized += int(metadata.get("features_materialized", 0) or 0)
-        summary.warehouse_rows += int(metadata.get("warehouse_rows", 0) or 0)
-        if "report_html" in metadata:
-            summary.report_path = str(metadata["report_html"])
-        asset = materialization.asset_key.to_user_string()
-        if asset == "training_set":
-            trigger = str(metadata.get("trigger", "pipeline"))
-        elif asset == "champion_model":
-            if planned.tags.get("hybridops/loop") == "retrain":
-                summary.drift.retrain_model = _model_summary(metadata, trigger)
-            else:
-                summary.model = _model_summary(metadata, trigger)
-
-    # Monitoring records each month's drift and live performance as an observation of its partition
-    # (a range run gives every partition's materialization the same metadata).
-    for event in result.get_asset_observation_events():
-        observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
-        if observation.asset_key.to_user_string() == "model_monitoring" and observation.partition:
-            metadata = {key: value.value for key, value in observation.metadata.items()}
-            _fold_drift(summary.drift, observation.partition, metadata)
-
-    for evaluation in result.get_asset_check_evaluations():
-        check = CheckSummary(
-            asset=evaluation.asset_key.to_user_string(),
-            name=evaluation.check_name,
-            passed=evaluation.passed,
-            severity="ERROR" if evaluation.severity.value == "ERROR" else "WARN",
-            partition=planned.partitions,
-            blocking=(evaluation.asset_key, evaluation.check_name) in blocking,
-            message=evaluation.description or "",
-            evaluated=not (evaluation.description or "").startswith(NOT_EVALUATED),
-        )
-        summary.checks.append(check)
-        # Dagster blocks downstream only on ERROR; a WARN result of a blocking check is informational.
-        if check.blocking and not check.passed and check.severity == "ERROR":
-            summary.status = "blocked"
-            where = f" ({planned.partitions})" if planned.partitions else ""
-            summary.problems.append(f"{check.asset}.{check.name}{where}: {check.message or 'failed'}")
-
-    if not result.success and summary.status == "success":
-        summary.status = "failed"
-    for failure in result.get_step_failure_events():
-        data = failure.step_failure_data
-        if data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
-            continue  # the failing blocking check is already reported, with its own message
-        message = (data.user_failure_data.description if data.user_failure_data else None) or (
-            step_error_text(data.error) if data.error else "step failed"
-        )
-        summary.problems.append(f"{failure.step_key}: {message}")
-
-    seconds: dict[str, float] = defaultdict(float)
-    for stats in instance.get_run_step_stats(result.run_id):
-        if stats.start_time and stats.end_time:
-            seconds[stage_of.get(stats.step_key, "other")] += stats.end_time - stats.start_time
-    for stage, value in seconds.items():
-        summary.stage_seconds[stage] = round(summary.stage_seconds.get(stage, 0.0) + value, 3)
-
-
-# Dagster's wrappers around the error a step raised: their own message only says which op failed.
-_WRAPPERS = frozenset({"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"})
-
-
-class ErrorInfo(Protocol):
-    """What the runner reads of Dagster's serialized step error."""
-
-    @property
-    def cls_name(self) -> str | None: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def cause(self) -> ErrorInfo | None: ...
-
-
-def step_error_text(error: ErrorInfo) -> str:
-    """The first line of the error the step's own code raised, under Dagster's wrappers.
-
-    ``Error occurred while executing op "feast_registry"`` tells a user nothing; the cause does
-    (``sqlalchemy.exc.OperationalError: ... table stream_feature_views already exists``).
-    """
-    while error.cls_name in _WRAPPERS and error.cause is not None:
-        error = error.cause
-    lines = [line for line in error.message.strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else error.cls_name or "step failed"
-
-
-def _model_summary(metadata: dict[str, Any], trigger: str) -> ModelSummary:
-    def metrics(prefix: str) -> dict[str, float]:
-        return {
-            m: float(metadata[f"{prefix}{m}"])
-            for m in ("auc", "logloss", "brier")
-            if f"{prefix}{m}" in metadata
-        }
-
-    promoted = bool(metadata.get("promoted"))
-    champion = str(metadata.get("champion_version", "none"))
-    candidate = metrics("candidate_")
-    baseline = None
-    baseline_auc = float(metadata.get("baseline_auc", math.nan))
-    if math.isfinite(baseline_auc):
-        margin = candidate["auc"] - baseline_auc if "auc" in candidate else None
-        baseline = BaselineSummary(metrics={"auc": baseline_auc}, margin=margin)
-    return ModelSummary(
-        name=str(metadata.get("model_name", "")),
-        version=None if champion == "none" else champion,
-        # The champion's metrics on this holdout: the candidate's when promoted, else the measured incumbent.
-        metrics=candidate if promoted else (metrics("previous_champion_") or candidate),
-        promoted=promoted,
-        reason=str(metadata.get("reason", "")),
-        candidate_version=str(metadata.get("candidate_version", "")),
-        candidate_metrics=candidate,
-        holdout_month=str(metadata.get("holdout_month", "")),
-        score_months=[m for m in str(metadata.get("score_months", "")).split(",") if m],
-        trigger=trigger,
-        baseline=baseline,
-    )
-
-
-def _fold_drift(drift: DriftSummary, month: str, metadata: dict[str, Any]) -> None:
-    features: dict[str, dict[str, float]] = {}
-    for key, value in metadata.items():
-        for prefix in ("psi_", "ks_"):
-            if key.startswith(prefix):
-                features.setdefault(key[len(prefix) :], {})[prefix[:-1]] = float(value)
-    drift.features[month] = features
-    drifted = str(metadata.get("drifted_features", "none"))
-    drift.drifted[month] = [] if drifted == "none" else [f.strip() for f in drifted.split(",")]
-    if "prediction_psi" in metadata:
-        drift.prediction_psi[month] = float(metadata["prediction_psi"])
-    if "live_auc" in metadata:
-        drift.live_auc[month] = float(metadata["live_auc"])
 
 
 def _blocking_checks(defs: dg.Definitions) -> set[tuple[dg.AssetKey, str]]:

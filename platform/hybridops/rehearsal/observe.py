@@ -15,7 +15,7 @@ import psutil
 
 from hybridops.rehearsal.topology import Cluster
 
-RUN_POD = "dagster-run"  # the run pod's component, as hybridops.deploy.reachability names it
+RUN_POD = "dagster-run"  # the run pod's component, as hybridops.deploy.release_pods names it
 
 
 @dataclass(frozen=True, order=True)

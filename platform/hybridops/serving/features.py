@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import LOCAL_TZ, departure_keys
+from hybridops.features.keys import LOCAL_TZ, departure_keys
 from hybridops.features.store import feature_names, feature_store, load_definitions_module
 from hybridops.serving.entity_keys import EntityKeyEncoder
 from hybridops.serving.online_redis import RedisOnlineRead

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hybridops.errors import HybridopsError
-from hybridops.features.compute import DEFAULT_HORIZON_MINUTES
 from hybridops.features.entities import FLIGHT_ENTITY_COLUMNS, arrow_string_types, flight_entity_table
+from hybridops.features.keys import DEFAULT_HORIZON_MINUTES
 from hybridops.features.pit_cache import cached_historical_features
 from hybridops.features.request import REQUEST_VIEW, model_features, with_request_features
 from hybridops.features.store import load_definitions_module
