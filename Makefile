@@ -69,7 +69,7 @@ rehearse: setup
 rehearse-test: setup
 	$(BIN)/pytest -q -m rehearsal tests/rehearsal
 
-# The slow group CI runs after `make test`: the short rehearsal and four concurrent pipeline runs.
+# The slow group CI runs after `make test`: the rehearsals, concurrent runs and the fault scenarios of minutes.
 test-slow: setup
 	$(BIN)/pytest -q -m "slow or rehearsal"
 

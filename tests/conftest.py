@@ -20,8 +20,9 @@ _CACHE_KEY = pytest.StashKey[str]()
 _SKIPS: list[tuple[str, str]] = []  # (node id, reason) of every skip in this session
 # Opt-in groups, deselected (not skipped) unless asked for with `pytest -m <marker>`: tests that need a real
 # Kubernetes cluster (KUBECONFIG; none can run on the project's machines, which have no control plane), and
-# the slow group CI runs after `make test` (`make test-slow`: the whole-release rehearsal and the four
-# concurrent pipeline runs, tens of minutes on two cores).
+# the slow group CI runs after `make test` (`make test-slow`: the whole-release rehearsal, concurrent pipeline
+# runs and registry races, pipeline runs per fault or defect, runs by automation alone; tens of minutes on two
+# cores).
 OPT_IN = ("real_cluster", "rehearsal", "slow")
 
 

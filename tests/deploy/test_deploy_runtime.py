@@ -123,6 +123,9 @@ experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment).experimen
 print("JOB-RESULT " + json.dumps({"values": values, "version": version, "run_id": logged.run_id, "experiment": experiment}))
 """
 
+# The chart's PostgreSQL and MLflow started, restarted and rotated: minutes; the slow group CI runs.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Stack:

@@ -22,7 +22,7 @@ from hybridops.ingest.sources import packaged_source_dir
 from hybridops.settings import Settings
 from hybridops.warehouse.db import connect, read_frame, table_exists
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a pipeline run per defect: the slow group CI runs
 
 EXE = str(Path(sys.executable).with_name("hybridops"))
 

@@ -153,6 +153,7 @@ def test_the_webserver_answers_and_the_daemon_beats(ui: Ui):
     _wait("the daemon's heartbeats", ui, beating, START_TIMEOUT_S)
 
 
+@pytest.mark.slow  # the sensor, the daemon and a whole run by automation: minutes; the slow group CI runs
 def test_a_dropped_month_reaches_the_warehouse_by_automation_alone(ui: Ui):
     _wait("the webserver", ui, lambda: _serving(ui), START_TIMEOUT_S)
     started = time.monotonic()

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+import pytest
 from mlflow_server import mlflow_server
 
 from hybridops.registry.alias_events import tag_events
@@ -29,6 +30,9 @@ from hybridops.settings import FeastSettings, MlflowSettings, Settings
 WORKER = Path(__file__).with_name("race_worker.py")
 MODEL_WORKERS, FEAST_WORKERS = 20, 4
 TRAININGS = [i if i < 15 else i - 15 for i in range(MODEL_WORKERS)]  # 15 distinct, 5 repeated
+
+# Twenty processes on two cores for minutes: the slow group CI runs after `make test`.
+pytestmark = pytest.mark.slow
 
 
 def _database(url: str, name: str) -> str:

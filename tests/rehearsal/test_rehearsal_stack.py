@@ -39,6 +39,9 @@ query Run($runId: ID!) {
 }
 """
 
+# The release started as processes and a run launched through it: minutes; the slow group CI runs.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
