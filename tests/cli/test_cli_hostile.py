@@ -139,3 +139,13 @@ def test_a_month_that_cannot_exist_is_refused_not_filtered_to_nothing(capsys):
     code, lines = _main(capsys, "quarantine", "--month", "2013-13")
     assert code == 2
     assert lines == ["hybridops: error: --month: '2013-13' is not a month; write YYYY-MM, e.g. 2013-01"]
+
+
+def test_a_misspelt_variable_is_warned_about_and_the_command_runs(capsys):
+    code, lines = _main(capsys, "quarantine", "--month", "2013-13", HYBRIDOPS_SEVRING__MAX_FLIGHTS="10")
+    assert code == 2  # the command itself still ran (and refused its own bad month)
+    assert lines[0].startswith(
+        "hybridops: warning: HYBRIDOPS_SEVRING__MAX_FLIGHTS is not a setting of hybridops, ignored "
+        "(did you mean HYBRIDOPS_SERVING__MAX_FLIGHTS?)"
+    )
+    assert lines[1].startswith("hybridops: error: --month")

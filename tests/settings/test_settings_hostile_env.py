@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from hybridops.settings import Settings, load_settings
-from hybridops.settings.errors import explain
+from hybridops.settings.errors import explain, unknown_variables
 
 
 def _problems(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> list[str]:
@@ -74,3 +74,31 @@ def test_finite_values_and_store_urls_still_load(monkeypatch):
     settings = load_settings()
     assert settings.spc.sigma == 1000.0
     assert load_settings(mlflow={"tracking_uri": "http://127.0.0.1:5000"}).mlflow.tracking_uri
+
+
+def test_a_misspelt_top_level_variable_is_named_with_the_setting_it_resembles():
+    env = {
+        "HYBRIDOPS_SEVRING__MAX_FLIGHTS": "10",  # pydantic-settings ignores it: serving keeps its limit
+        "HYBRIDOPS_SPCC__SIGMA": "2",
+        "HYBRIDOPS_NOTHING_LIKE_IT": "1",
+        "HYBRIDOPS_HOME": "/tmp/h",  # settings, and the variables read elsewhere, pass
+        "hybridops_serving__port": "1",  # case-insensitive, as the settings read it
+        "HYBRIDOPS_GIT_COMMIT": "abc",
+        "HYBRIDOPS_STRICT_TOOLS": "1",
+        # What Kubernetes injects for Services of a release named hybridops: not a user's spelling.
+        "HYBRIDOPS_SERVING_SERVICE_HOST": "10.0.0.1",
+        "HYBRIDOPS_SERVING_PORT": "tcp://10.0.0.1:8000",
+        "HYBRIDOPS_SERVING_PORT_8000_TCP_ADDR": "10.0.0.1",
+        "HYBRIDOPS_PORT": "tcp://10.0.0.2:80",
+        "OTHER_SEVRING": "x",
+    }
+    lines = unknown_variables(Settings, env)
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "HYBRIDOPS_NOTHING_LIKE_IT",
+        "HYBRIDOPS_SEVRING__MAX_FLIGHTS",
+        "HYBRIDOPS_SPCC__SIGMA",
+    ]
+    assert "(check its spelling)" in lines[0]
+    assert "ignored (did you mean HYBRIDOPS_SERVING__MAX_FLIGHTS?)" in lines[1]
+    assert "did you mean HYBRIDOPS_SPC__SIGMA?" in lines[2]
+    assert all("its settings: feast, first_month, gate, home" in line for line in lines)

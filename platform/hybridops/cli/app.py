@@ -64,6 +64,17 @@ def _before_every_command() -> None:
     from hybridops.telemetry import telemetry_env
 
     os.environ.update(telemetry_env(_telemetry_enabled()))
+    _warn_unknown_variables()
+
+
+def _warn_unknown_variables() -> None:
+    """A ``HYBRIDOPS_*`` variable that names no setting is ignored by the settings: say so on stderr, so a
+    misspelling is seen before it costs a run (a warning, not a refusal: the environment is shared)."""
+    from hybridops.settings import Settings
+    from hybridops.settings.errors import unknown_variables
+
+    for line in unknown_variables(Settings):
+        typer.echo(f"hybridops: warning: {line}", err=True)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ given and what is expected, for the command line to print without a traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,21 @@ from pydantic_settings import SettingsError
 
 PREFIX = "HYBRIDOPS_"
 _FIELD = re.compile(r'field "([^"]+)"')
+NOT_SETTINGS = frozenset(
+    {
+        "HYBRIDOPS_GIT_COMMIT",  # the image's source commit, recorded with each training
+        "HYBRIDOPS_DAGSTER_POSTGRES_URL",  # a command-line option's variable (status, history, rollback)
+        "HYBRIDOPS_STRICT_TOOLS",  # the test suite's switches (tests/tools.py, tests/orchestration)
+        "HYBRIDOPS_UPDATE_SCREENSHOTS",
+        "HYBRIDOPS_CHECKOV",
+    }
+)
+"""Variables with the prefix that are not settings, read where they are used."""
+# What Kubernetes injects for every Service of the namespace (a Service `hybridops-serving` gives
+# HYBRIDOPS_SERVING_SERVICE_HOST, HYBRIDOPS_SERVING_PORT_8000_TCP_ADDR, ...): not the user's spelling.
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$"
+)
 
 
 def env_name(path: tuple[str, ...]) -> str:
@@ -99,4 +115,36 @@ def explain(
             continue
         where = ".".join(path) + (f" [{detail}]" if detail else "")
         lines.append(f"setting {where} ({_given(env, path)}): {message}")
+    return lines
+
+
+def _service_link(name: str) -> bool:
+    # A Service's name is a DNS label: its variables never hold the settings' "__".
+    return "__" not in name and _SERVICE_LINK.search(name) is not None
+
+
+def unknown_variables(model: type[BaseModel], env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``HYBRIDOPS_*`` variable that names no setting of ``model``: pydantic-settings ignores
+    them, so a misspelt top-level name (``HYBRIDOPS_SEVRING__PORT``) would change nothing without a word.
+    Unknown keys inside a section are refused by the model itself (``extra="forbid"``)."""
+    env = os.environ if env is None else env
+    fields = {name.upper(): name for name in model.model_fields}
+    lines = []
+    for key in sorted(env):
+        name = key.upper()
+        if not name.startswith(PREFIX) or name in NOT_SETTINGS or _service_link(name):
+            continue
+        head, _, rest = name.removeprefix(PREFIX).partition("__")
+        if head in fields:
+            continue
+        close = difflib.get_close_matches(head, list(fields), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {PREFIX}{close[0]}{'__' + rest if rest else ''}?"
+            if close
+            else "check its spelling"
+        )
+        lines.append(
+            f"{key} is not a setting of hybridops, ignored ({hint}); its settings: "
+            f"{', '.join(sorted(fields.values()))}"
+        )
     return lines
