@@ -43,7 +43,7 @@ from hybridops.orchestration.instance import daemon_command, initialize_storage
 from hybridops.processes import default_signals
 from hybridops.settings import MonitoringSettings, Settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a daemon started, stopped and paged about: the slow group
 
 STALE = "HybridopsDaemonHeartbeatStale"
 ABSENT = "HybridopsExporterAbsent"

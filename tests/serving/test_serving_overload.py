@@ -33,6 +33,7 @@ def _serving(world: World, **changes: object) -> Settings:
     return world.with_(serving=serving)
 
 
+@pytest.mark.slow  # load from many clients for tens of seconds: the slow group CI runs
 def test_admission_control_refuses_the_excess_at_once(world: World, tmp_path: Path) -> None:
     settings = _serving(world, max_inflight_requests=4, max_queue_wait_seconds=0.25)
     with service_process(settings, tmp_path / "serve.log") as service:
@@ -113,6 +114,7 @@ async def _balanced_load(
         await asyncio.gather(poll(), *(work() for _ in range(clients)))
 
 
+@pytest.mark.slow  # load from many clients for tens of seconds: the slow group CI runs
 def test_sigterm_drains_one_of_two_replicas_without_errors(world: World, tmp_path: Path) -> None:
     drain = 2.0
     # Admission control out of the way (what it refuses is scenario 19's): on a loaded machine a request

@@ -61,6 +61,10 @@ class Registry:
     bad: str  # another version
 
 
+# MLflow hung and a bad version rolled back through running services: minutes; the slow group CI runs.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def registry(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A home of its own (the world's Feast store copied, an empty model cache) on a real MLflow server."""
