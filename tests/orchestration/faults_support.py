@@ -193,6 +193,50 @@ def wait_success(instance: dg.DagsterInstance, run_id: str, timeout: float, log:
     assert run.status == dg.DagsterRunStatus.SUCCESS, messages
 
 
+def wait_status(
+    instance: dg.DagsterInstance, run_id: str, status: dg.DagsterRunStatus, timeout: float, log: Path
+) -> None:
+    """Wait until the run has ``status`` (the run a SIGKILL ended: FAILURE once the daemon noticed)."""
+
+    def reached() -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.status == status
+
+    wait_for(f"run {run_id} {status.value}", reached, timeout, log)
+
+
+def wait_retry(instance: dg.DagsterInstance, run_id: str, log: Path) -> dg.DagsterRun:
+    """The daemon's first retry of ``run_id`` (``dagster/parent_run_id``), once it exists."""
+
+    def retry() -> dg.DagsterRun | None:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
+        return runs[0] if runs else None
+
+    retry_run = wait_for("the retry run", retry, 120, log)
+    assert retry_run.tags.get("dagster/retry_number") == "1", retry_run.tags
+    return retry_run
+
+
+def assert_resumed_once(
+    instance: dg.DagsterInstance, run_id: str, retry_id: str, done_before: set[str], killed: str, month: str
+) -> tuple[set[str], Counter[tuple[str, str | None]]]:
+    """Scenario 1's verdict on a killed run and its retry: resumed, not restarted (the retry ran only what had
+    not succeeded, the killed step among them), and every asset partition of the job written exactly once
+    across the two runs. Returns the re-run steps and the materialization counts."""
+    from dagster_project.build import build_definitions
+
+    rerun = started_steps(instance, retry_id)
+    assert killed in rerun
+    assert not rerun & done_before, rerun & done_before
+    counts = materializations(instance, [run_id, retry_id])
+    job = build_definitions("hybrid").resolve_job_def("monthly_partition")
+    job_assets = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert {asset for asset, _ in counts} == job_assets, sorted(job_assets - {a for a, _ in counts})
+    assert all(partition == month for _, partition in counts), counts
+    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    return rerun, counts
+
+
 class LateRedis:
     """A redis-server on a free loopback port that is started only when asked (the online store away)."""
 

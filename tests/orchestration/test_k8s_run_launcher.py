@@ -26,16 +26,18 @@ import dagster as dg
 import pytest
 import yaml
 from faults_support import (
+    assert_resumed_once,
     events,
     fault_env,
     launch,
-    materializations,
     run_ended,
     running_daemon,
     small_source,
     started_steps,
     succeeded_steps,
     wait_for,
+    wait_retry,
+    wait_status,
     wait_success,
 )
 
@@ -166,11 +168,7 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
                 killed_at = time.monotonic()
                 assert daemon.poll() is None, "the daemon died with the run worker"
 
-                def failed() -> bool:
-                    run = instance.get_run_by_id(run_id)
-                    return run is not None and run.status == dg.DagsterRunStatus.FAILURE
-
-                wait_for("the killed run marked FAILURE", failed, 120, log)
+                wait_status(instance, run_id, dg.DagsterRunStatus.FAILURE, 120, log)
                 marked_failed_s = time.monotonic() - killed_at
                 done_before_kill = succeeded_steps(instance, run_id)
                 assert KILL_AT not in done_before_kill
@@ -186,27 +184,15 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
                 assert "Pod status: Failed" in failure[0], failure
                 assert "Terminated with exit code 137: Error" in failure[0], failure
 
-                def retry() -> dg.DagsterRun | None:
-                    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
-                    return runs[0] if runs else None
-
-                retry_run = wait_for("the retry run", retry, 120, log)
+                retry_run = wait_retry(instance, run_id, log)
                 retry_created_s = time.monotonic() - killed_at
-                assert retry_run.tags.get("dagster/retry_number") == "1", retry_run.tags
                 retry_key = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/dagster-run-{retry_run.run_id}"
                 # Launched when the killed run's pool slot is freed (free_slots_after_run_end_seconds).
                 retry_pod = wait_for("the retry's Job", lambda: runner.pods.get(retry_key), 120, log)
                 retry_job_s = time.monotonic() - killed_at
 
-                def retry_finished() -> dg.DagsterRun | None:
-                    run = instance.get_run_by_id(retry_run.run_id)
-                    return run if run is not None and run.is_finished else None
-
-                finished = wait_for("the retry run finished", retry_finished, RUN_TIMEOUT_S, log, poll=0.5)
+                wait_success(instance, retry_run.run_id, RUN_TIMEOUT_S, log)
                 total_s = time.monotonic() - started
-                assert finished.status == dg.DagsterRunStatus.SUCCESS, [
-                    e.message for e in events(instance, retry_run.run_id)
-                ][-10:]
 
                 # Terminating a run (what the UI's Terminate calls): the launcher deletes the run's Job and
                 # its pod through the API (a Job's deletion leaves its pods), and the pod's process stops.
@@ -296,20 +282,7 @@ def test_k8s_launcher_run_monitoring_fails_a_killed_run_job_and_its_retry_writes
     assert pod.env["HYBRIDOPS_HOME"] == str(home) and pod.env["DAGSTER_HOME"] == str(dagster_home), pod.env
     assert pod.env["DAGSTER_RUN_JOB_NAME"] == "monthly_partition", pod.env
 
-    # Resumed, not restarted: the retry ran only what had not succeeded, the killed step among them.
-    rerun = started_steps(instance, retry_run.run_id)
-    assert KILL_AT in rerun
-    assert not rerun & done_before_kill, rerun & done_before_kill
-
-    # Every asset partition of the job written exactly once across the two runs.
-    counts = materializations(instance, [run_id, retry_run.run_id])
-    from dagster_project.build import build_definitions
-
-    job = build_definitions("hybrid").resolve_job_def("monthly_partition")
-    job_assets = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
-    assert {asset for asset, _ in counts} == job_assets, sorted(job_assets - {a for a, _ in counts})
-    assert all(partition == MONTH for _, partition in counts), counts
-    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    rerun, counts = assert_resumed_once(instance, run_id, retry_run.run_id, done_before_kill, KILL_AT, MONTH)
     instance.dispose()
     print(
         f"\nscenario 1 (K8sRunLauncher, API double): killed {KILL_AT} (Job dagster-run-{run_id}); "

@@ -20,10 +20,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from faults_support import (
+    assert_resumed_once,
     events,
     fault_env,
     launch,
-    materializations,
     run_ended,
     running_daemon,
     scalar,
@@ -32,6 +32,8 @@ from faults_support import (
     succeeded_steps,
     table_fingerprint,
     wait_for,
+    wait_retry,
+    wait_status,
     wait_success,
     worker_pid,
 )
@@ -90,11 +92,7 @@ def test_sigkilled_run_worker_is_retried_from_failure_and_writes_each_partition_
         killed_at = time.monotonic()
         assert daemon.poll() is None, "the daemon died with the worker"
 
-        def failed() -> bool:
-            run = instance.get_run_by_id(run_id)
-            return run is not None and run.status == dg.DagsterRunStatus.FAILURE
-
-        wait_for("the killed run marked FAILURE", failed, 120, log)
+        wait_status(instance, run_id, dg.DagsterRunStatus.FAILURE, 120, log)
         marked_failed_s = time.monotonic() - killed_at
         done_before_kill = succeeded_steps(instance, run_id)
         assert KILL_AT not in done_before_kill
@@ -102,38 +100,12 @@ def test_sigkilled_run_worker_is_retried_from_failure_and_writes_each_partition_
             e.message for e in events(instance, run_id)
         ][-5:]
 
-        def retry() -> dg.DagsterRun | None:
-            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
-            return runs[0] if runs else None
-
-        retry_run = wait_for("the retry run", retry, 120, log)
+        retry_run = wait_retry(instance, run_id, log)
         retry_launched_s = time.monotonic() - killed_at
-        assert retry_run.tags.get("dagster/retry_number") == "1", retry_run.tags
-
-        def retry_finished() -> dg.DagsterRun | None:
-            run = instance.get_run_by_id(retry_run.run_id)
-            return run if run is not None and run.is_finished else None
-
-        finished = wait_for("the retry run finished", retry_finished, RUN_TIMEOUT_S, log, poll=0.5)
+        wait_success(instance, retry_run.run_id, RUN_TIMEOUT_S, log)
         total_s = time.monotonic() - started
-        assert finished.status == dg.DagsterRunStatus.SUCCESS, [
-            e.message for e in events(instance, retry_run.run_id)
-        ][-10:]
 
-    # Resumed, not restarted: the retry ran only what had not succeeded, the killed step among them.
-    rerun = started_steps(instance, retry_run.run_id)
-    assert KILL_AT in rerun
-    assert not rerun & done_before_kill, rerun & done_before_kill
-
-    # Every asset partition of the job written exactly once across the two runs.
-    counts = materializations(instance, [run_id, retry_run.run_id])
-    from dagster_project.build import build_definitions
-
-    job = build_definitions("hybrid").resolve_job_def("monthly_partition")
-    job_assets = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
-    assert {asset for asset, _ in counts} == job_assets, sorted(job_assets - {a for a, _ in counts})
-    assert all(partition == MONTH for _, partition in counts), counts
-    assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
+    rerun, counts = assert_resumed_once(instance, run_id, retry_run.run_id, done_before_kill, KILL_AT, MONTH)
 
     # The warehouse holds each flight of the month once, as many as fct_flights reported.
     rows, _ = table_fingerprint(settings, "fct_flights", f"month_key = '{MONTH}'")
