@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import warnings
 
 
 def wait_passively() -> None:
@@ -17,6 +19,19 @@ def wait_passively() -> None:
     location's package. ``import hybridops`` itself sets nothing; an explicit value wins.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def quiet_library_warnings() -> None:
+    """Libraries' deprecation and future warnings off in this process: they are for their maintainers, not for
+    people running the platform. An explicit ``-W`` or ``PYTHONWARNINGS`` still wins.
+
+    Feast turns deprecation warnings back on when it is imported (``warnings.simplefilter("once", ...)`` in
+    four of its modules), so an entry point calls this again once Feast is loaded.
+    """
+    if sys.warnoptions:
+        return
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def default_signals() -> None:

@@ -81,16 +81,16 @@ def main() -> None:
     """Entry point: usage errors and expected failures print one line, never a traceback
     (:func:`hybridops.cli.errors.report`)."""
     import os
-    import warnings
 
-    from hybridops.processes import wait_passively
+    from hybridops.processes import quiet_library_warnings, wait_passively
 
-    # Libraries' deprecation notices are for their maintainers, not for people running the platform.
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_library_warnings()
     # Library chatter (MLflow's store migrations) is not for the terminal; warnings still are. MLflow
     # configures its loggers from this variable when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow draws a progress bar per artifact download (a model's few small files, in milliseconds): the
+    # service's own lines say which model it loaded.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     wait_passively()
     try:
         # Without standalone mode, click returns the code of a typer.Exit instead of exiting.

@@ -17,15 +17,20 @@ def serve(
 ) -> None:
     """Serve online predictions: Feast online features and the champion model in one hop."""
     from hybridops.cli.preflight import require_free_port
+    from hybridops.processes import quiet_library_warnings
     from hybridops.serving.server import serve as run_server
     from hybridops.settings import load_settings
 
+    quiet_library_warnings()  # again: importing the service loaded Feast, which turns them back on
     settings = load_settings()
     require_free_port(host, port, "--port")
     typer.echo(
         f"inference service on http://{host}:{port} (POST /predict, /healthz, /readyz, /metrics, /docs)"
     )
-    run_server(settings, host=host, port=port)
+    try:
+        run_server(settings, host=host, port=port)
+    except KeyboardInterrupt:  # Ctrl-C is how a person stops a service: uvicorn re-raises it once stopped
+        typer.echo("inference service stopped")
 
 
 def exporter(
