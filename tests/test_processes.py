@@ -1,10 +1,13 @@
-"""Stopping a child process: SIGTERM first, SIGKILL when it does not go."""
+"""Stopping a child process: SIGTERM first, SIGKILL when it does not go; an entry point's quiet warnings."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from hybridops.processes import default_signals, stop
 
@@ -46,3 +49,30 @@ def test_an_exited_process_is_left_alone() -> None:
     process.wait()
     stop(process)
     assert process.returncode == 0
+
+
+# What Feast does when imported (after the entry point set its filters), then warnings as libraries raise them.
+_WARNINGS = """
+import warnings
+from hybridops.processes import quiet_library_warnings
+quiet_library_warnings()
+quiet_library_warnings()  # twice (an entry point and a command): still one hook
+warnings.simplefilter("once", DeprecationWarning)
+warnings.warn("old api", DeprecationWarning)
+warnings.warn("future api", FutureWarning)
+warnings.warn("the data looks odd", UserWarning)
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [([], ["the data looks odd"]), (["-W", "default"], ["old api", "future api", "the data looks odd"])],
+)
+def test_library_deprecations_stay_quiet_even_after_feast_turns_them_on(options, shown) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, *options, "-c", _WARNINGS], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    messages = [line.split("Warning: ", 1)[1] for line in result.stderr.splitlines() if "Warning: " in line]
+    assert messages == shown, result.stderr

@@ -21,17 +21,33 @@ def wait_passively() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def quiet_library_warnings() -> None:
-    """Libraries' deprecation and future warnings off in this process: they are for their maintainers, not for
-    people running the platform. An explicit ``-W`` or ``PYTHONWARNINGS`` still wins.
+_QUIET = (DeprecationWarning, FutureWarning)
 
-    Feast turns deprecation warnings back on when it is imported (``warnings.simplefilter("once", ...)`` in
-    four of its modules), so an entry point calls this again once Feast is loaded.
+
+def quiet_library_warnings() -> None:
+    """Libraries' deprecation and future warnings off in this process (an entry point's choice, never made at
+    import): they are for their maintainers, not for people running the platform. An explicit ``-W`` or
+    ``PYTHONWARNINGS`` still wins.
+
+    A filter alone does not hold: Feast puts ``warnings.simplefilter("once", DeprecationWarning)`` in front
+    of every filter when it is imported, often lazily in the middle of a command (the exporter's first
+    scrape), and SQLAlchemy's deprecation warnings from MLflow's store then reached the terminal. So
+    ``warnings.showwarning``, the hook the warnings module documents as replaceable, also drops them.
     """
     if sys.warnoptions:
         return
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    for category in _QUIET:
+        warnings.filterwarnings("ignore", category=category)
+    shown = warnings.showwarning
+    if getattr(shown, "hybridops_quiet", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if not issubclass(category, _QUIET):
+            shown(message, category, filename, lineno, file, line)
+
+    showwarning.hybridops_quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
 
 
 def default_signals() -> None:

@@ -17,11 +17,9 @@ def serve(
 ) -> None:
     """Serve online predictions: Feast online features and the champion model in one hop."""
     from hybridops.cli.preflight import require_free_port
-    from hybridops.processes import quiet_library_warnings
     from hybridops.serving.server import serve as run_server
     from hybridops.settings import load_settings
 
-    quiet_library_warnings()  # again: importing the service loaded Feast, which turns them back on
     settings = load_settings()
     require_free_port(host, port, "--port")
     typer.echo(
