@@ -61,6 +61,10 @@ class Mlflow:
         return answer
 
 
+# A live MLflow server of the chart probed: the slow group CI runs.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow]:
     for tool in ("psql", "pg_isready", "initdb", "postgres"):

@@ -36,7 +36,7 @@ from hybridops.settings import MonitoringSettings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from serving_support import build_world, service_process
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # services, Prometheus and Alertmanager: the slow group
 
 ALERT = "HybridopsServingDegradedRatioHigh"
 THRESHOLD = 0.25  # monitoring.max_degraded_response_ratio

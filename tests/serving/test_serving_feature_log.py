@@ -69,6 +69,7 @@ def _flights(world: World) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # two service processes under load: the slow group
 def test_two_replicas_log_to_one_folder_and_the_audit_compares_their_rows(world: World) -> None:
     folder = feature_log_dir(world.settings)
     before = set(log_files(folder))

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from load_support import FLIGHTS, Tally, load
 from serving_support import World, service_process
@@ -71,6 +72,7 @@ def _scraped_after(prometheus: Prometheus, instant: float) -> dict[str, float]:
     return {key: _sample(prometheus, expr)[1] for key, expr in names.items()}
 
 
+@pytest.mark.slow  # load for tens of seconds: the slow group
 def test_the_latency_goal_is_met_at_its_load(world: World, tmp_path: Path) -> None:
     goal = goal_seconds()
     serving = world.settings.serving.model_copy(update={"log_sample_rate": 0.0})

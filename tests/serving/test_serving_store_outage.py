@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 import requests
 from serving_support import RedisServer, World, redis_settings, service_process
 
@@ -25,6 +26,7 @@ TIMEOUT, RETRIES = 0.25, 1
 BUDGET = (RETRIES + 1) * 2 * TIMEOUT  # most time one failed read may take (settings: serving.redis_retries)
 
 
+@pytest.mark.slow  # Redis stopped under load: the slow group
 def test_redis_stopped_under_load(world: World, tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis").start()
     try:

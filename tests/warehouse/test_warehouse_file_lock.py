@@ -43,6 +43,7 @@ with file_lock.held(Path(sys.argv[1]), True, 10):
 """
 
 
+@pytest.mark.slow  # sixteen processes taking turns: the slow group
 def test_processes_taking_turns_lose_no_committed_row(tmp_path: Path) -> None:
     """Without the lock, 20 such writers of 15 rows each ended with 298 and 299 rows in two of three runs."""
     db, go = tmp_path / "warehouse.duckdb", tmp_path / "go"
