@@ -271,7 +271,6 @@ def _answered_200(text: str) -> float:
     )
 
 
-@pytest.mark.slow  # the chart's PostgreSQL and MLflow started: the slow group
 def test_the_sidecar_serves_mlflows_request_counter_without_a_login(live: Live) -> None:
     # The volume is one directory for both containers, as an emptyDir is.
     assert live.server.mounts[METRICS_DIR] == live.sidecar.mounts[METRICS_DIR]
@@ -287,7 +286,6 @@ def test_the_sidecar_serves_mlflows_request_counter_without_a_login(live: Live) 
     assert any(p.name.startswith("counter_") for p in Path(live.server.mounts[METRICS_DIR]).iterdir())
 
 
-@pytest.mark.slow  # the chart's PostgreSQL and MLflow started: the slow group
 def test_mlflows_own_metrics_still_refuse_every_login_but_the_admins(live: Live) -> None:
     """Why the sidecar exists: the basic-auth app fails closed on /metrics for a non-admin."""
     assert live.mlflow("/metrics", None).status_code == 401
@@ -297,7 +295,6 @@ def test_mlflows_own_metrics_still_refuse_every_login_but_the_admins(live: Live)
     assert own.status_code == 200 and "mlflow_http_request_total" in own.text
 
 
-@pytest.mark.slow  # the chart's PostgreSQL and MLflow started: the slow group
 def test_the_sidecar_answers_its_rendered_probes(live: Live) -> None:
     assert live.sidecar.probe("readinessProbe") == 200
     assert live.sidecar.probe("livenessProbe") == 0 and live.sidecar.probe("startupProbe") == 0
