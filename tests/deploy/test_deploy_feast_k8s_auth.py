@@ -364,7 +364,6 @@ def _call(url: str, path: str, body: dict[str, Any], token: str | None) -> reque
     return requests.post(url + path, json=body, headers=_bearer(token), timeout=60)
 
 
-@pytest.mark.slow  # the chart's Feast server started: the slow group
 def test_the_run_pod_applied_the_permissions_with_the_chart_role_names(feast: dict[str, Any]) -> None:
     assert feast["permissions"] == {
         "online-read": sorted([READER_ROLE, WRITER_ROLE]),
@@ -372,7 +371,6 @@ def test_the_run_pod_applied_the_permissions_with_the_chart_role_names(feast: di
     }
 
 
-@pytest.mark.slow  # the chart's Feast server started: the slow group
 def test_without_a_token_every_data_endpoint_answers_401_and_nothing_is_written(
     feast: dict[str, Any],
 ) -> None:
