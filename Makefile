@@ -45,7 +45,7 @@ run: setup
 	$(BIN)/hybridops run
 
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: setup
 	$(BIN)/ruff check .
@@ -71,7 +71,7 @@ rehearse-test: setup
 
 # The slow group CI runs after `make test`: the rehearsals, concurrent runs and the fault scenarios of minutes.
 test-slow: setup
-	$(BIN)/pytest -q -m "slow or rehearsal"
+	$(BIN)/pytest -q -m "slow or rehearsal" --durations=25
 
 # Re-resolve pyproject.toml into the two lock files (and requirements-scan.txt into the scanner's), keeping the versions they hold wherever pyproject.toml
 # still admits them; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest admitted versions.
