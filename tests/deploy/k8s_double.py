@@ -5,16 +5,17 @@ server-side apply (PATCH ``application/apply-patch+yaml``, create or replace; fi
 create (POST, 409 when the object exists), replace (PUT), merge patches, GET of objects and label-selected
 lists, DELETE, plus workload status (ready or not, per ``ready``; a Job completes or fails at once), pods
 and events the test sets. Every request that writes is logged in ``requests``, every read (path and query)
-in ``reads``. With a ``runner``
-(:class:`k8s_jobs.JobRunner`) each Job created through the API runs instead as a local process, with its
-pod and status read from that process (dagster-k8s' run launcher and run monitoring).
+in ``reads``. With a ``runner`` (:class:`k8s_jobs.JobRunner`) each Job created through the API runs instead
+as a local process, with its pod and status read from that process (dagster-k8s' run launcher and run
+monitoring).
 
-For Feast's Kubernetes auth it also plays the API server's authentication and RBAC: it issues ServiceAccount
-tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key, optionally expiring), answers
-TokenReviews (authenticated only for a token it issued that has not expired) and authorizes every request of
-such a token with RBAC over the Roles, RoleBindings and ClusterRoleBindings it holds (:meth:`K8sDouble.load`
-the rendered chart's), plus the built-in ClusterRole ``system:auth-delegator``; a request RBAC does not allow
-gets 403, as from a real API server. ``TOKEN`` stays the administrator that may do everything.
+For Feast's Kubernetes auth it also plays the API server's authentication and RBAC (:mod:`k8s_auth`): it
+issues ServiceAccount tokens (:meth:`K8sDouble.service_account_token`, JWTs signed with its own key,
+optionally expiring), answers TokenReviews (authenticated only for a token it issued that has not expired)
+and authorizes every request of such a token with RBAC over the Roles, RoleBindings and ClusterRoleBindings
+it holds (:meth:`K8sDouble.load` the rendered chart's), plus the built-in ClusterRole
+``system:auth-delegator``; a request RBAC does not allow gets 403, as from a real API server. ``TOKEN``
+stays the administrator that may do everything.
 ``running(tls=...)`` serves HTTPS (the Kubernetes client's in-cluster configuration only speaks HTTPS).
 """
 
@@ -24,7 +25,6 @@ import copy
 import json
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
+from k8s_auth import ApiAuth, request_attributes
 
 from hybridops.deploy.kube import CLUSTER_SCOPED_KINDS, _path
 
@@ -42,18 +42,10 @@ if TYPE_CHECKING:
     from k8s_jobs import JobRunner
 
 TOKEN = "test-token"
-ISSUER = "https://kubernetes.default.svc.cluster.local"
-# Built into every cluster: what the chart binds the Feast server to for TokenReviews.
-BUILTIN_CLUSTER_ROLES = {
-    "system:auth-delegator": [
-        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
-    ]
-}
 
 
 @dataclass
-class K8sDouble:
+class K8sDouble(ApiAuth):
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # collection path + "/" + name
     requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # GETs: path, and "?" query when there is one
@@ -83,85 +75,6 @@ class K8sDouble:
             meta = obj["metadata"]
             ns = None if obj["kind"] in CLUSTER_SCOPED_KINDS else meta.get("namespace") or namespace
             self.objects[_path(obj["apiVersion"], obj["kind"], ns, meta["name"])] = copy.deepcopy(obj)
-
-    def service_account_token(self, namespace: str, name: str, expires_in: float | None = None) -> str:
-        """A token of this ServiceAccount, as the kubelet mounts it (a JWT whose subject names it);
-        ``expires_in`` seconds: a bound token with an ``exp`` claim (negative: already expired)."""
-        username = f"system:serviceaccount:{namespace}:{name}"
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "sub": username,
-            "aud": [ISSUER],
-            "kubernetes.io": {"namespace": namespace},
-        }
-        if expires_in is not None:
-            claims["exp"] = int(time.time() + expires_in)
-        token = jwt.encode(claims, self.signing_key, algorithm="RS256")
-        self.identities[token] = username
-        return token
-
-    # ------------------------------------------------------------------------------------- authentication
-
-    def authenticate(self, token: str) -> tuple[str | None, str]:
-        """(username, "") for a token this API server issued and that has not expired, else (None, why)."""
-        username = self.identities.get(token)
-        if username is None:
-            return None, "invalid bearer token"
-        try:  # the signature and expiry, as the API server's ServiceAccount authenticator checks them
-            jwt.decode(token, self.signing_key.public_key(), algorithms=["RS256"], audience=ISSUER)
-        except jwt.ExpiredSignatureError:
-            return None, "[invalid bearer token, service account token has expired]"
-        except jwt.DecodeError:
-            pass  # an opaque token a test put in `identities` (a person's, as another authenticator's)
-        return username, ""
-
-    def token_review(self, body: dict[str, Any]) -> dict[str, Any]:
-        canned = self.canned_reviews.get(body["spec"]["token"])
-        if canned is not None:
-            return {**body, "status": canned}
-        username, error = self.authenticate(body["spec"]["token"])
-        if username is None:
-            status: dict[str, Any] = {"authenticated": False, "error": error}
-        else:
-            groups = ["system:authenticated"]
-            if username.startswith("system:serviceaccount:"):
-                groups = [
-                    "system:serviceaccounts",
-                    f"system:serviceaccounts:{username.split(':')[2]}",
-                    *groups,
-                ]
-            status = {"authenticated": True, "user": {"username": username, "groups": groups}}
-        return {**body, "status": status}
-
-    def allowed(self, username: str, verb: str, group: str, resource: str, namespace: str | None) -> bool:
-        """RBAC: a ClusterRoleBinding grants its ClusterRole everywhere, a RoleBinding its Role (or
-        ClusterRole) in its own namespace only, and nothing outside namespaces."""
-        rbac = "/apis/rbac.authorization.k8s.io/v1"
-        bindings = [o for k, o in self.objects.items() if k.startswith(f"{rbac}/clusterrolebindings/")]
-        if namespace is not None:
-            prefix = f"{rbac}/namespaces/{namespace}/rolebindings/"
-            bindings += [o for k, o in self.objects.items() if k.startswith(prefix)]
-        for binding in bindings:
-            if not any(_names(subject, username) for subject in binding.get("subjects") or []):
-                continue
-            ref = binding["roleRef"]
-            if ref["kind"] == "ClusterRole":
-                rules = BUILTIN_CLUSTER_ROLES.get(ref["name"]) or (
-                    self.objects.get(f"{rbac}/clusterroles/{ref['name']}") or {}
-                ).get("rules", [])
-            else:
-                ns = binding["metadata"]["namespace"]
-                rules = (self.objects.get(f"{rbac}/namespaces/{ns}/roles/{ref['name']}") or {}).get(
-                    "rules", []
-                )
-            for rule in rules or []:
-                if (
-                    _has(rule.get("apiGroups"), group)
-                    and _has(rule.get("resources"), resource)
-                    and _has(rule.get("verbs"), verb)
-                ):
-                    return True
-        return False
 
     def applied(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, body) of every server-side apply received, in order."""
@@ -307,32 +220,6 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
             base[key] = value
 
 
-def _names(subject: dict[str, Any], username: str) -> bool:
-    if subject["kind"] == "ServiceAccount":
-        return username == f"system:serviceaccount:{subject['namespace']}:{subject['name']}"
-    return subject["kind"] == "User" and subject["name"] == username
-
-
-def _has(values: list[str] | None, wanted: str) -> bool:
-    return bool(values) and (wanted in values or "*" in values)  # type: ignore[operator]
-
-
-def _request_attributes(method: str, path: str) -> tuple[str, str, str, str | None]:
-    """RBAC's view of a request: (verb, API group, resource, namespace)."""
-    parts = path.strip("/").split("/")
-    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
-    namespace = None
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        namespace, rest = rest[1], rest[2:]
-    named = len(rest) > 1
-    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(
-        method, "delete"
-    )
-    # A subresource (jobs/NAME/status, pods/NAME/log) is its own resource to RBAC: "jobs/status".
-    resource = f"{rest[0]}/{rest[2]}" if len(rest) > 2 else rest[0] if rest else ""
-    return verb, group, resource, namespace
-
-
 def _select(items: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The items matching the label selector and the field selector (``a.b=value`` terms) of ``query``."""
     selector = (query.get("labelSelector") or [""])[0]
@@ -363,7 +250,7 @@ def _handler(double: K8sDouble) -> type[BaseHTTPRequestHandler]:
                 if username is None:
                     self._send(401, {"kind": "Status", "message": "Unauthorized", "code": 401})
                     return
-                verb, group, resource, namespace = _request_attributes(self.command, url.path)
+                verb, group, resource, namespace = request_attributes(self.command, url.path)
                 with double.lock:
                     allowed = double.allowed(username, verb, group, resource, namespace)
                     if not allowed:

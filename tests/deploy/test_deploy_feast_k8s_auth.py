@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from deploy_support import find
 from feast_auth_support import FEAST, OVERRIDES, READER_ROLE, READER_SA, STRANGER_SA, WRITER_ROLE, WRITER_SA
-from k8s_double import ISSUER, K8sDouble, running
+from k8s_auth import ISSUER
+from k8s_double import K8sDouble, running
 from tools import missing, require_tool
 
 from hybridops.deploy import chart

@@ -19,7 +19,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from feast_auth_support import FEAST, OVERRIDES, READER_ROLE, READER_SA, STRANGER_SA, WRITER_ROLE, WRITER_SA
-from k8s_double import ISSUER, K8sDouble, running
+from k8s_auth import ISSUER
+from k8s_double import K8sDouble, running
 from kubernetes import client
 from starlette.authentication import AuthenticationError
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from hybridops.observability.exporter_values import PREFIX
 from hybridops.settings import Settings
-
-PREFIX = "hybridops"
 
 
 def alert_thresholds(settings: Settings) -> list[Metric]:
