@@ -51,6 +51,18 @@ def test_control_byte_in_a_decimal_quarantines_the_row(parse_text: Parse, byte: 
     assert f"control byte 0x{byte[0]:02x} in temp on line 2" in reject["reason"]
 
 
+@pytest.mark.parametrize("value", ["0x1F", "0XFF", "0xFFFFFFFFFFFFFFFF"])
+def test_a_hexadecimal_integer_is_a_bad_value_not_a_number(parse_text: Parse, value: str) -> None:
+    """Arrow's cast reads hexadecimal (0x1F as 31, 0xFFFFFFFFFFFFFFFF as -1): the sources spell integers in
+    decimal, so the row is quarantined with the value as written, and the clean rows beside it keep theirs."""
+    damaged = FLIGHT_ROW.replace(",1400,", f",{value},")
+    result = parse_text("flights", lines(FLIGHTS_HEADER, damaged, FLIGHT_ROW.replace(",1545,", ",1546,")))
+    assert result.frame["distance"].tolist() == [1400] and result.frame["flight"].tolist() == [1546]
+    reject = result.rejects.iloc[0]
+    assert reject["check_name"] == "type" and reject["source_line"] == 2
+    assert f"distance='{value}' is not an integer" in reject["reason"]
+
+
 def test_control_byte_in_a_text_field_is_caught_too(parse_text: Parse) -> None:
     damaged = FLIGHT_ROW.replace("N14228", "N14\x0128")
     result = parse_text("flights", lines(FLIGHTS_HEADER, damaged, FLIGHT_ROW.replace(",1545,", ",1546,")))

@@ -88,6 +88,26 @@ def test_delay_and_clock_ranges_follow_settings(parse_rows: Rows, refs: Referenc
     assert len(run_flights(parse_rows, refs, *rows, settings=relaxed).quarantine) == 1
 
 
+def test_distance_and_air_time_have_physical_ceilings(parse_rows: Rows, refs: References) -> None:
+    """Half a great circle (12,451 miles) and a day in the air: the longest real flights pass (JFK to
+    Honolulu, 4,983 miles, 11 hours), a corrupt magnitude is quarantined instead of feeding the features."""
+    longest = flight(distance="4983", air_time="691")
+    result = run_flights(
+        parse_rows,
+        refs,
+        longest,
+        flight(flight="2", distance="99999999"),
+        flight(flight="3", air_time="5000"),
+        flight(flight="4", distance="0"),
+    )
+    assert result.good["_source_line"].tolist() == [2]
+    assert result.quarantine["check_name"].tolist() == ["range", "range", "range"]
+    reasons = result.quarantine["reason"].tolist()
+    assert "0 < distance <= 12451 (got distance=99999999)" in reasons[0]
+    assert "0 < air_time <= 1440 (got air_time=5000)" in reasons[1]
+    assert "0 < distance <= 12451 (got distance=0)" in reasons[2]
+
+
 def test_required_rule(parse_rows: Rows, refs: References) -> None:
     result = run_flights(parse_rows, refs, flight(carrier="NA"), flight(flight="2", tailnum="NA"))
     assert result.quarantine["check_name"].tolist() == ["required"]

@@ -47,8 +47,23 @@ def between(column: str, low: float | None = None, high: float | None = None) ->
     )
 
 
-def positive(column: str) -> pa.Check:
-    return pa.Check.gt(0, name=f"{RANGE}_{column}", error=f"{RANGE}: {column} > 0")
+def positive(column: str, high: float | None = None) -> pa.Check:
+    """Named range check ``0 < column`` (and ``<= high`` when given)."""
+    if high is None:
+        return pa.Check.gt(0, name=f"{RANGE}_{column}", error=f"{RANGE}: {column} > 0")
+    return pa.Check.in_range(
+        min_value=0,
+        max_value=high,
+        include_min=False,
+        name=f"{RANGE}_{column}",
+        error=f"{RANGE}: 0 < {column} <= {high:g}",
+    )
+
+
+# No two places on Earth are farther apart along its surface than half a great circle (20,037.5 km), and no
+# scheduled flight stays in the air for a day: a value past either is a corrupt record, not a long flight.
+MAX_DISTANCE_MILES = 12_451
+MAX_AIR_TIME_MINUTES = 24 * 60
 
 
 def clock(column: str, high: int) -> list[pa.Check]:
@@ -152,8 +167,8 @@ def flights_schema(settings: QualitySettings) -> pa.DataFrameSchema:
             "tailnum": _col("string"),
             "origin": _col("string", required=True),
             "dest": _col("string", required=True),
-            "air_time": _col("Int64", positive("air_time")),
-            "distance": _col("Int64", positive("distance"), required=True),
+            "air_time": _col("Int64", positive("air_time", MAX_AIR_TIME_MINUTES)),
+            "distance": _col("Int64", positive("distance", MAX_DISTANCE_MILES), required=True),
             "hour": _col("Int64", between("hour", 0, 23), required=True),
             "minute": _col("Int64", between("minute", 0, 59), required=True),
             "time_hour": _col("datetime64[ns]", required=True),
