@@ -59,11 +59,18 @@ def _raw_asset(table: str, partitioned: bool) -> dg.AssetsDefinition:
         )
         # A problem of the whole file is every month's: said once.
         critical = list(dict.fromkeys(problem for result in parsed.values() for problem in result.critical))
+        ignored = list(dict.fromkeys(c for result in parsed.values() for c in result.ignored_columns))
+        if ignored:
+            context.log.warning(
+                f"{path}: column(s) {', '.join(ignored)} are not columns of {table} and were not read "
+                f"(the landed copy {landed.landed_path} keeps them)"
+            )
         return dg.MaterializeResult(
             metadata={
                 "rows_read": sum(result.rows_read for result in parsed.values()),
                 "rows_untyped": sum(len(result.rejects) for result in parsed.values()),
                 "critical_problems": "\n".join(critical) or "none",
+                "ignored_columns": ", ".join(ignored) or "none",
                 "source_file": str(path),
                 # When the source last changed (its mtime as read): the stale-source alert's clock.
                 "source_modified_at": dg.MetadataValue.timestamp(path.stat().st_mtime),

@@ -103,6 +103,15 @@ def test_renamed_column_is_critical(parse_text: Parse) -> None:
     assert len(result.frame) == 0
 
 
+def test_extra_columns_are_not_read_but_named(parse_text: Parse) -> None:
+    header = WEATHER_HEADER.replace("origin,", "station_id,origin,") + ",source"
+    row = "725020," + WEATHER_ROW + ",ASOS"
+    result = parse_text("weather", lines(header, row), "2013-01")
+    assert not result.critical and len(result.frame) == 1 and result.frame["origin"].tolist() == ["EWR"]
+    assert result.ignored_columns == ["station_id", "source"]
+    assert "station_id" not in result.frame.columns
+
+
 def test_zip_is_read_and_corrupt_zip_is_critical(parse_text: Parse) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

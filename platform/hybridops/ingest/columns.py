@@ -88,6 +88,8 @@ class ParseResult:
     rows_read: int = 0
     month_key: str | None = None
     source_file: str = ""
+    # Header columns the table does not have: not read (the landed file keeps them), but said.
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 def critical_result(table: str, source_file: str, message: str) -> ParseResult:

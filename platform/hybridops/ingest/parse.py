@@ -94,6 +94,7 @@ def parse_table(landed: LandedFile, month_key: str | None = None) -> ParseResult
         rows_read=rows_read,
         month_key=month_key,
         source_file=full.source_file,
+        ignored_columns=full.ignored_columns,
     )
 
 

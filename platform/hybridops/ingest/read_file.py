@@ -239,6 +239,7 @@ def parse_file(landed: LandedFile) -> ParseResult:
         critical=[],
         rows_read=len(shape.lines),
         source_file=name,
+        ignored_columns=[c for c in header if c not in expected],
     )
 
 

@@ -98,8 +98,9 @@ def read_header(data: bytes) -> list[str]:
 def header_problem(header: list[str], expected: list[str]) -> str | None:
     """What is wrong with the header for a table of ``expected`` columns, or None.
 
-    Extra columns are allowed (they are not read); a missing or repeated expected column is not: with a
-    repeated one it is unknown which copy holds the data.
+    Extra columns are allowed (they are not read, the landed file keeps them, and the parse result names
+    them in ``ignored_columns``); a missing or repeated expected column is not: with a repeated one it is
+    unknown which copy holds the data.
     """
     repeated = sorted({c for c in header if c in expected and header.count(c) > 1})
     if repeated:
