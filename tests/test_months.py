@@ -13,6 +13,15 @@ def test_inclusive_range_and_single_month():
     assert parse_month_range("2013-07", "2013-01", "2013-12") == ["2013-07"]
 
 
+def test_open_ends_and_spaces():
+    assert parse_month_range("2013-11:", "2013-01", "2013-12") == ["2013-11", "2013-12"]
+    assert parse_month_range(":2013-02", "2013-01", "2013-12") == ["2013-01", "2013-02"]
+    assert parse_month_range(":", "2013-01", "2013-12") == month_keys("2013-01", "2013-12")
+    # " 2013-01" was reported as outside 2013-01..2013-12: the space was compared with the month.
+    assert parse_month_range(" 2013-01 ", "2013-01", "2013-12") == ["2013-01"]
+    assert parse_month_range("2013-01 : 2013-02", "2013-01", "2013-12") == ["2013-01", "2013-02"]
+
+
 def test_range_across_a_year_boundary():
     assert month_keys("2012-11", "2013-02") == ["2012-11", "2012-12", "2013-01", "2013-02"]
 
@@ -25,6 +34,8 @@ def test_range_across_a_year_boundary():
         ("2013-03:2013-01", "ends before it starts"),
         ("2014-01", "outside the available partitions 2013-01..2013-12"),
         ("2012-12:2013-02", "2012-12 is outside"),
+        ("2013-01:2013-02:2013-03", "more than one ':'"),
+        ("2013-01, 2013-02", "'2013-01, 2013-02' is not a month"),
     ],
 )
 def test_bad_ranges_say_what_is_wrong(spec, message):

@@ -40,7 +40,8 @@ def next_month(key: str) -> str:
 
 
 def parse_month_range(spec: str | None, first: str, last: str) -> list[str]:
-    """Parse ``START:END`` (inclusive) or a single ``YYYY-MM`` within the available partitions.
+    """Parse ``START:END`` (inclusive), ``START:`` (to the last), ``:END`` (from the first) or a single
+    ``YYYY-MM`` within the available partitions; spaces around a month are ignored.
 
     Args:
         spec: what the user wrote, or None for every available month.
@@ -53,10 +54,14 @@ def parse_month_range(spec: str | None, first: str, last: str) -> list[str]:
     available = month_keys(first, last)
     if not spec:
         return available
-    start, _, end = spec.partition(":")
-    end = end or start
-    _parse(start, "--months")
-    _parse(end, "--months")
+    if spec.count(":") > 1:
+        raise UsageError(f"--months: '{spec}' has more than one ':'; write START:END, e.g. 2013-01:2013-03")
+    if ":" in spec:
+        start_text, end_text = spec.split(":")
+        start = check_month(start_text, "--months") if start_text.strip() else first
+        end = check_month(end_text, "--months") if end_text.strip() else last
+    else:
+        start = end = check_month(spec, "--months")
     if start > end:
         raise UsageError(f"--months: '{spec}' ends before it starts; write START:END, e.g. 2013-01:2013-03")
     outside = sorted({key for key in (start, end) if key not in available})

@@ -149,3 +149,26 @@ def test_a_misspelt_variable_is_warned_about_and_the_command_runs(capsys):
         "(did you mean HYBRIDOPS_SERVING__MAX_FLIGHTS?)"
     )
     assert lines[1].startswith("hybridops: error: --month")
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("folder", "is a folder; name a file, e.g. {path}/summary.json"),
+        ("in-a-file", "{blocker} is a file, not a folder; name another path"),
+        ("under-a-file", "cannot create its folder (Not a directory); name another path"),
+    ],
+)
+def test_a_summary_path_that_cannot_be_written_is_refused_before_the_run(capsys, tmp_path, where, message):
+    """It failed only after the whole run, when the summary was written."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = {
+        "folder": tmp_path,
+        "in-a-file": blocker / "summary.json",
+        "under-a-file": blocker / "sub" / "summary.json",
+    }[where]
+    code, lines = _main(capsys, "run", "--months", "2013-01", "--json", str(path))
+    assert code == 2
+    assert lines == [f"hybridops: error: --json {path}: " + message.format(path=path, blocker=blocker)]
+    assert not (tmp_path / "home" / "dagster").exists()  # nothing ran

@@ -214,6 +214,10 @@ def rehearse(
     from hybridops.settings import FIRST_MONTH, LAST_MONTH
 
     keys = parse_month_range(months, FIRST_MONTH, LAST_MONTH)
+    if json_path:
+        from hybridops.cli.preflight import require_writable_file
+
+        require_writable_file(json_path, "--json")
 
     def progress(line: str) -> None:
         typer.echo(f"[rehearse] {line}")

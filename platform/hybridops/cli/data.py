@@ -17,7 +17,8 @@ MonthsOption = Annotated[
     str | None,
     typer.Option(
         "--months",
-        help="Inclusive range of monthly partitions, START:END (e.g. 2013-01:2013-03) or one month. "
+        help="Inclusive range of monthly partitions, START:END (e.g. 2013-01:2013-03), START: or :END, "
+        "or one month. "
         "Default: every month of 2013.",
     ),
 ]
@@ -35,6 +36,10 @@ def run(
 
     settings = load_settings()
     keys = parse_month_range(months, settings.first_month, settings.last_month)
+    if json_path:
+        from hybridops.cli.preflight import require_writable_file
+
+        require_writable_file(json_path, "--json")
 
     from hybridops.cli.render import print_summary, progress_reporter
     from hybridops.orchestration.runner import run_pipeline

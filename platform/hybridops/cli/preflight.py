@@ -1,4 +1,5 @@
-"""What a command needs, checked before it starts: a free port to listen on, a tracking server that answers.
+"""What a command needs, checked before it starts: a free port to listen on, a tracking server that answers,
+a file the summary can be written to.
 
 Without these checks a busy port surfaced as a library's traceback (the exporter), a wall of Dagster logs
 (``ui``), a 0 exit (``ui --mlflow``) or an error after seconds of loading (``serve``); an MLflow server that
@@ -8,7 +9,9 @@ is down kept ``model list`` retrying for minutes. Each check says what to start 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from hybridops.errors import HybridopsError, UsageError
@@ -39,6 +42,25 @@ def require_free_port(host: str, port: int, option: str) -> None:
             raise UsageError(
                 f"cannot listen on {host}:{port} ({exc.strerror}): choose another --host"
             ) from None
+
+
+def require_writable_file(path: Path, option: str) -> None:
+    """Refuse a summary path that cannot be written, before the work whose summary it is (a ``--json``
+    path in a folder that cannot be made, or that is a folder, failed only after the whole run)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; name a file, e.g. {path / 'summary.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(
+            f"{option} {path}: {path.parent} is a file, not a folder; name another path"
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"{option} {path}: cannot create its folder ({exc.strerror}); name another path"
+        ) from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable by this user; name another path")
 
 
 def require_tracking_server(settings: Settings) -> None:
