@@ -4,6 +4,7 @@ landed copy keeps them byte for byte."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +35,7 @@ def test_an_extra_column_is_named_and_kept_in_the_landed_file(tmp_path: Path) ->
         warnings = [
             entry.user_message
             for entry in instance.all_logs(result.run_id)
-            if entry.level == 30 and "alliance" in entry.user_message  # logging.WARNING
+            if entry.level == logging.WARNING and "alliance" in entry.user_message
         ]
     assert metadata["ignored_columns"] == "alliance" and metadata["rows_read"] == 2
     (warning,) = warnings
